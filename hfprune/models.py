@@ -1,0 +1,214 @@
+"""Safe model loading, and finding the blocks and prunable linear layers of any architecture.
+
+Discovery is structural, not a per-model list: a *stack* is an ``nn.ModuleList`` of same-class blocks that
+hold linear layers (``nn.Linear`` or GPT-2's ``Conv1D``) and is not itself inside another stack's block.
+That finds ``model.layers`` (Llama, Qwen2, Mistral, Gemma 3), ``transformer.h`` (GPT-2, Bloom) and both
+``encoder.block`` and ``decoder.block`` of MT5 without naming any of them. Embeddings and ``lm_head`` live
+outside the stacks, so they stay dense.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import HfpruneError, UnsafeWeightsError, UnsupportedArchitectureError
+
+try:  # transformers' GPT-2 style linear with a transposed weight
+    from transformers.pytorch_utils import Conv1D
+except ImportError:  # pragma: no cover - very old transformers
+    Conv1D = ()  # type: ignore[assignment,misc]
+
+LINEAR_TYPES: tuple[type, ...] = (nn.Linear, Conv1D) if Conv1D else (nn.Linear,)
+
+
+# --- prunable layers ------------------------------------------------------------------------------------
+@dataclass
+class PrunableLayer:
+    """A linear layer seen as ``W`` of shape ``[out_features, in_features]`` whatever its storage.
+
+    ``Conv1D`` stores ``[in, out]``; methods always work on ``[out, in]`` (rows = outputs, columns = the
+    input channels that activation statistics are about), and :meth:`set_weight` writes back in place.
+    """
+
+    name: str  # full name in the model, e.g. "model.layers.3.mlp.down_proj"
+    short_name: str  # name inside its block, e.g. "mlp.down_proj"
+    module: nn.Module
+
+    @property
+    def transposed(self) -> bool:
+        return bool(Conv1D) and isinstance(self.module, Conv1D)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        w = self.module.weight.data
+        return w.t() if self.transposed else w
+
+    @property
+    def in_features(self) -> int:
+        return int(self.weight.shape[1])
+
+    @property
+    def out_features(self) -> int:
+        return int(self.weight.shape[0])
+
+    @property
+    def kind(self) -> str:
+        """The module type for summaries: the last part of the name ("q_proj", "c_attn", "wo")."""
+        return self.short_name.rsplit(".", 1)[-1]
+
+    def set_weight(self, w: torch.Tensor) -> None:
+        target = self.module.weight.data
+        target.copy_((w.t() if self.transposed else w).to(target.dtype))
+
+
+@dataclass
+class BlockStack:
+    """One stack of transformer blocks, in execution order."""
+
+    name: str  # e.g. "model.layers", "encoder.block"
+    blocks: nn.ModuleList
+
+    def layers(self, index: int) -> list[PrunableLayer]:
+        return prunable_layers(self.blocks[index], prefix=f"{self.name}.{index}")
+
+
+def prunable_layers(block: nn.Module, prefix: str = "") -> list[PrunableLayer]:
+    """All linear layers of a block, in definition order."""
+    found = []
+    for short, module in block.named_modules():
+        if isinstance(module, LINEAR_TYPES) and getattr(module, "weight", None) is not None:
+            full = f"{prefix}.{short}" if prefix else short
+            found.append(PrunableLayer(full, short, module))
+    return found
+
+
+def find_block_stacks(model: nn.Module) -> list[BlockStack]:
+    """The stacks of repeated blocks that hold linear layers, outermost only, in module order.
+
+    Raises:
+        UnsupportedArchitectureError: none found; the message lists the module types that were seen.
+    """
+    candidates = []
+    for name, module in model.named_modules():
+        if not isinstance(module, nn.ModuleList) or len(module) == 0:
+            continue
+        first_type = type(module[0])
+        if not all(type(block) is first_type for block in module):
+            continue
+        if not all(prunable_layers(block) for block in module):
+            continue
+        candidates.append(name)
+    outer = [
+        name for name in candidates if not any(name.startswith(other + ".") for other in candidates if other != name)
+    ]
+    if not outer:
+        seen = sorted({type(m).__name__ for m in model.modules()})
+        raise UnsupportedArchitectureError(
+            f"{type(model).__name__}: found no stack of repeated blocks with linear layers to prune "
+            f"(module types seen: {', '.join(seen[:25])}{' ...' if len(seen) > 25 else ''})"
+        )
+    return [BlockStack(name, model.get_submodule(name)) for name in outer]
+
+
+def all_prunable_layers(model: nn.Module) -> list[PrunableLayer]:
+    return [layer for stack in find_block_stacks(model) for i in range(len(stack.blocks)) for layer in stack.layers(i)]
+
+
+# --- loading --------------------------------------------------------------------------------------------
+@dataclass
+class LoadedModel:
+    model: nn.Module
+    tokenizer: Any | None
+    source: dict[str, Any]  # what to record: id, revision, resolved commit, local path
+
+
+def _safetensors_present(folder: Path) -> bool:
+    return any(folder.glob("*.safetensors"))
+
+
+def load_model(
+    name_or_path: str | Path,
+    *,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    trust_remote_code: bool = False,
+    dtype: str | torch.dtype = "auto",
+) -> LoadedModel:
+    """Load a causal LM (or a seq2seq model such as MT5) from a Hub id or a local folder, safetensors only.
+
+    Raises:
+        ModelNotFoundError, RevisionNotFoundError, GatedModelError, HubUnavailableError: from the Hub.
+        UnsafeWeightsError: the folder holds no ``*.safetensors`` (pickled weights are never loaded).
+        UnsupportedArchitectureError: transformers knows no model class for this config.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from .hub import resolve_model_dir
+
+    folder = resolve_model_dir(str(name_or_path), revision=revision, token=token)
+    if not _safetensors_present(folder):
+        raise UnsafeWeightsError(
+            f"{name_or_path} has no *.safetensors weights; hfprune never loads pickled weights (.bin/.pt). "
+            "Convert the checkpoint to safetensors first"
+        )
+    try:
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    except ValueError as err:
+        raise UnsupportedArchitectureError(f"{name_or_path}: {err}") from err
+    auto_cls = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
+    torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) and dtype != "auto" else dtype
+    try:
+        model = auto_cls.from_pretrained(
+            folder, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=torch_dtype
+        )
+    except ValueError as err:
+        hint = "" if trust_remote_code else " (if it needs custom code, pass --trust-remote-code)"
+        raise UnsupportedArchitectureError(
+            f"{name_or_path}: transformers cannot build a {auto_cls.__name__} for "
+            f"model_type '{config.model_type}'{hint}: {err}"
+        ) from err
+    model.eval()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, TypeError):
+        tokenizer = None  # weights-only repos exist; calibration will say it needs a tokenizer
+    return LoadedModel(model, tokenizer, _describe_source(str(name_or_path), revision, folder))
+
+
+def _describe_source(name: str, revision: str | None, folder: Path) -> dict[str, Any]:
+    is_local = Path(name).expanduser().is_dir()
+    source: dict[str, Any] = {"id": name if not is_local else str(Path(name).expanduser().resolve())}
+    if not is_local:
+        source["revision"] = revision or "main"
+        source["commit"] = folder.name  # snapshot folders are named by the resolved commit
+    meta = folder / "hfprune.json"
+    if meta.is_file():  # pruning an already pruned model: keep the lineage
+        try:
+            source["hfprune"] = json.loads(meta.read_text())
+        except (OSError, json.JSONDecodeError):
+            pass
+    return source
+
+
+def model_config_dict(model: nn.Module) -> dict[str, Any]:
+    config = getattr(model, "config", None)
+    return {"model_type": getattr(config, "model_type", None), "class": type(model).__name__}
+
+
+__all__ = [
+    "BlockStack",
+    "HfpruneError",
+    "LINEAR_TYPES",
+    "LoadedModel",
+    "PrunableLayer",
+    "all_prunable_layers",
+    "find_block_stacks",
+    "load_model",
+    "prunable_layers",
+]

@@ -1,0 +1,329 @@
+"""The sequential driver: prune a model block by block on calibration data, memory bounded by one block.
+
+For each stack of blocks (one for decoder-only models; encoder then decoder for MT5):
+
+1. *Capture* the inputs of the stack's first block for every calibration batch, by running the model up to
+   that block (a pre-hook stops the forward there). For MT5's decoder this runs the already pruned encoder.
+2. For each block: move it to the compute device, run the batches through it with hooks that collect
+   per-language statistics, prune its linear layers, run the batches again to get the *pruned* block's
+   outputs (the next block's inputs), move it back.
+
+Blocks get more than hidden states: attention masks, rotary embeddings, T5's position bias, Gemma 3's
+sliding-window masks, which differ from block to block. One *probe* forward on a single sample records
+each block's real arguments; arguments that differ from the first block's are taken from the probe. This is
+sound because calibration samples all have the same length and no padding, so those arguments do not
+depend on the sample; arguments that are the same object for every block (cross-attention inputs, ALiBi)
+come from each batch's own capture.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..calibration import CalibrationSet
+from ..models import BlockStack, PrunableLayer, find_block_stacks
+from .registry import PruningMethod
+from .stats import StatsCollector
+from .structure import Structure
+
+#: (layer, block index, target sparsity) -> the sparsity to use for that layer (layerwise profiles)
+SparsityFn = Callable[[PrunableLayer, int, float], float]
+
+
+@dataclass
+class LayerReport:
+    name: str
+    kind: str
+    shape: tuple[int, int]
+    target: float
+    achieved: float
+    zeros: int
+
+
+@dataclass
+class EngineReport:
+    layers: list[LayerReport] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    calibration_tokens: int = 0
+
+
+_Call = tuple[tuple[Any, ...], dict[str, Any]]
+#: (this block's probe record, the stack's first block's probe record)
+_ProbeRefs = tuple[_Call | None, _Call | None]
+
+
+class _StopForward(Exception):
+    """Raised by the capture hook once the first block's inputs are recorded."""
+
+
+@dataclass
+class _BlockInputs:
+    """One batch's inputs to a block: hidden states plus the other positional and keyword arguments."""
+
+    language: str
+    hidden: torch.Tensor
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+def _model_inputs(model: nn.Module, ids: torch.Tensor) -> dict[str, Any]:
+    inputs: dict[str, Any] = {"input_ids": ids, "use_cache": False}
+    if getattr(model.config, "is_encoder_decoder", False):
+        inputs["decoder_input_ids"] = ids  # calibration only needs realistic decoder activations
+    return inputs
+
+
+def _to(value: Any, device: torch.device) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, tuple):
+        return tuple(_to(v, device) for v in value)
+    if isinstance(value, list):
+        return [_to(v, device) for v in value]
+    if isinstance(value, dict):
+        return {k: _to(v, device) for k, v in value.items()}
+    return value
+
+
+def _first_output(output: Any) -> torch.Tensor:
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
+@contextmanager
+def _blocks_onloaded(stacks: list[BlockStack], device: torch.device) -> Iterator[None]:
+    """While a whole-model forward runs, move each block to ``device`` just for its own call."""
+    if device.type == "cpu":
+        yield
+        return
+    handles = []
+    for stack in stacks:
+        for block in stack.blocks:
+            handles.append(block.register_forward_pre_hook(lambda mod, args: mod.to(device)))
+            handles.append(block.register_forward_hook(lambda mod, args, out: mod.to("cpu")))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def _non_block_params_on(model: nn.Module, stacks: list[BlockStack], device: torch.device) -> Iterator[None]:
+    """Embeddings, norms and heads on the compute device; blocks stay where they are (CPU)."""
+    if device.type == "cpu":
+        yield
+        return
+    block_ids = {id(p) for stack in stacks for p in stack.blocks.parameters()}
+    block_ids |= {id(b) for stack in stacks for b in stack.blocks.buffers()}
+    moved = []
+    for module in model.modules():
+        for name, tensor in list(module._parameters.items()) + list(module._buffers.items()):
+            if tensor is not None and id(tensor) not in block_ids and tensor.device != device:
+                moved.append((module, name, tensor))
+                new = tensor.to(device)
+                if name in module._parameters:
+                    module._parameters[name] = nn.Parameter(new, requires_grad=False)
+                else:
+                    module._buffers[name] = new
+    try:
+        yield
+    finally:
+        for module, name, tensor in moved:
+            if name in module._parameters:
+                module._parameters[name] = tensor if isinstance(tensor, nn.Parameter) else nn.Parameter(tensor)
+            else:
+                module._buffers[name] = tensor
+
+
+class SequentialPruner:
+    """Runs one pruning method over every block of a model. See the module docstring for the flow."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        method: PruningMethod,
+        *,
+        sparsity: float,
+        structure: Structure,
+        calibration: CalibrationSet | None,
+        device: torch.device,
+        batch_size: int = 8,
+        sparsity_fn: SparsityFn | None = None,
+        progress: bool = False,
+    ) -> None:
+        self.model = model
+        self.method = method
+        self.sparsity = sparsity
+        self.structure = structure
+        self.calibration = calibration
+        self.device = device
+        self.batch_size = batch_size
+        self.sparsity_fn = sparsity_fn
+        self.progress = progress
+        self.stacks = find_block_stacks(model)
+        if method.needs_calibration and calibration is None:
+            raise ValueError(f"method '{method.name}' needs calibration data")
+
+    # -- public -------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def run(self) -> EngineReport:
+        report = EngineReport()
+        started = time.perf_counter()
+        use_data = self.method.needs_calibration
+        probe = self._probe_block_args() if use_data else {}
+        total = sum(len(stack.blocks) for stack in self.stacks)
+        bar = tqdm(total=total, desc=f"{self.method.name}", unit="block", disable=not self.progress)
+        for stack in self.stacks:
+            inputs = self._capture_first_block_inputs(stack) if use_data else []
+            for index, block in enumerate(stack.blocks):
+                bar.set_postfix_str(f"{stack.name}.{index}")
+                block.to(self.device)
+                layers = stack.layers(index)
+                refs = (probe.get((stack.name, index)), probe.get((stack.name, 0)))
+                stats = self._collect(block, layers, inputs, refs) if use_data else {}
+                for layer in layers:
+                    report.layers.append(self._prune_layer(layer, index, stats.get(layer.name)))
+                if use_data and index + 1 < len(stack.blocks):
+                    inputs = self._propagate(block, inputs, refs)
+                if self.device.type != "cpu":
+                    block.to("cpu")
+                bar.update(1)
+        bar.close()
+        if use_data:
+            assert self.calibration is not None
+            report.calibration_tokens = self.calibration.input_ids.numel()
+        report.timings["prune_s"] = time.perf_counter() - started
+        return report
+
+    # -- calibration passes --------------------------------------------------------------------------
+    def _forward(self, ids: torch.Tensor) -> None:
+        self.model(**_model_inputs(self.model, ids.to(self.device)))
+
+    def _probe_block_args(self) -> dict[tuple[str, int], _Call]:
+        """Record every block's real (args, kwargs) in one forward over one sample."""
+        assert self.calibration is not None
+        recorded: dict[tuple[str, int], _Call] = {}
+        handles = []
+        for stack in self.stacks:
+            for index, block in enumerate(stack.blocks):
+
+                def hook(mod, args, kwargs, key=(stack.name, index)):
+                    recorded[key] = (args, dict(kwargs))
+
+                handles.append(block.register_forward_pre_hook(hook, with_kwargs=True))
+        try:
+            with _non_block_params_on(self.model, self.stacks, self.device), _blocks_onloaded(
+                self.stacks, self.device
+            ):
+                self._forward(self.calibration.input_ids[:1])
+        finally:
+            for handle in handles:
+                handle.remove()
+        return recorded
+
+    def _capture_first_block_inputs(self, stack: BlockStack) -> list[_BlockInputs]:
+        assert self.calibration is not None
+        captured: list[_BlockInputs] = []
+        language = ""
+
+        def hook(mod, args, kwargs):
+            hidden = args[0] if args else kwargs.pop("hidden_states")
+            captured.append(_BlockInputs(language, hidden, tuple(args[1:]), dict(kwargs)))
+            raise _StopForward
+
+        handle = stack.blocks[0].register_forward_pre_hook(hook, with_kwargs=True)
+        try:
+            with _non_block_params_on(self.model, self.stacks, self.device), _blocks_onloaded(
+                self.stacks, self.device
+            ):
+                for language, ids in self.calibration.batches(self.batch_size):
+                    try:
+                        self._forward(ids)
+                    except _StopForward:
+                        pass
+        finally:
+            handle.remove()
+        return captured
+
+    @staticmethod
+    def _block_call(block: nn.Module, item: _BlockInputs, refs: _ProbeRefs) -> Any:
+        """Call ``block`` on one batch, with the block-specific arguments the probe recorded."""
+        args, kwargs = item.args, item.kwargs
+        probe, first = refs
+        if probe is not None and first is not None:
+            args, kwargs = _override(args, kwargs, probe, first)
+        return block(item.hidden, *args, **kwargs)
+
+    def _collect(
+        self, block: nn.Module, layers: list[PrunableLayer], inputs: list[_BlockInputs], refs: _ProbeRefs
+    ) -> dict[str, Any]:
+        collector = StatsCollector(layers, self.method.needs)
+        with collector.attached():
+            for item in inputs:
+                collector.language = item.language
+                self._block_call(block, item, refs)
+                collector.end_batch()
+        return collector.stats
+
+    def _propagate(self, block: nn.Module, inputs: list[_BlockInputs], refs: _ProbeRefs) -> list[_BlockInputs]:
+        """The pruned block's outputs: the next block's inputs."""
+        out = []
+        for item in inputs:
+            hidden = _first_output(self._block_call(block, item, refs))
+            out.append(_BlockInputs(item.language, hidden, item.args, item.kwargs))
+        return out
+
+    # -- pruning -------------------------------------------------------------------------------------
+    def _prune_layer(self, layer: PrunableLayer, block_index: int, stats: Any) -> LayerReport:
+        target = self.sparsity_fn(layer, block_index, self.sparsity) if self.sparsity_fn else self.sparsity
+        mask = self.method.prune_layer(layer, stats, target, self.structure)
+        zeros = int(mask.sum())
+        return LayerReport(
+            name=layer.name,
+            kind=layer.kind,
+            shape=(layer.out_features, layer.in_features),
+            target=target,
+            achieved=zeros / mask.numel(),
+            zeros=zeros,
+        )
+
+
+def _differs(a: Any, b: Any) -> bool:
+    if a is b:
+        return False
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return a.shape != b.shape or not torch.equal(a, b)
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) != len(b) or any(_differs(x, y) for x, y in zip(a, b))
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return True
+    try:
+        return bool(a != b)
+    except Exception:  # objects without a usable equality: treat as block-specific
+        return True
+
+
+def _override(args: tuple, kwargs: dict, probe: _Call, first: _Call) -> _Call:
+    """The batch's own arguments, with every argument the probe saw change from the first block replaced."""
+    probe_args, probe_kwargs = probe
+    first_args, first_kwargs = first
+    new_args = list(args)
+    for i in range(len(new_args)):
+        pos = i + 1  # args here exclude the hidden states
+        if pos < len(probe_args) and pos < len(first_args) and _differs(probe_args[pos], first_args[pos]):
+            new_args[i] = probe_args[pos]
+    new_kwargs = dict(kwargs)
+    for key, value in probe_kwargs.items():
+        if key == "hidden_states":
+            continue
+        if key not in first_kwargs or _differs(value, first_kwargs[key]):
+            new_kwargs[key] = value
+    return tuple(new_args), new_kwargs
