@@ -43,16 +43,24 @@ def atomic_folder(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     try:
         yield tmp
         _replace(tmp, out, overwrite)
-    except OSError as err:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        if _is_disk_full(err):
             raise DiskFullError(
-                f"the disk is full while writing {out}; nothing was written. Free space and run again"
+                f"the disk filled up while writing {out}; nothing was written. Free space and run again"
             ) from err
         raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+
+def _is_disk_full(err: BaseException | None) -> bool:
+    """ENOSPC/EDQUOT, also when a library wraps it (safetensors raises its own error type)."""
+    while err is not None:
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(err) or "Disk quota exceeded" in str(err):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 def _replace(tmp: Path, out: Path, overwrite: bool) -> None:
