@@ -1,0 +1,44 @@
+"""Content hashes of a model and its tokenizer: the cache key, and what results record.
+
+Hashing the weights rather than trusting a path or name means a model pruned in place, or a folder
+overwritten with new weights, never reuses a stale cached score.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import torch
+
+
+def model_sha256(model: Any) -> str:
+    """sha256 over every parameter and buffer: names, dtypes, shapes and bytes."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        data = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{data.dtype}|{tuple(data.shape)}|".encode())
+        digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def tokenizer_sha256(tokenizer: Any) -> str:
+    """sha256 of the tokenizer's full definition (fast tokenizers) or its vocabulary and special tokens."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        text = backend.to_str()
+    else:
+        text = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False)
+    special = json.dumps(getattr(tokenizer, "special_tokens_map", {}), sort_keys=True, default=str)
+    return hashlib.sha256((text + special).encode("utf-8")).hexdigest()
+
+
+def linear_sparsity(model: Any) -> float:
+    """Share of exact zeros among the weights of 2-D parameters (the matrices pruning acts on)."""
+    zeros = total = 0
+    for parameter in model.parameters():
+        if parameter.dim() == 2:
+            zeros += int((parameter == 0).sum())
+            total += parameter.numel()
+    return zeros / total if total else 0.0

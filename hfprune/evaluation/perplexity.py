@@ -1,0 +1,149 @@
+"""Perplexity of a causal LM on one document, in fixed-length windows, with bits per byte.
+
+Token perplexity depends on the tokenizer; bits per byte (total NLL in bits / UTF-8 bytes of the text)
+does not, so it compares models with different tokenizers and languages with different scripts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from hfprune.evaluation.batching import model_device, right_pad
+from hfprune.evaluation.errors import DataFileMissingError, EmptyTextError
+from hfprune.evaluation.limits import check_context_length
+from hfprune.evaluation.metrics import WindowedPerplexity
+from hfprune.evaluation.tokenization import bos_prefix, encode, pad_id
+from hfprune.evaluation.windows import Window, plan_windows
+
+
+@dataclass(frozen=True)
+class PerplexityResult:
+    """What one document scored: ``ppl = exp(nll_sum / n_tokens)``; ``bits_per_byte`` over ``n_bytes``."""
+
+    ppl: float
+    nll_sum: float
+    n_tokens: int
+    n_bytes: int
+    bits_per_byte: float
+    ppl_stderr: float = float("nan")
+    bits_per_byte_stderr: float = float("nan")
+    context_length: int = 0
+    stride: int = 0
+    n_windows: int = 0
+    window_nll: tuple[float, ...] = field(default=(), repr=False)
+    window_tokens: tuple[int, ...] = field(default=(), repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (per-window values left out: they can be long)."""
+        data = asdict(self)
+        data.pop("window_nll")
+        data.pop("window_tokens")
+        return data
+
+
+def perplexity(
+    model: Any,
+    tokenizer: Any,
+    text: str,
+    *,
+    context_length: int = 512,
+    stride: int | None = None,
+    batch_size: int = 8,
+    device: Any = None,
+    progress: bool = False,
+) -> PerplexityResult:
+    """Score ``text`` in windows of ``context_length`` positions (BOS included where the model uses it).
+
+    Args:
+        stride: new tokens scored per window; default ``context_length - 1`` (each token scored once,
+            with as much context as fits). Smaller strides give every token more context, at more cost.
+        batch_size: windows per forward pass.
+        device: where to run; default the model's device.
+
+    Raises:
+        EmptyTextError: the text is empty or too short to score.
+        ContextLengthError: ``context_length`` is above the model's maximum, or the stride does not fit.
+    """
+    if not text or not text.strip():
+        raise EmptyTextError("the text to score is empty; give a file or source with some text in it")
+    check_context_length(model, context_length)
+    prefix = bos_prefix(tokenizer)
+    tokens = encode(tokenizer, text)
+    windows = plan_windows(len(tokens), context_length, stride, has_bos=bool(prefix))
+    nlls, counts = score_windows(
+        model, tokens, windows, prefix, pad_id(tokenizer), batch_size=batch_size, device=device, progress=progress
+    )
+    n_bytes = len(text.encode("utf-8"))
+    values = WindowedPerplexity().compute(nll_sums=nlls, n_tokens=counts, n_bytes=n_bytes)
+    return PerplexityResult(
+        ppl=values["perplexity"],
+        nll_sum=values["nll_sum"],
+        n_tokens=values["n_tokens"],
+        n_bytes=n_bytes,
+        bits_per_byte=values["bits_per_byte"],
+        ppl_stderr=values["perplexity_stderr"],
+        bits_per_byte_stderr=values["bits_per_byte_stderr"],
+        context_length=context_length,
+        stride=stride if stride is not None else context_length - 1,
+        n_windows=len(windows),
+        window_nll=tuple(nlls),
+        window_tokens=tuple(counts),
+    )
+
+
+@torch.inference_mode()
+def score_windows(
+    model: Any,
+    tokens: list[int],
+    windows: list[Window],
+    prefix: list[int],
+    pad: int,
+    *,
+    batch_size: int = 8,
+    device: Any = None,
+    progress: bool = False,
+) -> tuple[list[float], list[int]]:
+    """Summed NLL (nats) and token count of each window's scored tokens, batched with right padding."""
+    device = device if device is not None else model_device(model)
+    nlls: list[float] = []
+    counts: list[int] = []
+    batches = range(0, len(windows), batch_size)
+    for begin in tqdm(batches, desc="perplexity", unit="batch", disable=not progress, leave=False):
+        chunk = windows[begin : begin + batch_size]
+        rows = [prefix + tokens[w.start : w.end] for w in chunk]
+        input_ids, attention_mask = right_pad(rows, pad, device)
+        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+        for row, (window, ids) in enumerate(zip(chunk, rows)):
+            first = len(prefix) + window.score_from - window.start
+            targets = torch.tensor(ids[first:], device=logits.device)
+            predicted = logits[row, first - 1 : len(ids) - 1].float()
+            nll = torch.nn.functional.cross_entropy(predicted, targets, reduction="sum")
+            nlls.append(float(nll))
+            counts.append(len(ids) - first)
+    return nlls, counts
+
+
+def load_flores(lang: str, data_dir: str | Path | None = None) -> str:
+    """FLORES-200 devtest sentences of one language, joined by newlines into one document.
+
+    Raises:
+        DataFileMissingError: there is no data folder, or it has no ``flores/{lang}.devtest.txt``.
+    """
+    from hfprune.evaluation.data import resolve_data_dir
+
+    path = resolve_data_dir(data_dir) / "flores" / f"{lang}.devtest.txt"
+    if not path.is_file():
+        available = sorted(p.name.split(".")[0] for p in path.parent.glob("*.devtest.txt"))
+        raise DataFileMissingError(
+            f"no FLORES file for language {lang!r}: {path} is missing "
+            f"(FLORES languages there: {', '.join(available) or 'none'})"
+        )
+    text = path.read_text(encoding="utf-8")
+    if not text.strip():
+        raise EmptyTextError(f"{path} is empty; restore it from the data bundle")
+    return text.strip("\n")

@@ -1,0 +1,266 @@
+"""The library entry of per-language evaluation: ``evaluate_model`` for one model, ``compare`` for two.
+
+For every requested (task, language) the runner finds the data, asks the cache, and otherwise scores:
+perplexity on one document per language, zero-shot tasks by choice log-likelihood. A language a task's
+data lacks is skipped with a note; a language no requested task knows is an error listing those that exist.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from hfprune.evaluation.cache import ResultCache
+from hfprune.evaluation.data import resolve_data_dir
+from hfprune.evaluation.errors import BaselineMismatchError, DataFileMissingError, LanguageNotAvailableError
+from hfprune.evaluation.fingerprint import linear_sparsity, model_sha256, tokenizer_sha256
+from hfprune.evaluation.limits import check_context_length
+from hfprune.evaluation.perplexity import perplexity
+from hfprune.evaluation.results import (
+    ChangeRow,
+    Comparison,
+    EvalResult,
+    MetricSummary,
+    Skipped,
+    TaskLanguageResult,
+)
+from hfprune.evaluation.sources import TextSource
+from hfprune.evaluation.task_data import listed_languages, load_task_data, local_languages
+from hfprune.evaluation.tasks import PPL, TASKS, parse_tasks
+from hfprune.evaluation.zeroshot import evaluate_task, model_scorer
+
+logger = logging.getLogger(__name__)
+
+#: Metrics each task reports in tables and plots (all metrics stay in the JSON).
+HEADLINE_METRICS: dict[str, tuple[str, ...]] = {PPL: ("ppl", "bits_per_byte")} | {
+    name: spec.metrics for name, spec in TASKS.items()
+}
+
+
+def evaluate_model(
+    model: Any,
+    tokenizer: Any,
+    *,
+    langs: Iterable[str],
+    tasks: Iterable[str] | str = (PPL,),
+    data_dir: str | Path | None = None,
+    ppl_source: str = "flores",
+    context_length: int = 512,
+    stride: int | None = None,
+    batch_size: int = 8,
+    limit: int | None = None,
+    device: Any = None,
+    cache: ResultCache | None | bool = True,
+    hub_data: bool = False,
+    progress: bool = True,
+    model_name: str | None = None,
+    on_skip: Callable[[Skipped], None] | None = None,
+) -> EvalResult:
+    """Evaluate ``model`` on every requested task in every requested language.
+
+    Args:
+        langs: ISO 639-1 codes, e.g. ``["en", "de", "sw"]``.
+        tasks: task names (``ppl``, ``xcopa``, ...) or one comma-separated string; ``"all"`` for every task.
+        data_dir: the data folder; default the shared one (``hfprune.paths.default_data_dir``).
+        ppl_source: ``flores``, a folder of ``{lang}.txt`` or ``hf:ID[:CONFIG[:SPLIT[:COLUMN]]]``.
+        context_length, stride: perplexity windows (see :func:`~hfprune.evaluation.perplexity.perplexity`).
+        limit: at most this many items (sentences for perplexity) per language and task.
+        cache: ``True`` for the default cache folder, a :class:`ResultCache`, or ``False``/``None`` for none.
+        hub_data: fetch with ``datasets`` what the data folder lacks (needs network).
+        on_skip: called for each (task, language) that has no data; default logs a warning.
+
+    Raises:
+        UnknownTaskError, LanguageNotAvailableError, DataFileMissingError, ContextLengthError, EmptyTextError.
+    """
+    started = time.perf_counter()
+    task_names = parse_tasks(tasks if isinstance(tasks, str) else list(tasks))
+    languages = _parse_langs(langs)
+    folder = _data_dir_or_none(data_dir, hub_data)
+    source = TextSource(ppl_source)
+    _check_languages(languages, task_names, folder, source, hub_data)
+    if PPL in task_names:
+        check_context_length(model, context_length)
+    store = ResultCache() if cache is True else (cache or None)
+    model_hash, tok_hash = model_sha256(model), tokenizer_sha256(tokenizer)
+    settings = {
+        "langs": languages, "tasks": task_names, "data_dir": str(folder) if folder else None,
+        "ppl_source": ppl_source, "context_length": context_length,
+        "stride": stride if stride is not None else context_length - 1, "limit": limit, "batch_size": batch_size,
+    }  # fmt: skip
+    scorer = model_scorer(model, tokenizer, batch_size=batch_size, device=device, progress=progress)
+    results, skipped = [], []
+    for task in task_names:
+        for lang in languages:
+            began = time.perf_counter()
+            if task == PPL:
+                outcome = _run_ppl(model, tokenizer, lang, folder, source, settings, device, progress, store, model_hash, tok_hash)
+            else:
+                outcome = _run_task(task, lang, folder, hub_data, limit, scorer, store, model_hash, tok_hash)
+            if isinstance(outcome, Skipped):
+                skipped.append(outcome)
+                (on_skip or _log_skip)(outcome)
+                continue
+            outcome.seconds = 0.0 if outcome.cached else time.perf_counter() - began
+            results.append(outcome)
+    return EvalResult(
+        model={
+            "name": model_name or getattr(getattr(model, "config", None), "_name_or_path", None) or "model",
+            "sha256": model_hash,
+            "tokenizer_sha256": tok_hash,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "sparsity": linear_sparsity(model),
+            "architecture": type(model).__name__,
+        },
+        settings=settings,
+        results=results,
+        skipped=skipped,
+        versions=versions(),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def compare(pruned: EvalResult, dense: EvalResult) -> Comparison:
+    """Per-language changes from ``dense`` to ``pruned`` on every (task, language) both evaluated.
+
+    Raises:
+        BaselineMismatchError: the two were scored on different data (a data file's sha256 differs).
+    """
+    rows: list[ChangeRow] = []
+    for result in pruned.results:
+        base = dense.get(result.task, result.lang)
+        if base is None:
+            continue
+        if base.data_sha256 != result.data_sha256 or base.n != result.n:
+            raise BaselineMismatchError(
+                f"{result.task}/{result.lang} was scored on different data for the dense and the pruned model "
+                "(different files or --limit); evaluate both with the same --data and --limit"
+            )
+        for metric in HEADLINE_METRICS.get(result.task, ()):
+            if metric in result.metrics and metric in base.metrics:
+                rows.append(ChangeRow(result.task, metric, result.lang, base.metrics[metric], result.metrics[metric]))
+    return Comparison(dense=dense, pruned=pruned, rows=rows, summaries=_summaries(rows))
+
+
+def versions() -> dict[str, str]:
+    """Versions of hfprune and of the libraries that produce the numbers."""
+    from importlib import metadata
+
+    found = {"python": platform.python_version()}
+    for package in ("hfprune", "torch", "transformers", "tokenizers", "datasets", "evaluate"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def _run_ppl(model, tokenizer, lang, folder, source, settings, device, progress, store, model_hash, tok_hash):
+    loaded = source.load(lang, folder, settings["limit"])
+    if loaded is None:
+        return Skipped(PPL, lang, f"the perplexity source {source.spec!r} has no text for {lang!r}")
+    key = {**{k: settings[k] for k in ("context_length", "stride", "limit")}, "source": source.spec,
+           "sha256": loaded.sha256 or loaded.source, "tokenizer": tok_hash}  # fmt: skip
+    cached = store.get(model_hash, PPL, lang, key) if store else None
+    if cached is None:
+        scored = perplexity(
+            model, tokenizer, loaded.text, context_length=settings["context_length"], stride=settings["stride"],
+            batch_size=settings["batch_size"], device=device, progress=progress,
+        )  # fmt: skip
+        metrics = {
+            "ppl": scored.ppl, "ppl_stderr": scored.ppl_stderr, "bits_per_byte": scored.bits_per_byte,
+            "bits_per_byte_stderr": scored.bits_per_byte_stderr, "nll_sum": scored.nll_sum,
+            "n_tokens": scored.n_tokens, "n_bytes": scored.n_bytes, "n_windows": scored.n_windows,
+        }  # fmt: skip
+        n = scored.n_tokens
+        if store:
+            store.put(model_hash, PPL, lang, key, {"metrics": metrics, "n": n})
+    else:
+        metrics, n = cached["metrics"], cached["n"]
+    split = "devtest" if source.kind == "flores" else None
+    return TaskLanguageResult(PPL, lang, metrics, n, split, loaded.source, loaded.sha256, cached=cached is not None)
+
+
+def _run_task(task, lang, folder, hub_data, limit, scorer, store, model_hash, tok_hash):
+    spec = TASKS[task]
+    data = load_task_data(spec, lang, folder, hub=hub_data, limit=limit)
+    if data is None:
+        have = ", ".join(local_languages(spec, folder)) or "none"
+        return Skipped(task, lang, f"{task} has no data for {lang!r} (languages in the data folder: {have})")
+    key = {"split": data.split, "sha256": data.sha256 or data.source, "limit": limit, "tokenizer": tok_hash}
+    cached = store.get(model_hash, task, lang, key) if store else None
+    if cached is None:
+        score = evaluate_task(spec, data.docs, lang, scorer)
+        metrics, n = score.metrics, score.n
+        if store:
+            store.put(model_hash, task, lang, key, {"metrics": metrics, "n": n})
+    else:
+        metrics, n = cached["metrics"], cached["n"]
+    return TaskLanguageResult(task, lang, metrics, n, data.split, data.source, data.sha256, cached=cached is not None)
+
+
+def _parse_langs(langs: Iterable[str] | str) -> list[str]:
+    names = [n.strip() for n in (langs.split(",") if isinstance(langs, str) else langs) if n.strip()]
+    if not names:
+        raise LanguageNotAvailableError("no language given; pass --langs, e.g. --langs en,de,sw")
+    return list(dict.fromkeys(names))
+
+
+def _data_dir_or_none(data_dir: str | Path | None, hub_data: bool) -> Path | None:
+    """The data folder; with ``hub_data`` a missing default folder is fine (everything comes from the Hub)."""
+    try:
+        return resolve_data_dir(data_dir)
+    except DataFileMissingError:
+        if hub_data and data_dir is None:
+            return None
+        raise
+
+
+def _check_languages(languages, task_names, folder, source, hub_data) -> None:
+    """Raise for languages that no requested task has in any source, listing the ones that exist."""
+    known: set[str] = set()
+    for task in task_names:
+        if task == PPL:
+            known.update(source.languages(folder))
+            if source.kind == "hub":
+                return  # a Hub text source cannot be listed offline; trust the user
+        else:
+            known.update(local_languages(TASKS[task], folder), listed_languages(TASKS[task], folder))
+            if hub_data:
+                known.update(TASKS[task].languages)
+    unknown = [lang for lang in languages if lang not in known]
+    if unknown:
+        raise LanguageNotAvailableError(
+            f"no data for language(s) {', '.join(unknown)} in any requested task ({', '.join(task_names)}); "
+            f"languages that exist: {', '.join(sorted(known)) or 'none'}"
+        )
+
+
+def _log_skip(skipped: Skipped) -> None:
+    logger.warning("skipping %s/%s: %s", skipped.task, skipped.lang, skipped.reason)
+
+
+def _summaries(rows: list[ChangeRow]) -> list[MetricSummary]:
+    summaries = []
+    for task, metric in dict.fromkeys((r.task, r.metric) for r in rows):
+        group = [r for r in rows if r.task == task and r.metric == metric]
+        worst = max(group, key=lambda r: r.degradation)
+        mean = lambda values: sum(values) / len(values)  # noqa: E731
+        summaries.append(
+            MetricSummary(
+                task=task,
+                metric=metric,
+                dense_mean=mean([r.dense for r in group]),
+                pruned_mean=mean([r.pruned for r in group]),
+                absolute_mean=mean([r.absolute for r in group]),
+                relative_mean=mean([r.relative for r in group]),
+                worst_lang=worst.lang,
+                worst_relative=worst.relative,
+            )
+        )
+    return summaries
+
+
+__all__ = ["HEADLINE_METRICS", "compare", "evaluate_model", "versions"]
