@@ -138,6 +138,28 @@ def _quiet_libraries() -> None:
     hf_logging.disable_progress_bar()
 
 
+def _add_tiny_model(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "tiny-model",
+        help="print the folder of the project's small trained multilingual model (trains it once, ~minutes)",
+    )
+    p.add_argument("--json", action="store_true", help="print the path and its training record as JSON")
+    p.set_defaults(handler=_run_tiny_model)
+
+
+def _run_tiny_model(args: argparse.Namespace) -> int:
+    from .tiny_model import tiny_model_path
+
+    folder = tiny_model_path(progress=not args.json)
+    if args.json:
+        record = folder / "training.json"
+        info = json.loads(record.read_text()) if record.is_file() else {}
+        print(json.dumps({"path": str(folder), "training": info}, indent=2))
+    else:
+        print(folder)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hfprune", description="Prune multilingual LLMs with a calibration-language mix."
@@ -146,17 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_prune(sub)
     _add_methods(sub)
+    _add_tiny_model(sub)
     _add_optional_commands(sub)
     return parser
 
 
 def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
     """Commands that live in their own packages (evaluation, ...)."""
-    try:
-        from .evaluation.cli import add_eval_parser
-    except ImportError:
-        return
-    add_eval_parser(sub)
+    from .evaluation.cli import add_eval_parser, run_eval
+    from .publish.cli import add_publish_commands
+
+    add_eval_parser(sub).set_defaults(handler=run_eval)
+    add_publish_commands(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,103 @@
+"""hfprune run: pull -> prune -> eval -> card -> push, and re-runs that skip what did not change."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import ModelCard
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM
+
+from hfprune.pipeline import RunOptions, run_pipeline
+from hfprune.publish import local_hub
+
+from ..model_factory import make_model, make_tokenizer, save_model_folder
+from .conftest import TEST_TOKEN
+
+ALL_STEPS = ["pull", "prune", "eval", "card", "push"]
+
+
+@pytest.fixture
+def base_dir(tmp_path: Path) -> Path:
+    tokenizer = make_tokenizer(["the quick brown fox jumps over the lazy dog"] * 20)
+    return save_model_folder(make_model("llama", seed=5), tokenizer, tmp_path / "base")
+
+
+def options(base: Path, out: Path, **overrides) -> RunOptions:
+    settings = dict(
+        model=str(base), out=out, method="magnitude", sparsity=0.5, eval_langs=["en"], eval_limit=3,
+        context_length=64, push_to="tester/run-local",
+    )  # fmt: skip
+    return RunOptions(**{**settings, **overrides})
+
+
+def test_run_publishes_to_a_local_hub_that_olah_serves_and_reruns_skip_everything(local_hub, base_dir, tmp_path):
+    out = tmp_path / "out"
+    first = run_pipeline(options(base_dir, out, local_hub=local_hub.mirror_root), report=lambda line: None)
+
+    assert first.ran == ALL_STEPS and first.skipped == []
+    assert ModelCard.load(first.card).data.eval_results  # the card holds the evaluation
+    model = AutoModelForCausalLM.from_pretrained("tester/run-local", revision="main")  # through olah
+    for name, tensor in load_file(out / "model.safetensors").items():
+        assert torch.equal(model.state_dict()[name], tensor), name
+    local_hub_repo = local_hub.mirror_root / "models" / "tester" / "run-local"
+    published = local_hub_module_files(local_hub_repo)
+    assert {"README.md", "hfprune.json", "eval_results.json", "eval_results.png", "model.safetensors"} <= published
+    assert ".hfprune-run.json" not in published
+
+    again = run_pipeline(options(base_dir, out, local_hub=local_hub.mirror_root), report=lambda line: None)
+
+    assert again.ran == [] and again.skipped == ALL_STEPS
+    assert again.push["commit"] == first.push["commit"] == local_hub_resolve(local_hub_repo)
+
+
+def test_changing_the_sparsity_reruns_prune_and_everything_after_it(local_hub, base_dir, tmp_path):
+    out = tmp_path / "out"
+    first = run_pipeline(options(base_dir, out, local_hub=local_hub.mirror_root), report=lambda line: None)
+
+    second = run_pipeline(options(base_dir, out, local_hub=local_hub.mirror_root, sparsity=0.7), report=lambda line: None)
+
+    assert second.skipped == ["pull"] and second.ran == ["prune", "eval", "card", "push"]
+    assert second.push["commit"] != first.push["commit"]
+    assert json.loads((out / "hfprune.json").read_text())["target_sparsity"] == 0.7
+
+
+def test_an_edited_card_is_rewritten_on_rerun(local_hub, base_dir, tmp_path):
+    out = tmp_path / "out"
+    run_pipeline(options(base_dir, out, push_to=None, eval_langs=[]), report=lambda line: None)
+    (out / "README.md").write_text("tampered")
+
+    again = run_pipeline(options(base_dir, out, push_to=None, eval_langs=[]), report=lambda line: None)
+
+    assert again.ran == ["card"] and (out / "README.md").read_text().startswith("---\n")
+
+
+def test_cli_run_pushes_to_the_hub_and_never_writes_the_token(write_hub, base_dir, tmp_path, capsys):
+    from .cli_runner import run_cli
+
+    out = tmp_path / "cli-out"
+    code = run_cli([
+        "run", str(base_dir), "--method", "magnitude", "--sparsity", "0.5", "--eval-langs", "en", "--eval-limit", "3",
+        "--context-length", "64", "--out", str(out), "--push-to", "tester/run-cli",
+    ])  # fmt: skip
+
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert f"published: {write_hub.url}/tester/run-cli" in printed.out
+    recorded = json.loads((out / "hfprune.json").read_text())["command"]
+    assert recorded[:2] == ["hfprune", "run"] and "--push-to" in recorded
+    assert TEST_TOKEN not in printed.out + printed.err
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert TEST_TOKEN.encode() not in path.read_bytes(), path
+
+
+def local_hub_module_files(repo: Path) -> set[str]:
+    return set(local_hub.tree_manifest(repo, "main"))
+
+
+def local_hub_resolve(repo: Path) -> str | None:
+    return local_hub.resolve(repo, "main")
