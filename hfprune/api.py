@@ -24,6 +24,7 @@ from .errors import CalibrationSourceError
 from .models import all_prunable_layers, load_model
 from .output import atomic_folder, check_output, write_json
 from .pruning.engine import EngineReport, LayerReport, SequentialPruner, SparsityFn
+from .pruning.profiles import InvalidProfileError, SparsityProfile, make_profile, resolve_profile
 from .pruning.registry import get_method
 from .pruning.structure import Structure, resolve_sparsity
 
@@ -45,6 +46,7 @@ class PruneResult:
     device: str
     seed: int | None = None
     base_model: dict[str, Any] = field(default_factory=dict)
+    sparsity_profile: dict[str, Any] = field(default_factory=dict)
 
     @property
     def sparsity(self) -> float:
@@ -76,6 +78,7 @@ class PruneResult:
             "device": self.device,
             "base_model": self.base_model,
             "calibration": self.calibration,
+            "sparsity_profile": self.sparsity_profile,
             "sparsity_by_kind": self.by_kind(),
             "layers": [asdict(layer) for layer in self.layers],
             "timings": self.timings,
@@ -107,6 +110,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def peak_memory(device: torch.device) -> dict[str, float]:
+    """Peak resident memory of this process (and of the GPU when used) so far, in MiB."""
     peak = {"cpu_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if device.type == "cuda":
         peak["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -127,6 +131,8 @@ def prune(
     device: str | torch.device | None = None,
     batch_size: int = 8,
     sparsity_fn: SparsityFn | None = None,
+    profile: SparsityProfile | str | None = None,
+    input_cache: dict[str, Any] | None = None,
     progress: bool = False,
     **method_params: Any,
 ) -> PruneResult:
@@ -143,14 +149,27 @@ def prune(
         calib_source: folder path or dataset id the mix is drawn from (default: the shared data).
         seqlen, seed: sample length in tokens and the sampling seed.
         device: compute device; ``None`` picks CUDA when available.
+        sparsity_fn: per-layer sparsity, used as given (no profile is measured, not even the method's
+            own); ``profile`` is the usual way to get one.
+        profile: layerwise sparsity, ``"uniform"``, ``"owl"``, ``"crosslingual"`` or a profile object
+            (``hfprune.pruning.profiles``); measured on the dense model with the same calibration set.
+        input_cache: a dict kept across calls on the same dense model and calibration set, to reuse the
+            captured first-block inputs (what ``hfprune sweep`` does).
         method_params: method options (e.g. ``percdamp=0.01`` for SparseGPT).
 
     Raises:
-        InvalidSparsityError, InvalidStructureError, UnknownMethodError, calibration errors.
+        InvalidSparsityError, InvalidStructureError, UnknownMethodError, InvalidProfileError,
+        calibration errors.
     """
     structure = Structure.parse(structure)
     target = resolve_sparsity(sparsity, structure)
     pruning_method = get_method(method, **method_params)
+    if profile is not None and sparsity_fn is not None:
+        raise InvalidProfileError("give either a sparsity profile or a sparsity_fn, not both")
+    layer_profile = None
+    if sparsity_fn is None:
+        chosen = make_profile(profile) if isinstance(profile, str) else profile
+        layer_profile = resolve_profile(chosen, pruning_method, structure)
     layers = all_prunable_layers(model)
     structure.check_widths((layer.name, layer.in_features) for layer in layers)
     compute = resolve_device(device)
@@ -159,12 +178,19 @@ def prune(
 
     started = time.perf_counter()
     calib = None
-    if pruning_method.needs_calibration:
+    if pruning_method.needs_calibration or layer_profile is not None:
         calib = _calibration_set(tokenizer, calibration, calib_source, seqlen, seed)
     calib_s = time.perf_counter() - started
 
     was_training = model.training
     model.eval()
+    profile_info: dict[str, Any] = {}
+    if layer_profile is not None:
+        assert calib is not None
+        allocation = layer_profile.build(
+            model, calib, target, device=compute, batch_size=batch_size, input_cache=input_cache
+        )
+        sparsity_fn, profile_info = allocation, {**layer_profile.describe(), **allocation.to_dict()}
     report: EngineReport = SequentialPruner(
         model,
         pruning_method,
@@ -175,6 +201,7 @@ def prune(
         batch_size=batch_size,
         sparsity_fn=sparsity_fn,
         progress=progress,
+        input_cache=input_cache,
     ).run()
     model.train(was_training)
     return PruneResult(
@@ -188,6 +215,7 @@ def prune(
         peak_memory=peak_memory(compute),
         device=str(compute),
         seed=seed if calib is not None else None,
+        sparsity_profile=profile_info,
     )
 
 

@@ -43,6 +43,9 @@ def _add_prune(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    from .pruning.profiles import add_profile_arguments
+
+    add_profile_arguments(p)
     group = p.add_argument_group("method options")
     for method_name, field in cli_options():
         group.add_argument(
@@ -58,6 +61,7 @@ def _add_prune(sub: argparse._SubParsersAction) -> None:
 def _run_prune(args: argparse.Namespace) -> int:
     from .api import prune_pretrained
     from .calibration import open_source, parse_mix
+    from .pruning.profiles import profile_from_args
     from .pruning.registry import available
     from .pruning.structure import Structure
 
@@ -70,8 +74,9 @@ def _run_prune(args: argparse.Namespace) -> int:
     structure = Structure.parse(args.structure)
     sparsity = args.sparsity if args.sparsity is not None or structure.is_nm else 0.5
     mix = parse_mix(args.calib) if args.calib else None
+    profile = profile_from_args(args)
     source = None
-    if method_cls.needs:
+    if method_cls.needs or profile is not None:
         source = open_source(
             args.calib_source,
             langs=[e.language for e in mix or []],
@@ -98,6 +103,7 @@ def _run_prune(args: argparse.Namespace) -> int:
         device=args.device,
         batch_size=args.batch_size,
         progress=not (args.quiet or args.json),
+        profile=profile,
         **method_params,
     )
     if args.json:
@@ -175,11 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
     """Commands that live in their own packages (evaluation, ...)."""
+    from .analysis.cli import add_analyze_parser, add_sweep_parser
     from .evaluation.cli import add_eval_parser, run_eval
     from .publish.cli import add_publish_commands
 
     add_eval_parser(sub).set_defaults(handler=run_eval)
     add_publish_commands(sub)
+    add_sweep_parser(sub)
+    add_analyze_parser(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from ..calibration import CalibrationSet
 from ..models import BlockStack, PrunableLayer, find_block_stacks
 from .registry import PruningMethod
-from .stats import StatsCollector
+from .stats import GRADIENT, HESSIAN_GRADIENT, StatsCollector
 from .structure import Structure
 
 #: (layer, block index, target sparsity) -> the sparsity to use for that layer (layerwise profiles)
@@ -158,6 +158,7 @@ class SequentialPruner:
         batch_size: int = 8,
         sparsity_fn: SparsityFn | None = None,
         progress: bool = False,
+        input_cache: dict[str, Any] | None = None,
     ) -> None:
         self.model = model
         self.method = method
@@ -168,6 +169,8 @@ class SequentialPruner:
         self.batch_size = batch_size
         self.sparsity_fn = sparsity_fn
         self.progress = progress
+        #: first-stack block-0 inputs, reusable by later runs on the same dense model and calibration set
+        self.input_cache = input_cache
         self.stacks = find_block_stacks(model)
         if method.needs_calibration and calibration is None:
             raise ValueError(f"method '{method.name}' needs calibration data")
@@ -179,16 +182,18 @@ class SequentialPruner:
         started = time.perf_counter()
         use_data = self.method.needs_calibration
         probe = self._probe_block_args() if use_data else {}
+        grads = self._gradient_pass() if self.method.needs & {GRADIENT, HESSIAN_GRADIENT} else ({}, {})
         total = sum(len(stack.blocks) for stack in self.stacks)
         bar = tqdm(total=total, desc=f"{self.method.name}", unit="block", disable=not self.progress)
-        for stack in self.stacks:
-            inputs = self._capture_first_block_inputs(stack) if use_data else []
+        for stack_number, stack in enumerate(self.stacks):
+            inputs = self._first_block_inputs(stack, stack_number == 0) if use_data else []
             for index, block in enumerate(stack.blocks):
                 bar.set_postfix_str(f"{stack.name}.{index}")
                 block.to(self.device)
                 layers = stack.layers(index)
                 refs = (probe.get((stack.name, index)), probe.get((stack.name, 0)))
                 stats = self._collect(block, layers, inputs, refs) if use_data else {}
+                _attach_gradients(stats, *grads)
                 for layer in layers:
                     report.layers.append(self._prune_layer(layer, index, stats.get(layer.name)))
                 if use_data and index + 1 < len(stack.blocks):
@@ -208,7 +213,10 @@ class SequentialPruner:
         self.model(**_model_inputs(self.model, ids.to(self.device)))
 
     def _probe_block_args(self) -> dict[tuple[str, int], _Call]:
-        """Record every block's real (args, kwargs) in one forward over one sample."""
+        """Record every block's real (args, kwargs) in one forward over one sample.
+
+        The forward stops after the last block: the head (a vocabulary-sized matmul) is never needed.
+        """
         assert self.calibration is not None
         recorded: dict[tuple[str, int], _Call] = {}
         handles = []
@@ -219,15 +227,46 @@ class SequentialPruner:
                     recorded[key] = (args, dict(kwargs))
 
                 handles.append(block.register_forward_pre_hook(hook, with_kwargs=True))
+
+        def stop(mod, args, output):
+            raise _StopForward
+
+        handles.append(self.stacks[-1].blocks[-1].register_forward_hook(stop))
         try:
             with _non_block_params_on(self.model, self.stacks, self.device), _blocks_onloaded(
                 self.stacks, self.device
             ):
                 self._forward(self.calibration.input_ids[:1])
+        except _StopForward:
+            pass
         finally:
             for handle in handles:
                 handle.remove()
         return recorded
+
+    def _first_block_inputs(self, stack: BlockStack, cacheable: bool) -> list[_BlockInputs]:
+        """Captured inputs, from ``input_cache`` when given: the first stack's depend only on embeddings."""
+        if not cacheable or self.input_cache is None:
+            return self._capture_first_block_inputs(stack)
+        if stack.name not in self.input_cache:
+            self.input_cache[stack.name] = self._capture_first_block_inputs(stack)
+        return self.input_cache[stack.name]
+
+    def _gradient_pass(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Dense-model gradients for SNIP/GraSP: the whole model on the compute device for one pass."""
+        from .gradients import gradients
+
+        assert self.calibration is not None
+        layers = [layer for stack in self.stacks for i in range(len(stack.blocks)) for layer in stack.layers(i)]
+        self.model.to(self.device)
+        try:
+            return gradients(
+                self.model, layers, self.calibration, batch_size=self.batch_size,
+                hessian_gradient=HESSIAN_GRADIENT in self.method.needs,
+            )
+        finally:
+            if self.device.type != "cpu":
+                self.model.to("cpu")
 
     def _capture_first_block_inputs(self, stack: BlockStack) -> list[_BlockInputs]:
         assert self.calibration is not None
@@ -294,6 +333,12 @@ class SequentialPruner:
             achieved=zeros / mask.numel(),
             zeros=zeros,
         )
+
+
+def _attach_gradients(stats: dict[str, Any], grads: dict[str, torch.Tensor], hess_grads: dict[str, torch.Tensor]) -> None:
+    for name, layer_stats in stats.items():
+        layer_stats.grad = grads.get(name)
+        layer_stats.hess_grad = hess_grads.get(name)
 
 
 def _differs(a: Any, b: Any) -> bool:

@@ -44,6 +44,10 @@ class PruningMethod(ABC):
     def params(self) -> dict[str, Any]:
         return dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
 
+    def layerwise_profile(self) -> Any:
+        """A layerwise sparsity profile that is part of the method itself (M-Wanda), or ``None``."""
+        return None
+
 
 class ScoreMethod(PruningMethod):
     """A method that scores weights and zeroes the lowest: magnitude, Wanda, RIA, ... ."""

@@ -21,6 +21,12 @@ from ..models import PrunableLayer
 #: Statistic names a method can ask for.
 SQ_SUM = "sq_sum"
 HESSIAN = "hessian"
+#: per-language count of tokens on which a channel *fires*: ``|x_tj|`` above the token's RMS over channels
+FIRES = "fires"
+#: ``dL/dW`` of the dense model on the calibration text (SNIP); filled by ``pruning.gradients``
+GRADIENT = "gradient"
+#: the Hessian-gradient product ``H g`` (GraSP); implies :data:`GRADIENT`
+HESSIAN_GRADIENT = "hessian_gradient"
 
 
 @dataclass
@@ -30,6 +36,9 @@ class LayerStats:
     sq_sum: dict[str, torch.Tensor] = field(default_factory=dict)  # language -> [in_features], fp32
     tokens: dict[str, int] = field(default_factory=dict)  # language -> tokens seen
     xtx: torch.Tensor | None = None  # pooled sum of x x^T, [in, in], fp32
+    fires: dict[str, torch.Tensor] = field(default_factory=dict)  # language -> [in_features], fp32 counts
+    grad: torch.Tensor | None = None  # dL/dW, [out, in], fp32 (gradient methods only)
+    hess_grad: torch.Tensor | None = None  # H dL/dW, [out, in], fp32 (GraSP only)
 
     @property
     def total_tokens(self) -> int:
@@ -47,11 +56,41 @@ class LayerStats:
         """``||X_j||_2`` over all calibration tokens (Wanda's activation term)."""
         return self.pooled_sq_sum().sqrt()
 
+    def rms(self, lang: str) -> torch.Tensor:
+        """Per-channel RMS activation in one language: comparable across languages whatever their token counts."""
+        return (self.sq_sum[lang] / max(self.tokens[lang], 1)).sqrt()
+
+    def fire_rate(self, lang: str) -> torch.Tensor:
+        """Share of ``lang``'s tokens on which each channel fires (see :data:`FIRES`)."""
+        if lang not in self.fires:
+            raise RuntimeError("this layer's statistics were collected without firing counts")
+        return self.fires[lang] / max(self.tokens[lang], 1)
+
     def hessian(self) -> torch.Tensor:
         """``2 X^T X / n``: SparseGPT's layer-wise Hessian of the squared reconstruction error."""
         if self.xtx is None:
             raise RuntimeError("this layer's statistics were collected without the Hessian")
         return self.xtx * (2.0 / max(self.total_tokens, 1))
+
+
+@dataclass
+class _Summary:
+    """One input tensor reduced to what the statistics keep (computed once per tensor)."""
+
+    sq: torch.Tensor
+    xtx: torch.Tensor | None
+    fires: torch.Tensor | None
+    n: int
+
+
+def _add(total: torch.Tensor | None, part: torch.Tensor) -> torch.Tensor:
+    return part.clone() if total is None else total + part
+
+
+def _fire_counts(x: torch.Tensor) -> torch.Tensor:
+    """Per channel, the tokens where ``|x_tj|`` exceeds that token's RMS: scale-free, so any layer input works."""
+    token_rms = x.pow(2).mean(1, keepdim=True).sqrt()
+    return (x.abs() > token_rms).float().sum(0)
 
 
 class StatsCollector:
@@ -62,29 +101,33 @@ class StatsCollector:
         self.needs = needs
         self.stats = {layer.name: LayerStats() for layer in self.layers}
         self.language: str | None = None
-        self._memo: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int]] = {}
+        self._memo: dict[int, tuple[torch.Tensor, _Summary]] = {}
 
-    def _summarise(self, inp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+    def _summarise(self, inp: torch.Tensor) -> _Summary:
         key = id(inp)
         cached = self._memo.get(key)
         if cached is not None and cached[0] is inp:
-            return cached[1], cached[2], cached[3]
+            return cached[1]
         x = inp.detach().reshape(-1, inp.shape[-1]).float()
         sq = (x * x).sum(0)
         xtx = x.t() @ x if HESSIAN in self.needs else None
-        self._memo[key] = (inp, sq, xtx, x.shape[0])  # keep inp alive so its id cannot be reused
-        return sq, xtx, x.shape[0]
+        fires = _fire_counts(x) if FIRES in self.needs else None
+        summary = _Summary(sq, xtx, fires, x.shape[0])
+        self._memo[key] = (inp, summary)  # keep inp alive so its id cannot be reused
+        return summary
 
     def _hook(self, name: str):
         def hook(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> None:
             assert self.language is not None, "set collector.language before running a batch"
-            sq, xtx, n = self._summarise(args[0])
+            summary = self._summarise(args[0])
             stats = self.stats[name]
             lang = self.language
-            stats.sq_sum[lang] = stats.sq_sum[lang] + sq if lang in stats.sq_sum else sq.clone()
-            stats.tokens[lang] = stats.tokens.get(lang, 0) + n
-            if xtx is not None:
-                stats.xtx = xtx.clone() if stats.xtx is None else stats.xtx.add_(xtx)
+            stats.sq_sum[lang] = _add(stats.sq_sum.get(lang), summary.sq)
+            stats.tokens[lang] = stats.tokens.get(lang, 0) + summary.n
+            if summary.xtx is not None:
+                stats.xtx = summary.xtx.clone() if stats.xtx is None else stats.xtx.add_(summary.xtx)
+            if summary.fires is not None:
+                stats.fires[lang] = _add(stats.fires.get(lang), summary.fires)
 
         return hook
 

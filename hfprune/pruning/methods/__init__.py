@@ -1,3 +1,3 @@
 """Built-in pruning methods; importing this package registers each one."""
 
-from . import magnitude, sparsegpt, wanda  # noqa: F401
+from . import grasp, magnitude, mwanda, ria, snip, sparsegpt, wanda  # noqa: F401

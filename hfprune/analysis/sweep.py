@@ -1,0 +1,161 @@
+"""Calibration-language sweeps: methods x sparsities x calibration mixes, each cell evaluated per language.
+
+This is Kurz et al.'s experiment as one call. Everything that does not depend on the cell is done once:
+the model is loaded once and its dense prunable weights restored between cells; each mix is tokenised
+once; the first block's captured inputs are reused by every cell of a mix (they depend only on the
+embeddings); a layerwise profile measures the dense model once per mix; the dense model is evaluated once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from torch import nn
+
+from ..api import prune
+from ..calibration import CalibrationSet, build_calibration, open_source, parse_mix
+from ..pruning.profiles import BlockImportance, SparsityProfile, make_profile, resolve_profile
+from ..pruning.registry import get_method
+from ..pruning.structure import Structure, check_sparsity
+from .dense_weights import DenseWeights
+from .errors import SweepSpecError
+from .flores_eval import flores_perplexities, flores_text
+
+
+@dataclass
+class SweepSpec:
+    methods: list[str]
+    sparsities: list[float]
+    mixes: list[str]
+    eval_langs: list[str]
+    structure: str = "unstructured"
+    profile: str = "uniform"
+    profile_delta: float | None = None
+    owl_m: float | None = None
+    method_params: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> its options
+    seqlen: int = 512
+    seed: int = 0
+    eval_sentences: int | None = None
+    context_length: int = 512
+    batch_size: int = 8
+    device: str = "cpu"
+
+    def check(self) -> None:
+        """Fail before any minute is spent: unknown methods, bad sparsities or mixes, nothing to evaluate."""
+        if not self.methods or not self.mixes or not self.eval_langs:
+            raise SweepSpecError("a sweep needs at least one --methods entry, one --calib mix and one --eval-langs language")
+        for name in self.methods:
+            get_method(name, **self.method_params.get(name, {}))
+        for sparsity in self.sparsities:
+            check_sparsity(sparsity)
+        for mix in self.mixes:
+            parse_mix(mix)
+        if len(set(self.mixes)) != len(self.mixes):
+            raise SweepSpecError("the same --calib mix is given twice; give each mix once")
+        Structure.parse(self.structure)
+        make_profile(self.profile, delta=self.profile_delta, owl_m=self.owl_m)
+
+
+@dataclass
+class SweepCell:
+    method: str
+    sparsity: float
+    calib: str
+    achieved_sparsity: float
+    profile: dict[str, Any]
+    prune_s: float
+    eval_s: float
+    eval: dict[str, dict[str, float]]
+
+
+@dataclass
+class SweepResult:
+    spec: SweepSpec
+    dense: dict[str, dict[str, float]]
+    cells: list[SweepCell] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"spec": asdict(self.spec), "dense": self.dense, "cells": [asdict(c) for c in self.cells], "timings": self.timings}
+
+
+def run_sweep(
+    model: nn.Module,
+    tokenizer: Any,
+    spec: SweepSpec,
+    *,
+    calib_source: Any = None,
+    on_cell: Callable[[SweepResult], None] | None = None,
+) -> SweepResult:
+    """Run every cell of ``spec`` on ``model`` (restored to dense between cells); ``on_cell`` sees progress."""
+    spec.check()
+    started = time.perf_counter()
+    texts = {lang: flores_text(lang, spec.eval_sentences) for lang in spec.eval_langs}
+    evaluate = lambda: flores_perplexities(  # noqa: E731
+        model, tokenizer, spec.eval_langs, context_length=spec.context_length, batch_size=spec.batch_size, texts=texts
+    )
+    dense_weights = DenseWeights(model)
+    result = SweepResult(spec, evaluate())
+    result.timings["dense_eval_s"] = time.perf_counter() - started
+    for mix in spec.mixes:
+        calib = _calibration(tokenizer, mix, calib_source, spec)
+        reuse = _MixReuse(calib)
+        for name in spec.methods:
+            for sparsity in spec.sparsities:
+                dense_weights.restore()
+                result.cells.append(_run_cell(model, tokenizer, spec, name, sparsity, mix, reuse, evaluate))
+                if on_cell:
+                    on_cell(result)
+    dense_weights.restore()
+    result.timings["total_s"] = time.perf_counter() - started
+    return result
+
+
+def _calibration(tokenizer: Any, mix: str, source: Any, spec: SweepSpec) -> CalibrationSet:
+    entries = parse_mix(mix)
+    text_source = source if hasattr(source, "documents") else open_source(source, langs=[e.language for e in entries])
+    return build_calibration(tokenizer, text_source, entries, seqlen=spec.seqlen, seed=spec.seed)
+
+
+@dataclass
+class _MixReuse:
+    """What every cell of one calibration mix shares."""
+
+    calibration: CalibrationSet
+    input_cache: dict[str, Any] = field(default_factory=dict)
+    measured: dict[tuple, BlockImportance] = field(default_factory=dict)
+
+    def importance(self, profile: SparsityProfile, model: nn.Module, spec: SweepSpec) -> BlockImportance:
+        key = (profile.name, getattr(profile, "m", None))  # delta only rescales: one measurement serves all
+        if key not in self.measured:
+            self.measured[key] = profile.measure(
+                model, self.calibration, device=spec.device, batch_size=spec.batch_size, input_cache=self.input_cache
+            )
+        return self.measured[key]
+
+
+def _run_cell(
+    model: nn.Module, tokenizer: Any, spec: SweepSpec, name: str, sparsity: float, mix: str, reuse: _MixReuse,
+    evaluate: Callable[[], dict[str, dict[str, float]]],
+) -> SweepCell:
+    params = spec.method_params.get(name, {})
+    structure = Structure.parse(spec.structure)
+    user_profile = make_profile(spec.profile, delta=spec.profile_delta, owl_m=spec.owl_m)
+    profile = resolve_profile(user_profile, get_method(name, **params), structure)
+    allocation = profile.allocate(reuse.importance(profile, model, spec), sparsity) if profile else None
+    started = time.perf_counter()
+    pruned = prune(
+        model, tokenizer, method=name, sparsity=None if structure.is_nm else sparsity, structure=structure,
+        calibration=reuse.calibration, device=spec.device, batch_size=spec.batch_size, sparsity_fn=allocation,
+        input_cache=reuse.input_cache, **params,
+    )
+    prune_s = time.perf_counter() - started
+    evaluation = evaluate()
+    return SweepCell(
+        method=name, sparsity=pruned.target_sparsity, calib=mix, achieved_sparsity=pruned.sparsity,
+        profile=allocation.to_dict() if allocation else {"profile": "uniform"},
+        prune_s=prune_s, eval_s=time.perf_counter() - started - prune_s, eval=evaluation,
+    )

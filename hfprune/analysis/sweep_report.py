@@ -1,0 +1,65 @@
+"""A sweep's outputs: ``sweep.json`` (everything), ``sweep.md`` (the table), ``heatmap_s{S}.png``.
+
+Heatmap rows are calibration mixes, columns evaluation languages, one panel per method; cells show the
+perplexity *ratio to the dense model*, so languages with very different base perplexities share one scale.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..output import write_json
+from . import plots
+from .flores_eval import summarise
+from .sweep import SweepResult
+
+
+def write_sweep(result: SweepResult, out: Path, *, plots_too: bool = True) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "sweep.json", out / "sweep.md"]
+    write_json(written[0], result.to_dict())
+    written[1].write_text(markdown_table(result), encoding="utf-8")
+    if plots_too and result.cells:
+        written += write_heatmaps(result, out)
+    return written
+
+
+def markdown_table(result: SweepResult) -> str:
+    langs = result.spec.eval_langs
+    head = ["method", "sparsity", "calibration", *langs, "mean", "worst (lang)", "mean x dense"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    dense = summarise(result.dense)
+    lines.append(_row("dense", "0", "-", [result.dense[l]["ppl"] for l in langs], dense, 1.0))
+    for cell in result.cells:
+        summary = summarise(cell.eval, result.dense)
+        lines.append(_row(cell.method, f"{cell.achieved_sparsity:.3f}", cell.calib,
+                          [cell.eval[l]["ppl"] for l in langs], summary, summary["mean_ratio"]))
+    bpb = ["", "Bits per byte (tokenizer-independent):", "",
+           "| method | sparsity | calibration | " + " | ".join(langs) + " |", "|" + "---|" * (3 + len(langs))]
+    bpb.append("| dense | 0 | - | " + " | ".join(f"{result.dense[l]['bits_per_byte']:.3f}" for l in langs) + " |")
+    for cell in result.cells:
+        bpb.append(f"| {cell.method} | {cell.sparsity:g} | {cell.calib} | "
+                   + " | ".join(f"{cell.eval[l]['bits_per_byte']:.3f}" for l in langs) + " |")
+    intro = ["# Calibration-language sweep", "", "FLORES devtest perplexity per evaluation language "
+             f"({result.spec.eval_sentences or 'all'} sentences, context {result.spec.context_length}).", ""]
+    return "\n".join(intro + lines + bpb) + "\n"
+
+
+def _row(method: str, sparsity: str, calib: str, ppl: list[float], summary: dict, ratio: float) -> str:
+    cells = [method, sparsity, calib, *(f"{p:.2f}" for p in ppl), f"{summary['mean_ppl']:.2f}",
+             f"{summary['worst_ppl']:.2f} ({summary['worst_lang']})", f"{ratio:.3f}"]
+    return "| " + " | ".join(cells) + " |"
+
+
+def write_heatmaps(result: SweepResult, out: Path) -> list[Path]:
+    langs, mixes = result.spec.eval_langs, result.spec.mixes
+    paths = []
+    for sparsity in sorted({c.sparsity for c in result.cells}):
+        panels = []
+        for method in dict.fromkeys(c.method for c in result.cells):
+            by_mix = {c.calib: c for c in result.cells if c.method == method and c.sparsity == sparsity}
+            values = [[by_mix[m].eval[l]["ppl"] / result.dense[l]["ppl"] for l in langs] for m in mixes if m in by_mix]
+            panels.append((f"{method} @ {sparsity:g}", values))
+        path = out / f"heatmap_s{sparsity:g}.png"
+        paths.append(plots.heatmaps(panels, [m for m in mixes], langs, path, colorbar="perplexity / dense"))
+    return paths
