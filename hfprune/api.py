@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import platform
 import resource
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -287,7 +286,3 @@ def prune_pretrained(
     result.peak_memory = peak_memory(resolve_device(prune_kwargs.get("device")))
     return result
 
-
-def python_command() -> list[str]:
-    """``sys.argv`` as recorded in ``hfprune.json`` (the CLI never takes a token as an argument)."""
-    return ["hfprune", *sys.argv[1:]]

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import HfpruneError, UnsafeWeightsError, UnsupportedArchitectureError
+from .errors import UnsafeWeightsError, UnsupportedArchitectureError
 
 try:  # transformers' GPT-2 style linear with a transposed weight
     from transformers.pytorch_utils import Conv1D
@@ -196,14 +196,8 @@ def _describe_source(name: str, revision: str | None, folder: Path) -> dict[str,
     return source
 
 
-def model_config_dict(model: nn.Module) -> dict[str, Any]:
-    config = getattr(model, "config", None)
-    return {"model_type": getattr(config, "model_type", None), "class": type(model).__name__}
-
-
 __all__ = [
     "BlockStack",
-    "HfpruneError",
     "LINEAR_TYPES",
     "LoadedModel",
     "PrunableLayer",
