@@ -18,6 +18,7 @@ import jinja2
 from huggingface_hub import ModelCard, ModelCardData
 
 from hfprune.api import METADATA_FILE
+from hfprune.assets import asset_path
 from hfprune.base_model_card import BaseModelCard, read_base_model_card
 from hfprune.card_results import CardResults, load_results
 from hfprune.publish.errors import CardTemplateError, NotAPrunedFolderError
@@ -29,8 +30,8 @@ TEMPLATE_NAME = "hfprune_model_card.md"
 
 
 def default_template() -> Path:
-    """``model_cards/hfprune_model_card.md`` of the checkout this package runs from."""
-    return Path(__file__).resolve().parent.parent / "model_cards" / TEMPLATE_NAME
+    """``model_cards/hfprune_model_card.md`` from the checkout, or from the wheel's data files."""
+    return asset_path(f"model_cards/{TEMPLATE_NAME}")
 
 
 def write_card(
