@@ -184,11 +184,13 @@ def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
     from .analysis.cli import add_analyze_parser, add_sweep_parser
     from .evaluation.cli import add_eval_parser, run_eval
     from .publish.cli import add_publish_commands
+    from .space.cli import add_space_commands
 
     add_eval_parser(sub).set_defaults(handler=run_eval)
     add_publish_commands(sub)
     add_sweep_parser(sub)
     add_analyze_parser(sub)
+    add_space_commands(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

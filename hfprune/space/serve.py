@@ -1,0 +1,116 @@
+"""Run the comparison page (``spaces/compare/app.py``) on this machine: ``hfprune space serve``.
+
+The page is loaded from its file, not imported from hfprune, because the very same file runs on a Space without
+hfprune; this module only checks the arguments first (a typo should not cost a gradio start-up) and turns the
+page's own errors into hfprune's.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from hfprune.assets import asset_path
+from hfprune.space.errors import GradioMissingError, ModelSourceError, PortInUseError, SpaceModelLoadError
+
+SPACE_FOLDER = "spaces/compare"
+APP_FILE = "app.py"
+_MODULE_NAME = "hfprune_space_compare_app"
+_REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
+
+
+def check_model_source(value: str, option: str) -> str:
+    """``value`` if it is an existing folder or looks like a Hub id; otherwise say what was expected."""
+    if Path(value).expanduser().is_dir():
+        return value
+    looks_like_path = value.startswith((".", "/", "~")) or "\\" in value or value.count("/") != 1
+    if looks_like_path or not _REPO_ID.fullmatch(value):
+        raise ModelSourceError(
+            f"{option} '{value}' is not a folder here and not a Hub id: pass a model folder (written by "
+            "`hfprune prune` or save_pretrained) or a Hub id OWNER/NAME"
+        )
+    return value
+
+
+def load_app_module() -> ModuleType:
+    """The page's module, loaded once from ``spaces/compare/app.py`` (checkout or installed data files)."""
+    if _MODULE_NAME in sys.modules:
+        return sys.modules[_MODULE_NAME]
+    try:
+        import gradio  # noqa: F401 - only to give a clear message before the page's own import fails
+    except ImportError as err:
+        raise GradioMissingError(
+            "the comparison page needs gradio, which hfprune installs; reinstall hfprune (`pip install -e .` "
+            "from a checkout) or `pip install gradio`"
+        ) from err
+    path = asset_path(SPACE_FOLDER) / APP_FILE
+    spec = importlib.util.spec_from_file_location(_MODULE_NAME, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[_MODULE_NAME] = module  # dataclasses look their module up while the file runs
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[_MODULE_NAME]
+        raise
+    return module
+
+
+def build_page(dense: str | None, pruned: str, *, device: str | None = None) -> Any:
+    """The queued gradio Blocks comparing ``dense`` (default: the pruned model's base) with ``pruned``."""
+    check_model_source(pruned, "--pruned")
+    if dense is not None:
+        check_model_source(dense, "--dense")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry calls from a local run
+    app = load_app_module()
+    try:
+        return app.build_app(dense=dense, pruned=pruned, device=device)
+    except app.ModelLoadError as err:
+        raise SpaceModelLoadError(str(err)) from err
+
+
+@dataclass
+class RunningPage:
+    """A page serving in background threads (``serve(block=False)``); ``close()`` stops it."""
+
+    blocks: Any
+    url: str
+
+    def close(self) -> None:
+        self.blocks.close()
+
+
+def serve(
+    dense: str | None,
+    pruned: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    device: str | None = None,
+    block: bool = True,
+) -> RunningPage:
+    """Serve the page on ``http://host:port``; with ``block`` it runs until Ctrl+C.
+
+    Raises:
+        ModelSourceError, SpaceModelLoadError: a model that is not there or cannot be loaded.
+        PortInUseError: something already listens on ``port``.
+    """
+    blocks = build_page(dense, pruned, device=device)
+    try:
+        blocks.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True, show_error=False)
+    except OSError as err:
+        raise PortInUseError(f"cannot listen on {host}:{port} ({err}); pass another --port") from err
+    page = RunningPage(blocks, f"http://{host}:{port}")
+    if block:
+        print(f"dense vs pruned on {page.url} (Ctrl+C stops it)", flush=True)
+        try:
+            blocks.block_thread()
+        finally:
+            page.close()
+    return page
