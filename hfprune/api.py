@@ -46,6 +46,7 @@ class PruneResult:
     seed: int | None = None
     base_model: dict[str, Any] = field(default_factory=dict)
     sparsity_profile: dict[str, Any] = field(default_factory=dict)
+    pipeline: str = "sequential"
 
     @property
     def sparsity(self) -> float:
@@ -72,6 +73,7 @@ class PruneResult:
             "params": self.params,
             "target_sparsity": self.target_sparsity,
             "structure": self.structure,
+            "pipeline": self.pipeline,
             "achieved_sparsity": self.sparsity,
             "seed": self.seed,
             "device": self.device,
@@ -132,6 +134,8 @@ def prune(
     sparsity_fn: SparsityFn | None = None,
     profile: SparsityProfile | str | None = None,
     input_cache: dict[str, Any] | None = None,
+    pipeline: str = "sequential",
+    offload: bool = False,
     progress: bool = False,
     **method_params: Any,
 ) -> PruneResult:
@@ -154,6 +158,10 @@ def prune(
             (``hfprune.pruning.profiles``); measured on the dense model with the same calibration set.
         input_cache: a dict kept across calls on the same dense model and calibration set, to reuse the
             captured first-block inputs (what ``hfprune sweep`` does).
+        pipeline: ``"sequential"`` (each block calibrated on the pruned outputs before it; two passes per
+            block) or ``"independent"`` (all blocks on dense inputs; one pass per block, about half the cost).
+        offload: keep calibration activations on CPU between uses, bounding accelerator memory to one
+            block plus one batch.
         method_params: method options (e.g. ``percdamp=0.01`` for SparseGPT).
 
     Raises:
@@ -201,6 +209,8 @@ def prune(
         sparsity_fn=sparsity_fn,
         progress=progress,
         input_cache=input_cache,
+        pipeline=pipeline,
+        offload=offload,
     ).run()
     model.train(was_training)
     return PruneResult(
@@ -215,6 +225,7 @@ def prune(
         device=str(compute),
         seed=seed if calib is not None else None,
         sparsity_profile=profile_info,
+        pipeline=pipeline,
     )
 
 

@@ -36,6 +36,12 @@ def _add_prune(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--batch-size", type=int, default=8, help="calibration samples per forward (default 8)")
     p.add_argument("--device", default="auto", help="compute device: auto, cpu, cuda, cuda:1 (default auto)")
+    p.add_argument(
+        "--pipeline", default="sequential", choices=["sequential", "independent"],
+        help="calibrate each block on the pruned outputs before it (sequential, default) or on dense inputs "
+        "(independent: one pass per block, about half the time)",
+    )
+    p.add_argument("--offload", action="store_true", help="keep calibration activations on CPU between uses (bounds GPU memory)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"], help="weights dtype")
     p.add_argument("--revision", default=None, help="Hub branch, tag or commit")
     p.add_argument("--trust-remote-code", action="store_true", help="allow the repo's own Python code (off by default)")
@@ -102,6 +108,8 @@ def _run_prune(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         batch_size=args.batch_size,
+        pipeline=args.pipeline,
+        offload=args.offload,
         progress=not (args.quiet or args.json),
         profile=profile,
         **method_params,

@@ -8,6 +8,17 @@ For each stack of blocks (one for decoder-only models; encoder then decoder for 
    per-language statistics, prune its linear layers, run the batches again to get the *pruned* block's
    outputs (the next block's inputs), move it back.
 
+Two calibration pipelines (``pipeline=``):
+
+* ``sequential`` (default): each block is calibrated on the outputs of the already *pruned* blocks before
+  it, so it compensates for their errors (SparseGPT's and Wanda's reference flow): two passes per block.
+* ``independent``: every block is calibrated on *dense* inputs; the statistics pass is also the pass that
+  produces the next block's inputs, so one pass per block, about half the cost. Errors of earlier blocks
+  are not seen; benchmarks/bench_pipelines.py measures what that costs in perplexity.
+
+With ``offload=True`` the calibration activations live on CPU between uses and only the current batch is
+on the accelerator: accelerator memory is then one block plus one batch, whatever the depth.
+
 Blocks get more than hidden states: attention masks, rotary embeddings, T5's position bias, Gemma 3's
 sliding-window masks, which differ from block to block. One *probe* forward on a single sample records
 each block's real arguments; arguments that differ from the first block's are taken from the probe. This is
@@ -18,6 +29,7 @@ come from each batch's own capture.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +46,8 @@ from .registry import PruningMethod
 from .stats import GRADIENT, HESSIAN_GRADIENT, StatsCollector
 from .structure import Structure
 
+#: Calibration pipelines: see the module docstring.
+PIPELINES = ("sequential", "independent")
 #: (layer, block index, target sparsity) -> the sparsity to use for that layer (layerwise profiles)
 SparsityFn = Callable[[PrunableLayer, int, float], float]
 
@@ -159,7 +173,11 @@ class SequentialPruner:
         sparsity_fn: SparsityFn | None = None,
         progress: bool = False,
         input_cache: dict[str, Any] | None = None,
+        pipeline: str = "sequential",
+        offload: bool = False,
     ) -> None:
+        if pipeline not in PIPELINES:
+            raise ValueError(f"unknown calibration pipeline '{pipeline}'; choose one of {', '.join(PIPELINES)}")
         self.model = model
         self.method = method
         self.sparsity = sparsity
@@ -171,6 +189,9 @@ class SequentialPruner:
         self.progress = progress
         #: first-stack block-0 inputs, reusable by later runs on the same dense model and calibration set
         self.input_cache = input_cache
+        self.pipeline = pipeline
+        #: where calibration activations wait between blocks (the accelerator, or CPU to bound its memory)
+        self.storage = torch.device("cpu") if offload else device
         self.stacks = find_block_stacks(model)
         if method.needs_calibration and calibration is None:
             raise ValueError(f"method '{method.name}' needs calibration data")
@@ -185,19 +206,31 @@ class SequentialPruner:
         grads = self._gradient_pass() if self.method.needs & {GRADIENT, HESSIAN_GRADIENT} else ({}, {})
         total = sum(len(stack.blocks) for stack in self.stacks)
         bar = tqdm(total=total, desc=f"{self.method.name}", unit="block", disable=not self.progress)
+        # Independent: every stack's inputs come from the dense model (MT5's decoder sees the dense encoder).
+        dense_first_inputs = (
+            {stack.name: self._first_block_inputs(stack, n == 0) for n, stack in enumerate(self.stacks)}
+            if use_data and self.pipeline == "independent"
+            else {}
+        )
         for stack_number, stack in enumerate(self.stacks):
-            inputs = self._first_block_inputs(stack, stack_number == 0) if use_data else []
+            inputs: list[_BlockInputs] = []
+            if use_data:
+                inputs = dense_first_inputs.pop(stack.name, None) or self._first_block_inputs(stack, stack_number == 0)
             for index, block in enumerate(stack.blocks):
                 bar.set_postfix_str(f"{stack.name}.{index}")
                 block.to(self.device)
                 layers = stack.layers(index)
                 refs = (probe.get((stack.name, index)), probe.get((stack.name, 0)))
-                stats = self._collect(block, layers, inputs, refs) if use_data else {}
-                _attach_gradients(stats, *grads)
+                last = index + 1 == len(stack.blocks)
+                keep_dense_outputs = self.pipeline == "independent" and not last
+                stats, dense_outputs = (
+                    self._collect(block, layers, inputs, refs, keep_dense_outputs) if use_data else ({}, [])
+                )
+                stats = _with_gradients(stats, *grads)
                 for layer in layers:
                     report.layers.append(self._prune_layer(layer, index, stats.get(layer.name)))
-                if use_data and index + 1 < len(stack.blocks):
-                    inputs = self._propagate(block, inputs, refs)
+                if use_data and not last:
+                    inputs = dense_outputs if keep_dense_outputs else self._propagate(block, inputs, refs)
                 if self.device.type != "cpu":
                     block.to("cpu")
                 bar.update(1)
@@ -275,7 +308,7 @@ class SequentialPruner:
 
         def hook(mod, args, kwargs):
             hidden = args[0] if args else kwargs.pop("hidden_states")
-            captured.append(_BlockInputs(language, hidden, tuple(args[1:]), dict(kwargs)))
+            captured.append(_BlockInputs(language, hidden.to(self.storage), tuple(args[1:]), dict(kwargs)))
             raise _StopForward
 
         handle = stack.blocks[0].register_forward_pre_hook(hook, with_kwargs=True)
@@ -292,33 +325,44 @@ class SequentialPruner:
             handle.remove()
         return captured
 
-    @staticmethod
-    def _block_call(block: nn.Module, item: _BlockInputs, refs: _ProbeRefs) -> Any:
-        """Call ``block`` on one batch, with the block-specific arguments the probe recorded."""
+    def _block_call(self, block: nn.Module, item: _BlockInputs, refs: _ProbeRefs) -> torch.Tensor:
+        """Call ``block`` on one batch, with the block-specific arguments the probe recorded.
+
+        Returns the block's hidden-state output, moved to where activations are stored.
+        """
         args, kwargs = item.args, item.kwargs
         probe, first = refs
         if probe is not None and first is not None:
             args, kwargs = _override(args, kwargs, probe, first)
-        return block(item.hidden, *args, **kwargs)
+        output = block(item.hidden.to(self.device), *args, **kwargs)
+        return _first_output(output).to(self.storage)
 
     def _collect(
-        self, block: nn.Module, layers: list[PrunableLayer], inputs: list[_BlockInputs], refs: _ProbeRefs
-    ) -> dict[str, Any]:
+        self,
+        block: nn.Module,
+        layers: list[PrunableLayer],
+        inputs: list[_BlockInputs],
+        refs: _ProbeRefs,
+        keep_outputs: bool = False,
+    ) -> tuple[dict[str, Any], list[_BlockInputs]]:
+        """Statistics of the block's layer inputs, and (``keep_outputs``) the dense block's outputs."""
         collector = StatsCollector(layers, self.method.needs)
+        outputs = []
         with collector.attached():
             for item in inputs:
                 collector.language = item.language
-                self._block_call(block, item, refs)
+                hidden = self._block_call(block, item, refs)
                 collector.end_batch()
-        return collector.stats
+                if keep_outputs:
+                    outputs.append(_BlockInputs(item.language, hidden, item.args, item.kwargs))
+        return collector.stats, outputs
 
     def _propagate(self, block: nn.Module, inputs: list[_BlockInputs], refs: _ProbeRefs) -> list[_BlockInputs]:
         """The pruned block's outputs: the next block's inputs."""
-        out = []
-        for item in inputs:
-            hidden = _first_output(self._block_call(block, item, refs))
-            out.append(_BlockInputs(item.language, hidden, item.args, item.kwargs))
-        return out
+        return [
+            _BlockInputs(item.language, self._block_call(block, item, refs), item.args, item.kwargs)
+            for item in inputs
+        ]
 
     # -- pruning -------------------------------------------------------------------------------------
     def _prune_layer(self, layer: PrunableLayer, block_index: int, stats: Any) -> LayerReport:
@@ -335,10 +379,16 @@ class SequentialPruner:
         )
 
 
-def _attach_gradients(stats: dict[str, Any], grads: dict[str, torch.Tensor], hess_grads: dict[str, torch.Tensor]) -> None:
-    for name, layer_stats in stats.items():
-        layer_stats.grad = grads.get(name)
-        layer_stats.hess_grad = hess_grads.get(name)
+def _with_gradients(
+    stats: dict[str, Any], grads: dict[str, torch.Tensor], hess_grads: dict[str, torch.Tensor]
+) -> dict[str, Any]:
+    """Per-layer copies holding each layer's own gradients (layers reading one input share the rest)."""
+    if not grads and not hess_grads:
+        return stats
+    return {
+        name: dataclasses.replace(layer_stats, grad=grads.get(name), hess_grad=hess_grads.get(name))
+        for name, layer_stats in stats.items()
+    }
 
 
 def _differs(a: Any, b: Any) -> bool:

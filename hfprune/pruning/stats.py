@@ -4,8 +4,10 @@ For every input channel ``j`` we keep ``sum_t x_tj^2`` and the token count *per 
 norm is their sum, and language-aware methods (M-Wanda) read the per-language parts. Second-order methods
 (SparseGPT) also ask for the pooled ``X^T X``.
 
-Layers that read the same tensor (q/k/v, gate/up) get the statistics computed once: the hook memoises on
-the input tensor's identity within one forward call, so stacking methods does not multiply the work.
+Layers that read the same tensor (q/k/v, gate/up) share one accumulator: the hook memoises on the input
+tensor's identity within one forward call, and the second and later readers of a tensor point at the first
+reader's :class:`LayerStats` instead of adding their own. For SparseGPT that is one ``X^T X`` for q/k/v instead
+of three (memory and time).
 """
 
 from __future__ import annotations
@@ -101,24 +103,35 @@ class StatsCollector:
         self.needs = needs
         self.stats = {layer.name: LayerStats() for layer in self.layers}
         self.language: str | None = None
-        self._memo: dict[int, tuple[torch.Tensor, _Summary]] = {}
+        #: id(input tensor) -> (the tensor, kept alive so its id is not reused; name of its first reader)
+        self._memo: dict[int, tuple[torch.Tensor, str]] = {}
 
-    def _summarise(self, inp: torch.Tensor) -> _Summary:
-        key = id(inp)
-        cached = self._memo.get(key)
+    def _first_reader(self, inp: torch.Tensor, name: str) -> str:
+        """The layer that first read ``inp`` in this batch (``name`` itself if none did)."""
+        cached = self._memo.get(id(inp))
         if cached is not None and cached[0] is inp:
             return cached[1]
+        self._memo[id(inp)] = (inp, name)
+        return name
+
+    def _summarise(self, inp: torch.Tensor) -> _Summary:
         x = inp.detach().reshape(-1, inp.shape[-1]).float()
         sq = (x * x).sum(0)
         xtx = x.t() @ x if HESSIAN in self.needs else None
         fires = _fire_counts(x) if FIRES in self.needs else None
-        summary = _Summary(sq, xtx, fires, x.shape[0])
-        self._memo[key] = (inp, summary)  # keep inp alive so its id cannot be reused
-        return summary
+        return _Summary(sq, xtx, fires, x.shape[0])
 
     def _hook(self, name: str):
         def hook(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> None:
             assert self.language is not None, "set collector.language before running a batch"
+            owner = self._first_reader(args[0], name)
+            if owner != name:
+                # Same input as ``owner``: share its accumulator (aliased on the first batch).
+                if self.stats[name] is not self.stats[owner]:
+                    if self.stats[name].tokens:  # readers changed between batches: never silently mix
+                        raise RuntimeError(f"layers {owner} and {name} shared an input in only some batches")
+                    self.stats[name] = self.stats[owner]
+                return
             summary = self._summarise(args[0])
             stats = self.stats[name]
             lang = self.language
