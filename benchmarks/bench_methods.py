@@ -1,7 +1,13 @@
-"""Per-language FLORES perplexity of every pruning method on the project's tiny trained multilingual model.
+"""Per-language FLORES perplexity of every pruning method on a multilingual model.
 
-    python benchmarks/bench_methods.py                 # all parts, writes results/methods_tiny.{json,md}
+    python benchmarks/bench_methods.py                 # tiny model, all parts: results/methods_tiny.{json,md}
     python benchmarks/bench_methods.py --parts ablation --sentences 100
+    python benchmarks/bench_methods.py --model gemma3-270m --sentences 40 --sparsities 0.5
+                                                       # results/methods_gemma3-270m.{json,md}
+
+Models: ``tiny`` (hfprune's own 2-block Llama) and ``gemma3-270m`` (real, pretrained; see
+benchmarks/gemma3_270m.py for how it is installed and converted once). Gemma's calibration is smaller
+(4 samples per language) because one forward over its calibration set is minutes on 2 cores.
 
 Parts:
 - ``methods``: magnitude, Wanda, SparseGPT, RIA, SNIP, GraSP, M-Wanda (and Wanda + OWL) at the same
@@ -21,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +44,20 @@ from hfprune.tiny_model import LANGUAGES, tiny_model_path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEQLEN, SAMPLES, CONTEXT, BATCH = 256, 16, 256, 16
+
+
+def _gemma_path() -> Path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from gemma3_270m import gemma_path
+
+    return gemma_path()
+
+
+#: model name -> (folder function, description, samples per language, eval batch size)
+MODELS = {
+    "tiny": (tiny_model_path, "hfprune's tiny trained Llama (2 blocks, hidden 128, 8 languages)", 16, 16),
+    "gemma3-270m": (_gemma_path, "Gemma 3 270M (pretrained, 18 blocks; from the PyPI GGUF, dequantized)", 4, 4),
+}
 TARGET_LANGS = ("de", "ru", "zh", "sw")
 
 #: (label, method, params, profile): the methods part, at every sparsity in MAIN_SPARSITIES or 0.5 only
@@ -68,8 +89,9 @@ def ablation_rows(defaults: dict[str, float]) -> list[tuple[str, dict[str, float
 class Bench:
     """The tiny model, its calibration sets and evaluation texts, and a memo so no cell is computed twice."""
 
-    def __init__(self, sentences: int, first_sentence: int = 0) -> None:
-        loaded = load_model(tiny_model_path())
+    def __init__(self, sentences: int, first_sentence: int = 0, model: str = "tiny") -> None:
+        self.name = model
+        loaded = load_model(MODELS[model][0]())
         self.model, self.tokenizer = loaded.model, loaded.tokenizer
         self.dense_weights = DenseWeights(self.model)
         self.texts = {
@@ -135,7 +157,7 @@ def run_methods(bench: Bench, sparsities: list[float]) -> list[dict]:
 
 def run_calibration_languages(bench: Bench) -> list[dict]:
     rows = []
-    for method in ("wanda", "mwanda"):
+    for method in ("wanda", "mwanda") if bench.name == "tiny" else ("wanda",):
         english = bench.cell(method, {}, 0.5, f"en:{SAMPLES}", list(LANGUAGES))
         for lang in TARGET_LANGS:
             target = bench.cell(method, {}, 0.5, f"{lang}:{SAMPLES}", [lang, "en"])
@@ -161,8 +183,10 @@ def run_ablation(bench: Bench, sparsities: list[float]) -> list[dict]:
 # --- report -------------------------------------------------------------------------------------------
 def markdown(report: dict) -> str:
     langs = list(LANGUAGES)
-    out = ["# Pruning methods on the tiny multilingual model (FLORES perplexity per language)", "",
-           f"Model: hfprune's tiny trained Llama (2 blocks, hidden 128, 8 languages). Calibration: "
+    model = report["setup"].get("model", "tiny")
+    out = [f"# Pruning methods on {model} (FLORES perplexity per language)", "",
+           f"Command: `{report['setup'].get('command', 'python benchmarks/bench_methods.py')}`", "",
+           f"Model: {MODELS[model][1]}. Calibration: "
            f"{SAMPLES} samples x {SEQLEN} tokens per language from the shared calibration text. Evaluation: first "
            f"{report['setup']['sentences']} FLORES devtest sentences per language, {CONTEXT}-token windows. "
            f"M-Wanda defaults {report['setup']['mwanda_defaults']} (chosen on FLORES sentences 500-649).", ""]
@@ -184,7 +208,7 @@ def markdown(report: dict) -> str:
     if report.get("ablation"):
         out += ["", "## M-Wanda ablation (8-language calibration)", "", head.replace("| method |", "| variant |"), sep]
         out += [_row(r, langs) for r in report["ablation"]]
-    out += ["", "## Verdict", "", *report.get("verdict", []), "", "## Notes", "", *NOTES]
+    out += ["", "## Verdict", "", *report.get("verdict", []), "", "## Notes", "", *(NOTES if model == "tiny" else GEMMA_NOTES)]
     return "\n".join(out) + "\n"
 
 
@@ -198,6 +222,12 @@ NOTES = [
     "- GraSP's Hessian-gradient product is checked against finite differences in the tests; as a criterion for a "
     "*trained* language model it removes the weights the model needs (it was designed for pruning at initialisation). "
     "SNIP (first order) is clearly worse than Wanda but usable.",
+]
+
+
+GEMMA_NOTES = [
+    "- One calibration language makes M-Wanda exactly Wanda (tested), so the calibration-language table runs Wanda only.",
+    "- The weights are Q4_K_M-dequantized: absolute perplexities are a little above the bf16 model's.",
 ]
 
 
@@ -228,9 +258,13 @@ def main() -> None:
     parser.add_argument("--parts", default="methods,calib,ablation")
     parser.add_argument("--sentences", type=int, default=200)
     parser.add_argument("--sparsities", default="0.5,0.6")
-    parser.add_argument("--out", type=Path, default=RESULTS / "methods_tiny")
+    parser.add_argument("--model", default="tiny", choices=list(MODELS))
+    parser.add_argument("--out", type=Path, default=None, help="default results/methods_<model>")
     parser.add_argument("--render", action="store_true", help="only rewrite the .md from the existing .json")
     args = parser.parse_args()
+    args.out = args.out or RESULTS / f"methods_{args.model}"
+    global SAMPLES, BATCH
+    SAMPLES, BATCH = MODELS[args.model][2], MODELS[args.model][3]
     if args.render:
         report = json.loads(args.out.with_suffix(".json").read_text())
         report["verdict"] = verdict(report)
@@ -239,9 +273,9 @@ def main() -> None:
     parts = set(args.parts.split(","))
     sparsities = [float(s) for s in args.sparsities.split(",")]
     started = time.perf_counter()
-    bench = Bench(args.sentences)
+    bench = Bench(args.sentences, model=args.model)
     report: dict[str, Any] = {
-        "setup": {"model": "tiny", "languages": list(LANGUAGES), "calibration": f"{SAMPLES} x {SEQLEN} tokens per language",
+        "setup": {"model": args.model, "command": "python " + " ".join(sys.argv), "languages": list(LANGUAGES), "calibration": f"{SAMPLES} x {SEQLEN} tokens per language",
                   "sentences": args.sentences, "context": CONTEXT, "mwanda_defaults": defaults(),
                   "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine()},
         "dense": bench.dense,
