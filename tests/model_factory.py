@@ -78,3 +78,17 @@ def save_model_folder(model: torch.nn.Module, tokenizer, folder: Path) -> Path:
     if tokenizer is not None:
         tokenizer.save_pretrained(folder)
     return folder
+
+
+def dense_statistics(model: torch.nn.Module, calib, batch_size: int = 2) -> dict:
+    """Per-layer input statistics (sum of squares, per language) from plain forwards: the engine's reference."""
+    from hfprune.models import all_prunable_layers
+    from hfprune.pruning.stats import SQ_SUM, StatsCollector
+
+    reference = StatsCollector(all_prunable_layers(model), frozenset({SQ_SUM}))
+    with torch.no_grad(), reference.attached():
+        for lang, ids in calib.batches(batch_size):
+            reference.language = lang
+            forward(model, ids)
+            reference.end_batch()
+    return reference.stats

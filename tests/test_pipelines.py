@@ -11,7 +11,7 @@ from hfprune.models import all_prunable_layers
 from hfprune.pruning.methods.wanda import Wanda
 from hfprune.pruning.stats import HESSIAN, SQ_SUM, StatsCollector
 
-from .model_factory import VOCAB, forward, make_model
+from .model_factory import VOCAB, dense_statistics, forward, make_model
 
 
 @pytest.fixture(scope="module")
@@ -19,17 +19,6 @@ def calib() -> CalibrationSet:
     gen = torch.Generator().manual_seed(2)
     ids = torch.randint(4, VOCAB, (4, 24), generator=gen)
     return CalibrationSet.from_tensors(ids, ["en", "en", "sw", "sw"])
-
-
-def _dense_reference(model, calib) -> dict:
-    layers = all_prunable_layers(model)
-    reference = StatsCollector(layers, frozenset({SQ_SUM}))
-    with torch.no_grad(), reference.attached():
-        for lang, ids in calib.batches(2):
-            reference.language = lang
-            forward(model, ids)
-            reference.end_batch()
-    return reference.stats
 
 
 def _stats_seen(monkeypatch, model, calib, pipeline: str) -> dict:
@@ -52,7 +41,7 @@ def _matches(got: dict, ref) -> bool:
 
 @pytest.mark.parametrize("arch", ["llama", "gemma3", "mt5"])
 def test_independent_pipeline_calibrates_every_block_on_dense_inputs(arch, calib, monkeypatch):
-    reference = _dense_reference(make_model(arch), calib)
+    reference = dense_statistics(make_model(arch), calib)
     seen = _stats_seen(monkeypatch, make_model(arch), calib, "independent")
     assert set(seen) == set(reference)
     mismatched = [name for name, ref in reference.items() if not _matches(seen[name], ref)]
@@ -61,7 +50,7 @@ def test_independent_pipeline_calibrates_every_block_on_dense_inputs(arch, calib
 
 def test_sequential_pipeline_sees_pruned_outputs_of_earlier_blocks(calib, monkeypatch):
     """The counterpart: after block 0 is pruned, block 1's statistics are no longer the dense ones."""
-    reference = _dense_reference(make_model("llama"), calib)
+    reference = dense_statistics(make_model("llama"), calib)
     seen = _stats_seen(monkeypatch, make_model("llama"), calib, "sequential")
     first = [name for name in reference if ".layers.0." in name]
     later = [name for name in reference if ".layers.0." not in name]
