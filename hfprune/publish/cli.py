@@ -109,6 +109,8 @@ def run_push(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
+    for warning in getattr(result, "warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"published {result.files} files ({result.bytes / 1e6:.1f} MB) in one commit {result.commit[:12]}")
     print("verified: every file is on the remote with the same size and hash")
     print(result.url)

@@ -8,12 +8,13 @@ usual. ``create_commit`` with every file is used rather than ``upload_folder``: 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import huggingface_hub
 from huggingface_hub import CommitOperationAdd, HfApi
+from huggingface_hub.errors import HfHubHTTPError
 
 from hfprune import __version__
 from hfprune.publish.errors import InvalidRepoIdError, PushVerificationError
@@ -33,6 +34,7 @@ class PushResult:
     files: int
     bytes: int
     pr_url: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -70,9 +72,15 @@ def push_folder(
     metadata = check_publishable(folder, force=force, token=api.token or huggingface_hub.get_token())
     files = local_manifest(folder)
     user = None
+    warnings = []
     try:
         user = api.whoami()["name"]
-        api.create_repo(repo_id, private=private, exist_ok=True)
+        existed = _create_repo(api, repo_id, private=private)
+        if private and existed:
+            warnings.append(
+                f"'{repo_id}' already existed, so --private changed nothing: a repo keeps the visibility it was "
+                "created with. Check it, and change it if needed, in the repo's Settings page"
+            )
         if revision not in (None, "main") and not create_pr:
             api.create_branch(repo_id, branch=revision, exist_ok=True)
         info = api.create_commit(
@@ -94,8 +102,30 @@ def push_folder(
     page = info.pr_url or (f"{api.endpoint}/{repo_id}" + ("" if branch == "main" else f"/tree/{branch}"))
     return PushResult(
         repo_id=repo_id, url=page, commit=info.oid, revision="pr" if create_pr else branch,
-        files=len(files), bytes=sum(entry.size for entry in files.values()), pr_url=info.pr_url,
+        files=len(files), bytes=sum(entry.size for entry in files.values()), pr_url=info.pr_url, warnings=warnings,
     )  # fmt: skip
+
+
+def _create_repo(api: HfApi, repo_id: str, *, private: bool) -> bool:
+    """Create ``repo_id`` unless it exists; say whether it existed (``exist_ok=True`` would hide that)."""
+    try:
+        api.create_repo(repo_id, private=private)
+    except HfHubHTTPError as error:
+        status = None if error.response is None else error.response.status_code
+        if status == 409:
+            return True
+        if status in (401, 402, 403) and _readable(api, repo_id):
+            return True  # a token that may write to the repo but not create repos (as exist_ok=True allows)
+        raise
+    return False
+
+
+def _readable(api: HfApi, repo_id: str) -> bool:
+    try:
+        api.repo_info(repo_id)
+    except Exception:  # noqa: BLE001 - any failure means "cannot tell it exists"
+        return False
+    return True
 
 
 def remote_manifest(api: HfApi, repo_id: str, commit: str) -> dict[str, FileEntry]:

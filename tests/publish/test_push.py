@@ -198,3 +198,15 @@ def test_cli_push_error_is_one_line_with_exit_code_2(write_hub, pruned_folder, c
     assert code == HfpruneError.exit_code == 2
     assert err.startswith("error: ") and err.count("\n") == 1 and "hf auth login" in err
     assert "hf_invalid_for_cli_test" not in err
+
+
+def test_private_on_an_existing_repo_warns_that_visibility_is_unchanged(write_hub, pruned_folder, capsys):
+    push_folder(pruned_folder, "tester/already-public")
+    assert write_hub.private["tester/already-public"] is False
+
+    result = push_folder(pruned_folder, "tester/already-public", private=True)
+
+    assert write_hub.private["tester/already-public"] is False  # the Hub does not change it, and neither do we
+    assert len(result.warnings) == 1 and "already existed" in result.warnings[0]
+    assert "--private changed nothing" in result.warnings[0]
+    assert push_folder(pruned_folder, "tester/fresh-private", private=True).warnings == []
