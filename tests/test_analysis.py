@@ -171,3 +171,35 @@ def test_analyze_needs_something_to_compare(tokenizer, text_dir, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(AnalysisInputError, match="safetensors"):
         analyze([en, tmp_path / "empty"])
+
+
+# --- the commands a user types ------------------------------------------------------------------------
+def test_sweep_and_analyze_commands_end_to_end(tokenizer, text_dir, tmp_path, capsys):
+    from hfprune.cli import main
+
+    from .model_factory import save_model_folder
+
+    base = save_model_folder(make_model("llama", seed=9), tokenizer, tmp_path / "base")
+    common = ["--calib-source", str(text_dir), "--seqlen", "24", "--batch-size", "2"]
+    code = main(["sweep", str(base), "--methods", "wanda,mwanda", "--sparsity", "0.5", "--calib", "en:3", "--calib", "en:2,sw:2",
+                 "--eval-langs", "en,sw", "--eval-sentences", "4", "--context-length", "32", "--out", str(tmp_path / "sweep"),
+                 "--json", *common])
+    assert code == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert [(c["method"], c["calib"]) for c in printed["cells"]] == [
+        ("wanda", "en:3"), ("mwanda", "en:3"), ("wanda", "en:2,sw:2"), ("mwanda", "en:2,sw:2")]
+    assert printed == json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert (tmp_path / "sweep" / "heatmap_s0.5.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["sweep", str(base), "--methods", "wanda", "--calib", "en:3", "--eval-langs", "en", "--out", str(tmp_path / "sweep"), *common]) != 0
+    assert "--overwrite" in capsys.readouterr().err  # an existing output is never replaced silently
+
+    for mix, name in (("en:4", "en"), ("sw:4", "sw")):
+        assert main(["prune", str(base), "--method", "wanda", "--sparsity", "0.5", "--calib", mix, "--out", str(tmp_path / name), *common]) == 0
+    capsys.readouterr()
+    code = main(["analyze", str(tmp_path / "en"), str(tmp_path / "sw"), "--base", str(base), "--out", str(tmp_path / "analysis"),
+                 "--calib-source", str(text_dir), "--samples", "4", "--seqlen", "24", "--top-rate", "0.05", "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert len(report["overlap"]) == 1 and 0 < report["overlap"][0]["iou"] < 1
+    assert report["neurons"]["languages"] == ["en", "sw"]
+    assert {p.name for p in (tmp_path / "analysis").iterdir()} >= {"analysis.json", "analysis.md", "iou_by_block.png"}
