@@ -1,14 +1,20 @@
 """Time and peak memory of ``hfprune.prune`` on CPU, against one plain forward pass over the same tokens.
 
-    python benchmarks/bench_prune.py                      # all models x methods, writes results/prune_cpu.{json,md}
-    python benchmarks/bench_prune.py --models tiny --methods wanda
+    python benchmarks/bench_prune.py                      # the default grid, writes results/prune_cpu.{json,md}
+    python benchmarks/bench_prune.py --runs tiny:wanda:sequential,qwen2-0.5b-shape-6blocks:sparsegpt:independent
 
-Each (model, method) runs in its own process so peak RSS belongs to that run alone. Models:
+Each run (model, method, pipeline) is its own process so peak RSS belongs to that run alone. Models:
 - ``tiny``: the project's trained multilingual Llama; calibration = 8 languages x 4 samples from the shared data.
-- ``qwen2-0.5b-shape`` (24 blocks) or ``qwen2-0.5b-shape-6blocks``: random init with Qwen2-0.5B's layer shapes
-  (hidden 896, MLP 4864, GQA 14/2, vocab 151936); random tokens stand in for text (speed and memory only,
-  never quality).
-Calibration is 32 samples x 512 tokens in both cases.
+- ``qwen2-0.5b-shape[-Nblocks]``: random init with Qwen2-0.5B's layer shapes (hidden 896, MLP 4864, GQA 14/2,
+  vocab 151936; 24 blocks unless ``-Nblocks``).
+- ``llama-3.2-1b-shape[-Nblocks]``: random init with Llama-3.2-1B's shapes (hidden 2048, MLP 8192, GQA 32/8,
+  vocab 128256; 16 blocks unless ``-Nblocks``).
+Random tokens stand in for text on the random models (speed and memory only, never quality). Calibration is
+32 samples x 512 tokens everywhere.
+
+The reference is one plain forward of the decoder stack (embeddings, blocks, final norm; no LM head) over the
+same calibration batches: that is what pruning has to run at least once. Peak RSS is measured after that
+forward's memory is handed back to the OS (``malloc_trim``), so it is pruning's own peak.
 """
 
 from __future__ import annotations
@@ -28,24 +34,42 @@ import torch
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
 SAMPLES, SEQLEN, BATCH = 32, 512, 8
-METHODS = ("magnitude", "wanda", "sparsegpt")
+#: model:method:pipeline runs of the default grid
+DEFAULT_RUNS = (
+    [f"tiny:{m}:sequential" for m in ("magnitude", "wanda", "sparsegpt", "mwanda")]
+    + [f"qwen2-0.5b-shape-6blocks:{m}:{p}" for m in ("wanda", "sparsegpt") for p in ("sequential", "independent")]
+    + ["qwen2-0.5b-shape-6blocks:mwanda:sequential", "qwen2-0.5b-shape-6blocks:magnitude:sequential"]
+    + ["qwen2-0.5b-shape:wanda:sequential", "qwen2-0.5b-shape:wanda:independent"]
+    + [f"llama-3.2-1b-shape-4blocks:{m}:sequential" for m in ("wanda", "sparsegpt")]
+)
+#: family -> (transformers config class name, default blocks, config arguments)
+SHAPES = {
+    "qwen2-0.5b-shape": ("Qwen2Config", 24, dict(
+        vocab_size=151936, hidden_size=896, intermediate_size=4864, num_attention_heads=14, num_key_value_heads=2,
+        max_position_embeddings=32768, tie_word_embeddings=True)),
+    "llama-3.2-1b-shape": ("LlamaConfig", 16, dict(
+        vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_attention_heads=32, num_key_value_heads=8,
+        head_dim=64, max_position_embeddings=131072, tie_word_embeddings=True, rope_theta=500000.0)),
+    "llama-2-7b-shape": ("LlamaConfig", 32, dict(
+        vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_attention_heads=32, num_key_value_heads=32,
+        max_position_embeddings=4096, tie_word_embeddings=False)),
+}
 
 
-def _qwen_shape_dir(blocks: int) -> Path:
-    """Random-init Qwen2-0.5B-shaped model, saved once (safetensors) so every run loads the same weights."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+def _shape_dir(family: str, blocks: int) -> Path:
+    """A random-init model with a real model's shapes, saved once (safetensors) so every run loads the same weights."""
+    import transformers
+    from transformers import AutoModelForCausalLM
 
     from hfprune import paths
 
-    folder = paths.cache_dir() / f"bench-qwen2-0.5b-shape-{blocks}blocks"
+    folder = paths.cache_dir() / f"bench-{family}-{blocks}blocks"
     if (folder / "config.json").is_file():
         return folder
-    config = Qwen2Config(
-        vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=blocks,
-        num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768, tie_word_embeddings=True,
-    )
+    config_class, _, arguments = SHAPES[family]
+    config = getattr(transformers, config_class)(num_hidden_layers=blocks, **arguments)
     torch.manual_seed(0)
-    model = Qwen2ForCausalLM(config)
+    model = AutoModelForCausalLM.from_config(config)
     tmp = folder.with_name(folder.name + ".tmp")
     model.save_pretrained(tmp)
     os.replace(tmp, folder)
@@ -71,13 +95,34 @@ def _model_dir(name: str) -> Path:
         from hfprune.tiny_model import tiny_model_path
 
         return tiny_model_path()
-    blocks = int(name.rsplit("-", 1)[-1].removesuffix("blocks")) if name.endswith("blocks") else 24
-    return _qwen_shape_dir(blocks)
+    family, blocks = _family_and_blocks(name)
+    return _shape_dir(family, blocks)
+
+
+def _family_and_blocks(name: str) -> tuple[str, int]:
+    if name.endswith("blocks"):
+        family, _, blocks = name.rpartition("-")
+        return family, int(blocks.removesuffix("blocks"))
+    return name, SHAPES[name][1]
+
+
+def _release_freed_memory() -> None:
+    """Give freed heap back to the OS so the next peak measures live memory, not glibc's free lists."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _reset_peak_rss() -> None:
     """Linux: writing 5 to clear_refs resets the process's peak RSS (VmHWM) to its current RSS."""
     Path("/proc/self/clear_refs").write_text("5")
+
+
+def _current_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def _peak_rss_mb() -> float:
@@ -87,89 +132,124 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_one(model_name: str, method: str) -> dict:
+def run_one(model_name: str, method: str, pipeline: str, keep_model: bool = False, device: str = "cpu") -> dict:
     """Load, time one plain forward, prune, report. Runs in a fresh process."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     import hfprune
 
+    runtime_mb = _current_rss_mb()  # python + torch + transformers, before any model
     torch.manual_seed(0)
     folder = _model_dir(model_name)
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder) if model_name == "tiny" else None
     calib = _calibration(model_name, tokenizer, model.config.vocab_size)
     model_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    rss_loaded = _peak_rss_mb()
 
-    with torch.no_grad():
-        start = time.perf_counter()
-        for _, ids in calib.batches(BATCH):
-            model.model(input_ids=ids, use_cache=False)  # the decoder stack: what pruning re-runs
-        decoder_forward_s = time.perf_counter() - start
-        start = time.perf_counter()
-        for _, ids in calib.batches(BATCH):
-            model(input_ids=ids, use_cache=False)  # the whole model, head included
-        full_forward_s = time.perf_counter() - start
+    decoder_forward_s = _decoder_forward_seconds(model, calib, device)
 
-    _reset_peak_rss()  # the forward timings above hold vocabulary-sized logits: not pruning's memory
-    result = hfprune.prune(model, method=method, sparsity=0.5, calibration=calib, batch_size=BATCH, device="cpu")
+    _release_freed_memory()
+    _reset_peak_rss()
+    if device != "cpu":
+        torch.cuda.reset_peak_memory_stats()
+    result = hfprune.prune(
+        model, method=method, sparsity=0.5, calibration=calib, batch_size=BATCH, device=device, pipeline=pipeline
+    )
     prune_s = result.timings["prune_s"]
     peak = _peak_rss_mb()
+    accelerator = (
+        {"device_name": torch.cuda.get_device_name(), "accelerator_peak_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
+        if device != "cpu" else {"device_name": platform.processor() or platform.machine()}
+    )  # fmt: skip
     return {
+        **accelerator,
         "model": model_name,
         "method": method,
+        "pipeline": pipeline,
         "blocks": model.config.num_hidden_layers,
         "calibration": f"{SAMPLES} x {SEQLEN}",
         "prune_s": round(prune_s, 2),
         "decoder_forward_s": round(decoder_forward_s, 2),
-        "full_forward_s": round(full_forward_s, 2),
-        "ratio_vs_decoder_forward": round(prune_s / decoder_forward_s, 3),
-        "ratio_vs_full_forward": round(prune_s / full_forward_s, 3),
+        "ratio_vs_forward": round(prune_s / decoder_forward_s, 3),
         "achieved_sparsity": round(result.sparsity, 6),
         "model_mb": round(model_bytes / 2**20, 1),
-        "rss_after_load_mb": round(rss_loaded, 1),
+        "runtime_rss_mb": round(runtime_mb, 1),
         "peak_rss_during_prune_mb": round(peak, 1),
-        "prune_extra_over_loaded_mb": round(peak - rss_loaded, 1),
+        "peak_rss_over_model": round(peak / (model_bytes / 2**20), 3),
+        "peak_rss_without_runtime_over_model": round((peak - runtime_mb) / (model_bytes / 2**20), 3),
+        **({"_model": model} if keep_model else {}),
     }
+
+
+def _decoder_forward_seconds(model, calib, device: str) -> float:
+    """One plain forward of the decoder stack over the calibration batches, on ``device``.
+
+    On an accelerator the model goes there whole for this reference (it must fit); pruning itself onloads
+    one block at a time.
+    """
+    if device != "cpu":
+        model.to(device)
+    with torch.no_grad():
+        if device != "cpu":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _, ids in calib.batches(BATCH):
+            model.model(input_ids=ids.to(device), use_cache=False)  # the decoder stack: what pruning re-runs
+        if device != "cpu":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+    if device != "cpu":
+        model.to("cpu")
+        torch.cuda.empty_cache()
+    return seconds
 
 
 def _markdown(rows: list[dict], machine: dict) -> str:
     head = (
-        "| model | method | prune s | decoder fwd s | ratio (decoder) | full fwd s | ratio (full) | model MB | RSS after load MB | peak RSS while pruning MB |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "| model | blocks | method | pipeline | prune s | forward s | prune / forward | model MB | peak RSS while pruning MB "
+        "| peak RSS / model | (peak RSS - runtime) / model |\n"
+        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
     )
     body = "".join(
-        f"| {r['model']} | {r['method']} | {r['prune_s']} | {r['decoder_forward_s']} | {r['ratio_vs_decoder_forward']} "
-        f"| {r['full_forward_s']} | {r['ratio_vs_full_forward']} | {r['model_mb']} | {r['rss_after_load_mb']} "
-        f"| {r['peak_rss_during_prune_mb']} |\n"
+        f"| {r['model']} | {r['blocks']} | {r['method']} | {r['pipeline']} | {r['prune_s']} | {r['decoder_forward_s']} "
+        f"| {r['ratio_vs_forward']} | {r['model_mb']} | {r['peak_rss_during_prune_mb']} | {r['peak_rss_over_model']} "
+        f"| {r['peak_rss_without_runtime_over_model']} |\n"
         for r in rows
     )
     return (
-        f"# hfprune prune on CPU ({machine['cpus']} cores, torch {machine['torch']}, {SAMPLES} x {SEQLEN} tokens)\n\n"
-        f"Command: `python benchmarks/bench_prune.py`\n\n{head}{body}"
+        f"# hfprune prune on {machine.get('device', 'cpu')} ({machine['cpus']} CPU cores, torch {machine['torch']}, {SAMPLES} x {SEQLEN} tokens, 50% unstructured)\n\n"
+        f"Command: `{machine.get('command', 'python benchmarks/bench_prune.py')}`\n\n"
+        "`forward s`: one plain forward of the decoder stack over the same calibration batches. "
+        "`peak RSS`: the process's peak resident memory while pruning (the model included), after the forward's "
+        "memory was returned to the OS. `runtime`: the RSS of python + torch + transformers before the model is "
+        "loaded (about 0.4 GB; it does not grow with the model).\n\n"
+        f"{head}{body}"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="tiny,qwen2-0.5b-shape")
-    parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--one", nargs=2, metavar=("MODEL", "METHOD"), help=argparse.SUPPRESS)
+    parser.add_argument("--runs", default=",".join(DEFAULT_RUNS), help="MODEL:METHOD:PIPELINE,...")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda for the GPU table (accelerator peak memory)")
+    parser.add_argument("--one", nargs=3, metavar=("MODEL", "METHOD", "PIPELINE"), help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(RESULTS / "prune_cpu"))
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(*args.one)))
+        print(json.dumps(run_one(*args.one, device=args.device)))
         return
     rows = []
-    for model_name in args.models.split(","):
+    for run in args.runs.split(","):
+        model_name, method, pipeline = run.split(":")
         _model_dir(model_name)  # build/train once, outside the timed runs
-        for method in args.methods.split(","):
-            done = subprocess.run(
-                [sys.executable, __file__, "--one", model_name, method], capture_output=True, text=True, check=True
-            )
-            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-            print(json.dumps(rows[-1]), flush=True)
-    machine = {"cpus": os.cpu_count(), "torch": torch.__version__, "platform": platform.platform()}
+        done = subprocess.run(
+            [sys.executable, __file__, "--one", model_name, method, pipeline, "--device", args.device], capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"{run} failed:\n{done.stderr[-3000:]}")
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]), flush=True)
+    machine = {"cpus": os.cpu_count(), "torch": torch.__version__, "platform": platform.platform(),
+               "command": "python " + " ".join(sys.argv), "device": rows[0]["device_name"] if rows else args.device}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"machine": machine, "results": rows}, indent=2) + "\n")
