@@ -190,6 +190,8 @@ def _decoder_forward_seconds(model, calib, device: str) -> float:
     if device != "cpu":
         model.to(device)
     with torch.no_grad():
+        _, first = next(iter(calib.batches(BATCH)))
+        model.model(input_ids=first[:1, :64].to(device), use_cache=False)  # warm-up: one-time allocations, kernels
         if device != "cpu":
             torch.cuda.synchronize()
         start = time.perf_counter()
