@@ -291,18 +291,22 @@ def main() -> None:
                   "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine()},
         "dense": bench.dense,
     }
-    if "methods" in parts:
-        report["methods"] = run_methods(bench, sparsities)
-    if "calib" in parts:
-        report["calibration_languages"] = run_calibration_languages(bench)
-    if "ablation" in parts:
-        report["ablation"] = run_ablation(bench, sparsities[:1])
+    steps = [("methods", "methods", lambda: run_methods(bench, sparsities)),
+             ("calib", "calibration_languages", lambda: run_calibration_languages(bench)),
+             ("ablation", "ablation", lambda: run_ablation(bench, sparsities[:1]))]
+    for part, key, run in steps:
+        if part in parts:
+            report[key] = run()
+            _save(report, args.out, started)  # after each part: a long run that is stopped keeps what it finished
+    print(markdown(report))
+
+
+def _save(report: dict, out: Path, started: float) -> None:
     report["verdict"] = verdict(report)
     report["timings"] = {"total_s": round(time.perf_counter() - started, 1)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+    out.with_suffix(".md").write_text(markdown(report))
 
 
 if __name__ == "__main__":

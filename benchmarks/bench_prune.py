@@ -224,7 +224,7 @@ def _markdown(rows: list[dict], machine: dict) -> str:
         "`forward s`: one plain forward of the decoder stack over the same calibration batches. "
         "`peak RSS`: the process's peak resident memory while pruning (the model included), after the forward's "
         "memory was returned to the OS. `runtime`: the RSS of python + torch + transformers before the model is "
-        "loaded (about 0.4 GB; it does not grow with the model).\n\n"
+        "loaded (about 0.26 GB here; it does not grow with the model).\n\n"
         f"{head}{body}"
     )
 
