@@ -114,6 +114,8 @@ def run_pipeline(options: RunOptions, report: Report = lambda line: print(line, 
         push_inputs = {**_push_inputs(options), "files": _folder_digest(out)}
         pushed = step("push", input_key(push_inputs), lambda: ([], _push(options)))
         report(f"[push] {pushed.get('url')} (commit {str(pushed.get('commit'))[:12]}, verified)")
+        for warning in pushed.get("warnings", []):
+            report(f"[push] warning: {warning}")
     return RunOutcome(folder=out, card=out / CARD_FILE, results=results, ran=ran, skipped=skipped, push=pushed)
 
 
