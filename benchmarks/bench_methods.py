@@ -234,6 +234,7 @@ GEMMA_NOTES = [
     "- M-Wanda with its tiny-model defaults (spread term lambda=1) is *not* better than Wanda here: mean and worst-language "
     "perplexity are both about 1-4% worse. OWL's layerwise profile lowers the worst language (Swahili) but raises the mean.",
     "- Calibration is small (4 samples x 256 tokens per language) because a forward over it takes minutes on 2 cores.",
+    "- The second command's ablation part was stopped before it finished (session time); only its calib part is here.",
 ]
 
 
