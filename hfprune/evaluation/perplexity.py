@@ -17,6 +17,7 @@ from hfprune.evaluation.batching import model_device, right_pad
 from hfprune.evaluation.errors import DataFileMissingError, EmptyTextError
 from hfprune.evaluation.limits import check_context_length
 from hfprune.evaluation.metrics import WindowedPerplexity
+from hfprune.evaluation.next_token import span_logprob_sums
 from hfprune.evaluation.tokenization import bos_prefix, encode, pad_id
 from hfprune.evaluation.windows import Window, plan_windows
 
@@ -117,14 +118,9 @@ def score_windows(
         chunk = windows[begin : begin + batch_size]
         rows = [prefix + tokens[w.start : w.end] for w in chunk]
         input_ids, attention_mask = right_pad(rows, pad, device)
-        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
-        for row, (window, ids) in enumerate(zip(chunk, rows)):
-            first = len(prefix) + window.score_from - window.start
-            targets = torch.tensor(ids[first:], device=logits.device)
-            predicted = logits[row, first - 1 : len(ids) - 1].float()
-            nll = torch.nn.functional.cross_entropy(predicted, targets, reduction="sum")
-            nlls.append(float(nll))
-            counts.append(len(ids) - first)
+        spans = [(len(prefix) + w.score_from - w.start, len(ids)) for w, ids in zip(chunk, rows)]
+        nlls += [-value for value in span_logprob_sums(model, input_ids, attention_mask, spans)]
+        counts += [end - first for first, end in spans]
     return nlls, counts
 
 

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from hfprune.evaluation.batching import model_device, right_pad
 from hfprune.evaluation.limits import max_context_length
+from hfprune.evaluation.next_token import span_logprob_sums
 from hfprune.evaluation.tokenization import bos_prefix, encode, pad_id
 
 
@@ -72,32 +73,11 @@ def loglikelihoods(
     for begin in tqdm(batches, desc=desc, unit="batch", disable=not progress, leave=False):
         chosen = order[begin : begin + batch_size]
         input_ids, attention_mask = right_pad([encoded[i].tokens for i in chosen], pad, device)
-        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
-        batch_scores = _continuation_logprobs(logits, [encoded[i] for i in chosen])
+        spans = [(len(encoded[i].tokens) - encoded[i].n_continuation, len(encoded[i].tokens)) for i in chosen]
+        batch_scores = span_logprob_sums(model, input_ids, attention_mask, spans)
         for index, score in zip(chosen, batch_scores):
             scores[index] = score
     return scores
-
-
-def _continuation_logprobs(logits: torch.Tensor, batch: list[EncodedRequest]) -> list[float]:
-    """Log-probability of each row's continuation tokens, with one log-softmax over the whole batch.
-
-    Only the positions that predict continuation tokens are gathered, so the (rows x positions x vocab)
-    log-softmax is never materialised for the context.
-    """
-    rows, positions, targets, owner = [], [], [], []
-    for row, request in enumerate(batch):
-        total, n = len(request.tokens), request.n_continuation
-        rows += [row] * n
-        positions += range(total - n - 1, total - 1)
-        targets += request.tokens[total - n :]
-        owner += [row] * n
-    device = logits.device
-    picked = logits[torch.tensor(rows, device=device), torch.tensor(positions, device=device)].float()
-    token_logprobs = picked.gather(1, torch.tensor(targets, device=device)[:, None]).squeeze(1) - picked.logsumexp(-1)
-    sums = torch.zeros(len(batch), dtype=torch.float64, device=device)
-    sums.index_add_(0, torch.tensor(owner, device=device), token_logprobs.double())
-    return sums.tolist()
 
 
 def _fallback_prefix(tokenizer: Any) -> int:
