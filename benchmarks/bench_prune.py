@@ -140,6 +140,9 @@ def run_one(model_name: str, method: str, pipeline: str, keep_model: bool = Fals
 
     import hfprune
 
+    from hfprune.memory import return_large_buffers_promptly
+
+    return_large_buffers_promptly()  # as the hfprune command does
     runtime_mb = _current_rss_mb()  # python + torch + transformers, before any model
     torch.manual_seed(0)
     folder = _model_dir(model_name)
@@ -170,6 +173,7 @@ def run_one(model_name: str, method: str, pipeline: str, keep_model: bool = Fals
         "pipeline": pipeline,
         "blocks": model.config.num_hidden_layers,
         "calibration": f"{SAMPLES} x {SEQLEN}",
+        "batch_size": BATCH,
         "prune_s": round(prune_s, 2),
         "decoder_forward_s": round(decoder_forward_s, 2),
         "ratio_vs_forward": round(prune_s / decoder_forward_s, 3),
@@ -231,13 +235,20 @@ def _markdown(rows: list[dict], machine: dict) -> str:
     )
 
 
+def _set_batch(batch: int) -> None:
+    global BATCH
+    BATCH = batch
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", default=",".join(DEFAULT_RUNS), help="MODEL:METHOD:PIPELINE,...")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda for the GPU table (accelerator peak memory)")
     parser.add_argument("--one", nargs=3, metavar=("MODEL", "METHOD", "PIPELINE"), help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(RESULTS / "prune_cpu"))
+    parser.add_argument("--batch-size", type=int, default=BATCH, help="calibration samples per block call")
     args = parser.parse_args()
+    _set_batch(args.batch_size)
     if args.one:
         print(json.dumps(run_one(*args.one, device=args.device)))
         return
@@ -246,7 +257,8 @@ def main() -> None:
         model_name, method, pipeline = run.split(":")
         _model_dir(model_name)  # build/train once, outside the timed runs
         done = subprocess.run(
-            [sys.executable, __file__, "--one", model_name, method, pipeline, "--device", args.device], capture_output=True, text=True
+            [sys.executable, __file__, "--one", model_name, method, pipeline, "--device", args.device,
+             "--batch-size", str(args.batch_size)], capture_output=True, text=True
         )
         if done.returncode != 0:
             raise SystemExit(f"{run} failed:\n{done.stderr[-3000:]}")

@@ -130,7 +130,7 @@ def prune(
     seqlen: int = DEFAULT_SEQLEN,
     seed: int = 0,
     device: str | torch.device | None = None,
-    batch_size: int = 8,
+    batch_size: int = 2,
     sparsity_fn: SparsityFn | None = None,
     profile: SparsityProfile | str | None = None,
     input_cache: dict[str, Any] | None = None,

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 from . import __version__
 from .errors import HfpruneError
+from .memory import return_large_buffers_promptly
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -34,7 +35,7 @@ def _add_prune(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calib-text-field", default="text", help="text field of .jsonl files / dataset rows")
     p.add_argument("--seqlen", type=int, default=DEFAULT_SEQLEN, help=f"tokens per calibration sample (default {DEFAULT_SEQLEN})")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    p.add_argument("--batch-size", type=int, default=8, help="calibration samples per forward (default 8)")
+    p.add_argument("--batch-size", type=int, default=2, help="calibration samples per forward (default 2: the activation peak grows with it)")
     p.add_argument("--device", default="auto", help="compute device: auto, cpu, cuda, cuda:1 (default auto)")
     p.add_argument(
         "--pipeline", default="sequential", choices=["sequential", "independent"],
@@ -205,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _quiet_libraries()
+    return_large_buffers_promptly()
     handler: Handler = getattr(args, "handler", None) or (lambda a: parser.error("choose a command"))
     try:
         return int(handler(args) or 0)

@@ -88,6 +88,14 @@ class _BlockInputs:
     kwargs: dict[str, Any]
 
 
+def _consumed(items: list[_BlockInputs]) -> Iterator[_BlockInputs]:
+    """Yield the batches of ``items`` in order, removing each from the list, so that its tensors are freed as
+    soon as the caller is done with it: activations of one block then never exist twice in full."""
+    items.reverse()
+    while items:
+        yield items.pop()
+
+
 def _model_inputs(model: nn.Module, ids: torch.Tensor) -> dict[str, Any]:
     inputs: dict[str, Any] = {"input_ids": ids, "use_cache": False}
     if getattr(model.config, "is_encoder_decoder", False):
@@ -283,7 +291,7 @@ class SequentialPruner:
             return self._capture_first_block_inputs(stack)
         if stack.name not in self.input_cache:
             self.input_cache[stack.name] = self._capture_first_block_inputs(stack)
-        return self.input_cache[stack.name]
+        return list(self.input_cache[stack.name])  # a copy: the run consumes its list, the cache keeps its own
 
     def _gradient_pass(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Dense-model gradients for SNIP/GraSP: the whole model on the compute device for one pass."""
@@ -349,7 +357,8 @@ class SequentialPruner:
         collector = StatsCollector(layers, self.method.needs)
         outputs = []
         with collector.attached():
-            for item in inputs:
+            # Independent pipeline: each batch's input is dropped once its dense output exists (half the memory).
+            for item in (_consumed(inputs) if keep_outputs else inputs):
                 collector.language = item.language
                 hidden = self._block_call(block, item, refs)
                 collector.end_batch()
@@ -358,10 +367,10 @@ class SequentialPruner:
         return collector.stats, outputs
 
     def _propagate(self, block: nn.Module, inputs: list[_BlockInputs], refs: _ProbeRefs) -> list[_BlockInputs]:
-        """The pruned block's outputs: the next block's inputs."""
+        """The pruned block's outputs: the next block's inputs. Each input batch is dropped as its output appears."""
         return [
             _BlockInputs(item.language, self._block_call(block, item, refs), item.args, item.kwargs)
-            for item in inputs
+            for item in _consumed(inputs)
         ]
 
     # -- pruning -------------------------------------------------------------------------------------
