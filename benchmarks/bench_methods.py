@@ -72,9 +72,9 @@ METHODS: list[tuple[str, str, dict[str, Any], str | None]] = [
     ("wanda+owl", "wanda", {}, "owl"),
 ]
 MAIN = {"magnitude", "wanda", "sparsegpt", "mwanda"}
-OFF = {"lam": 0.0, "prob": 0.0, "layerwise": 0.0}
+OFF = {"lam": 0.0, "prob": 0.0, "layerwise": 0.0, "equalize": 0.0}
 #: each part switched on at this strength in the ablation (whatever the defaults are)
-ON = {"lam": 1.0, "prob": 1.0, "layerwise": 0.04}
+ON = {"lam": 1.0, "prob": 1.0, "layerwise": 0.04, "equalize": 1.0}
 
 
 def ablation_rows(defaults: dict[str, float]) -> list[tuple[str, dict[str, float]]]:
@@ -141,7 +141,7 @@ class Bench:
 
 def defaults() -> dict[str, float]:
     method = hfprune.pruning.registry.get_method("mwanda")
-    return {"lam": method.lam, "prob": method.prob, "layerwise": method.layerwise}
+    return {"lam": method.lam, "prob": method.prob, "layerwise": method.layerwise, "equalize": method.equalize}
 
 
 def run_methods(bench: Bench, sparsities: list[float]) -> list[dict]:
@@ -167,6 +167,27 @@ def run_calibration_languages(bench: Bench) -> list[dict]:
                 "english_ppl_under_target_calibration": target["ppl"]["en"],
                 "english_ppl_under_english_calibration": english["ppl"]["en"],
             })
+    return rows
+
+
+def parse_grid(text: str) -> list[tuple[dict[str, float], str | None]]:
+    """``lam=0.5,layerwise=0.04;lam=0,profile=owl`` -> M-Wanda parameter sets (``profile`` is the layerwise profile)."""
+    cells = []
+    for item in filter(None, text.split(";")):
+        pairs = dict(pair.split("=") for pair in item.split(","))
+        profile = pairs.pop("profile", None)
+        cells.append(({k: float(v) for k, v in pairs.items()}, profile))
+    return cells
+
+
+def run_tuning(bench: Bench, sparsity: float, grid: str) -> list[dict]:
+    """Wanda and M-Wanda variants on the tuning sentences (``--first-sentence``), to choose the defaults."""
+    mix = ",".join(f"{lang}:{SAMPLES}" for lang in LANGUAGES)
+    rows = [{"label": "wanda", **bench.cell("wanda", {}, sparsity, mix, list(LANGUAGES))}]
+    for params, profile in parse_grid(grid):
+        full = {**OFF, **params}
+        label = ", ".join(f"{k}={v:g}" for k, v in full.items()) + (f", profile={profile}" if profile else "")
+        rows.append({"label": label, **bench.cell("mwanda", full, sparsity, mix, list(LANGUAGES), profile)})
     return rows
 
 
@@ -205,6 +226,10 @@ def markdown(report: dict) -> str:
             out.append(f"| {r['method']} | {r['language']} | {r['dense_ppl']:.1f} | {r['english_calibration_ppl']:.1f} | "
                        f"{r['target_calibration_ppl']:.1f} | {r['english_ppl_under_target_calibration']:.1f} | "
                        f"{r['english_ppl_under_english_calibration']:.1f} |")
+    if report.get("tuning"):
+        out += ["", f"## M-Wanda tuning (FLORES sentences from {report['setup'].get('first_sentence', 0)})", "",
+                head.replace("| method |", "| variant |"), sep]
+        out += [_row(r, langs) for r in report["tuning"]]
     if report.get("ablation"):
         out += ["", "## M-Wanda ablation (8-language calibration)", "", head.replace("| method |", "| variant |"), sep]
         out += [_row(r, langs) for r in report["ablation"]]
@@ -273,6 +298,10 @@ def main() -> None:
     parser.add_argument("--model", default="tiny", choices=list(MODELS))
     parser.add_argument("--out", type=Path, default=None, help="default results/methods_<model>")
     parser.add_argument("--render", action="store_true", help="only rewrite the .md from the existing .json")
+    parser.add_argument("--first-sentence", type=int, default=0, help="first FLORES sentence evaluated (500 to tune)")
+    parser.add_argument("--grid", default="lam=0;lam=0.25;lam=0.5;lam=1",
+                        help="the tune part's M-Wanda cells, ';'-separated, e.g. 'lam=0.5,layerwise=0.04;lam=0,profile=owl'")
+    parser.add_argument("--merge", action="store_true", help="keep the parts of an existing .json that are not rerun")
     args = parser.parse_args()
     args.out = args.out or RESULTS / f"methods_{args.model}"
     global SAMPLES, BATCH
@@ -285,16 +314,20 @@ def main() -> None:
     parts = set(args.parts.split(","))
     sparsities = [float(s) for s in args.sparsities.split(",")]
     started = time.perf_counter()
-    bench = Bench(args.sentences, model=args.model)
-    report: dict[str, Any] = {
+    bench = Bench(args.sentences, first_sentence=args.first_sentence, model=args.model)
+    previous = json.loads(args.out.with_suffix(".json").read_text()) if args.merge else {}
+    report: dict[str, Any] = {**previous,
         "setup": {"model": args.model, "command": "python " + " ".join(sys.argv), "languages": list(LANGUAGES), "calibration": f"{SAMPLES} x {SEQLEN} tokens per language",
-                  "sentences": args.sentences, "context": CONTEXT, "mwanda_defaults": defaults(),
+                  "sentences": args.sentences, "first_sentence": args.first_sentence, "context": CONTEXT, "mwanda_defaults": defaults(),
                   "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine()},
         "dense": bench.dense,
     }
+    if previous:
+        report["setup"]["command"] = f"{previous['setup']['command']}` and `{report['setup']['command']}"
     steps = [("methods", "methods", lambda: run_methods(bench, sparsities)),
              ("calib", "calibration_languages", lambda: run_calibration_languages(bench)),
-             ("ablation", "ablation", lambda: run_ablation(bench, sparsities[:1]))]
+             ("ablation", "ablation", lambda: run_ablation(bench, sparsities[:1])),
+             ("tune", "tuning", lambda: run_tuning(bench, sparsities[0], args.grid))]
     for part, key, run in steps:
         if part in parts:
             report[key] = run()

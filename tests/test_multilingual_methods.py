@@ -68,7 +68,7 @@ def test_new_methods_support_nm(method, calib):
 def test_mwanda_with_one_language_and_switches_off_is_wanda(arch, calib):
     one = CalibrationSet.from_tensors(calib.input_ids, ["sw"] * len(calib))
     masks = {}
-    for method, params in (("wanda", {}), ("mwanda", {"lam": 0.0, "prob": 0.0, "layerwise": 0.0})):
+    for method, params in (("wanda", {}), ("mwanda", {"lam": 0.0, "prob": 0.0, "layerwise": 0.0, "equalize": 0.0})):
         model = make_model(arch, seed=4)
         hfprune.prune(model, method=method, sparsity=0.6, calibration=one, batch_size=2, **params)
         masks[method] = _mask_bytes(model)
@@ -79,10 +79,11 @@ def test_mwanda_switches_change_the_mask_with_several_languages(calib):
     masks = {}
     for label, params in {
         "wanda": None,
-        "off": {"lam": 0.0, "prob": 0.0, "layerwise": 0.0},
-        "lambda": {"lam": 2.0, "prob": 0.0, "layerwise": 0.0},
-        "prob": {"lam": 0.0, "prob": 2.0, "layerwise": 0.0},
-        "layerwise": {"lam": 0.0, "prob": 0.0, "layerwise": 0.1},
+        "off": {"lam": 0.0, "prob": 0.0, "layerwise": 0.0, "equalize": 0.0},
+        "lambda": {"lam": 2.0, "prob": 0.0, "layerwise": 0.0, "equalize": 0.0},
+        "prob": {"lam": 0.0, "prob": 2.0, "layerwise": 0.0, "equalize": 0.0},
+        "layerwise": {"lam": 0.0, "prob": 0.0, "layerwise": 0.1, "equalize": 0.0},
+        "equalize": {"lam": 0.0, "prob": 0.0, "layerwise": 0.0, "equalize": 1.0},
     }.items():
         model = make_model("llama", seed=5)
         method = "wanda" if params is None else "mwanda"
@@ -91,7 +92,7 @@ def test_mwanda_switches_change_the_mask_with_several_languages(calib):
         if label == "layerwise":
             assert result.sparsity_profile["profile"] == "crosslingual"
             assert len(set(round(l.target, 6) for l in result.layers)) > 1
-    for label in ("lambda", "prob", "layerwise"):
+    for label in ("lambda", "prob", "layerwise", "equalize"):
         assert masks[label] != masks["off"], label
 
 
@@ -126,7 +127,24 @@ def test_mwanda_balances_languages_where_wanda_counts_tokens():
     torch.testing.assert_close(balanced[0], balanced[1])
 
 
-@pytest.mark.parametrize("params", [{"lam": -1.0}, {"prob": float("nan")}, {"layerwise": 1.0}])
+def test_mwanda_equalize_gives_each_language_the_same_energy():
+    # sw's activations are 100x weaker overall; channel 0 matters to en, channel 1 to sw
+    stats = _stats({"en": [8.0, 2.0], "sw": [0.01, 0.07]}, {"en": 5, "sw": 5})
+    off = channel_importance(stats, 0.0, 0.0)
+    assert off[0] > off[1]  # en's energy decides
+    full = channel_importance(stats, 0.0, 0.0, equalize=1.0)
+    # both scaled to the mean energy E = (5 + 0.04) / 2; then mu = sqrt(sum_l of the scaled values), T/T_l = 2, L = 2
+    energy = (5.0 + 0.04) / 2
+    expected = (torch.tensor([8.0, 2.0]) * energy / 5 + torch.tensor([0.01, 0.07]) * energy / 0.04).sqrt()
+    torch.testing.assert_close(full, expected)
+    assert full[1] > full[0]  # sw's channel now counts as much as en's
+    stronger = channel_importance(_stats({"en": [8.0, 2.0], "sw": [1.0, 7.0]}, {"en": 5, "sw": 5}), 0.0, 0.0, equalize=1.0)
+    torch.testing.assert_close(stronger / stronger[0], full / full[0])  # a language's overall scale no longer matters
+
+
+@pytest.mark.parametrize(
+    "params", [{"lam": -1.0}, {"prob": float("nan")}, {"layerwise": 1.0}, {"equalize": 1.5}, {"equalize": -0.1}]
+)
 def test_mwanda_refuses_switches_out_of_range(params):
     with pytest.raises(InvalidMWandaParameterError, match="--mw-"):
         get_method("mwanda", **params)

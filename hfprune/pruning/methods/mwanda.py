@@ -5,6 +5,7 @@ uses, decide what survives. M-Wanda keeps the statistics per language (``L`` lan
 language ``l``, ``T`` in all) and scores weight ``W_ij`` of a layer by
 
     s_l,j  = sqrt(sum_t x_tj^2 over language l  *  T / T_l)     language l's norm, as if it had all T tokens
+    s_l,j <- s_l,j * (E / E_l)^(gamma/2),  E_l = mean_j s_l,j^2,  E = mean_l E_l     equal energy per language
     mu_j   = sqrt(mean_l s_l,j^2)                               language-balanced Wanda norm      (part a)
     sd_j   = std_l s_l,j   (population std over languages)      cross-lingual spread              (part a)
     f_l,j  = P(|x_tj| > RMS_t(x) | language l)                 firing probability in language l
@@ -15,9 +16,10 @@ language ``l``, ``T`` in all) and scores weight ``W_ij`` of a layer by
 and (part c) spreads sparsity over blocks with the ``crosslingual`` profile: blocks whose languages' channel
 statistics correlate least are pruned less, within ``target +- delta`` (see ``pruning.profiles``).
 
-Switches (0 turns a part off): ``--mw-lambda`` (lambda), ``--mw-prob`` (beta), ``--mw-layerwise`` (delta).
-With all three at 0 the score is Wanda's with languages weighted equally; with one calibration language it
-*is* Wanda's, bit for bit (``T / T_l = 1``, the spread is 0, ``p_j = 0``).
+Switches (0 turns a part off): ``--mw-lambda`` (lambda), ``--mw-prob`` (beta), ``--mw-layerwise`` (delta),
+``--mw-equalize`` (gamma: a language whose activations are weaker overall still gets an equal say in which
+channels matter). With all four at 0 the score is Wanda's with languages weighted equally; with one
+calibration language it *is* Wanda's, bit for bit (``T / T_l = 1``, the spread is 0, ``p_j = 0``).
 
 Defaults (lambda 1, beta 0, delta 0) are what won on the tiny trained model, tuned on FLORES sentences
 disjoint from the reported ones (benchmarks/bench_methods.py): the spread term lowered mean and
@@ -52,28 +54,35 @@ class MWanda(ScoreMethod):
     lam: float = field(default=1.0, metadata={"flag": "--mw-lambda", "help": "weight of the cross-lingual spread of activation norms (0: off)"})
     prob: float = field(default=0.0, metadata={"flag": "--mw-prob", "help": "weight of the language-specific firing probability, max minus mean over languages (0: off)"})
     layerwise: float = field(default=0.0, metadata={"flag": "--mw-layerwise", "help": "half-width of the cross-lingual layerwise sparsity range (0: uniform)"})
+    equalize: float = field(default=0.0, metadata={"flag": "--mw-equalize", "help": "give every language's activation energy the same weight, 0 (off) to 1 (fully)"})
 
     def __post_init__(self) -> None:
-        for flag, value in (("--mw-lambda", self.lam), ("--mw-prob", self.prob), ("--mw-layerwise", self.layerwise)):
-            if not 0 <= value < (1 if flag == "--mw-layerwise" else float("inf")) or value != value:
-                raise InvalidMWandaParameterError(
-                    f"{flag} must be >= 0{' and < 1' if flag == '--mw-layerwise' else ''}, got {value}"
-                )
+        checks = (
+            ("--mw-lambda", self.lam, "", True), ("--mw-prob", self.prob, "", True),
+            ("--mw-layerwise", self.layerwise, " and < 1", self.layerwise < 1),
+            ("--mw-equalize", self.equalize, " and <= 1", self.equalize <= 1),
+        )
+        for flag, value, bound, within in checks:
+            if not (value >= 0 and within):  # NaN fails both comparisons
+                raise InvalidMWandaParameterError(f"{flag} must be >= 0{bound}, got {value}")
 
     def layerwise_profile(self) -> CrosslingualProfile | None:
         return CrosslingualProfile(delta=self.layerwise) if self.layerwise > 0 else None
 
     def score(self, weight: torch.Tensor, stats: LayerStats | None) -> torch.Tensor:
         assert stats is not None
-        importance = channel_importance(stats, self.lam, self.prob).to(weight.device)
+        importance = channel_importance(stats, self.lam, self.prob, self.equalize).to(weight.device)
         return weight.abs() * importance.unsqueeze(0)
 
 
-def channel_importance(stats: LayerStats, lam: float, prob: float) -> torch.Tensor:
+def channel_importance(stats: LayerStats, lam: float, prob: float, equalize: float = 0.0) -> torch.Tensor:
     """``(mu_j + lambda sd_j) (1 + beta p_j)`` per input channel (see the module docstring)."""
     langs = [lang for lang in stats.languages if stats.tokens.get(lang)]
     total = sum(stats.tokens[lang] for lang in langs)
     balanced = torch.stack([stats.sq_sum[lang] * (total / (len(langs) * stats.tokens[lang])) for lang in langs])
+    if equalize > 0:
+        energy = balanced.mean(1, keepdim=True).clamp_min(torch.finfo(balanced.dtype).tiny)
+        balanced = balanced * (energy.mean() / energy) ** equalize
     importance = balanced.sum(0).sqrt()
     if lam > 0:
         per_language = (balanced * len(langs)).sqrt()
