@@ -17,7 +17,8 @@ Parts:
 - ``ablation``: M-Wanda with each of its parts alone and each removed from the defaults.
 
 Evaluation: the first ``--sentences`` FLORES devtest sentences per language, 256-token windows. M-Wanda's
-defaults were chosen on FLORES sentences 500-649 (``--tune``), disjoint from the reported 0-199.
+defaults were chosen on Gemma 3 270M's FLORES sentences 500-539 (``--parts tune --first-sentence 500``),
+disjoint from the reported ones (the first ``--sentences``).
 The model has 2 blocks: layerwise profiles have little room here; this is a sanity benchmark, not the
 Gemma 3 270M one.
 """
@@ -73,8 +74,9 @@ METHODS: list[tuple[str, str, dict[str, Any], str | None]] = [
 ]
 MAIN = {"magnitude", "wanda", "sparsegpt", "mwanda"}
 OFF = {"lam": 0.0, "prob": 0.0, "layerwise": 0.0, "equalize": 0.0}
-#: each part switched on at this strength in the ablation (whatever the defaults are)
-ON = {"lam": 1.0, "prob": 1.0, "layerwise": 0.04, "equalize": 1.0}
+#: each part switched on at this strength in the ablation (whatever the defaults are): the strengths tried
+#: on Gemma 3 270M's tuning sentences (FLORES 500-539, the tune part)
+ON = {"lam": 0.25, "prob": 0.5, "layerwise": 0.04, "equalize": 0.5}
 
 
 def ablation_rows(defaults: dict[str, float]) -> list[tuple[str, dict[str, float]]]:
@@ -170,24 +172,27 @@ def run_calibration_languages(bench: Bench) -> list[dict]:
     return rows
 
 
-def parse_grid(text: str) -> list[tuple[dict[str, float], str | None]]:
-    """``lam=0.5,layerwise=0.04;lam=0,profile=owl`` -> M-Wanda parameter sets (``profile`` is the layerwise profile)."""
+def parse_grid(text: str) -> list[tuple[str, dict[str, float], str | None]]:
+    """``wanda;lam=0.5,layerwise=0.04;lam=0,profile=owl`` -> (method, parameters, layerwise profile) cells."""
     cells = []
     for item in filter(None, text.split(";")):
+        if item == "wanda":
+            cells.append(("wanda", {}, None))
+            continue
         pairs = dict(pair.split("=") for pair in item.split(","))
         profile = pairs.pop("profile", None)
-        cells.append(({k: float(v) for k, v in pairs.items()}, profile))
+        cells.append(("mwanda", {**OFF, **{k: float(v) for k, v in pairs.items()}}, profile))
     return cells
 
 
 def run_tuning(bench: Bench, sparsity: float, grid: str) -> list[dict]:
     """Wanda and M-Wanda variants on the tuning sentences (``--first-sentence``), to choose the defaults."""
     mix = ",".join(f"{lang}:{SAMPLES}" for lang in LANGUAGES)
-    rows = [{"label": "wanda", **bench.cell("wanda", {}, sparsity, mix, list(LANGUAGES))}]
-    for params, profile in parse_grid(grid):
-        full = {**OFF, **params}
-        label = ", ".join(f"{k}={v:g}" for k, v in full.items()) + (f", profile={profile}" if profile else "")
-        rows.append({"label": label, **bench.cell("mwanda", full, sparsity, mix, list(LANGUAGES), profile)})
+    rows = []
+    for method, params, profile in parse_grid(grid):
+        label = method if method == "wanda" else ", ".join(f"{k}={v:g}" for k, v in params.items() if v)
+        label = (label or "all off") + (f", profile={profile}" if profile else "")
+        rows.append({"label": label, **bench.cell(method, params, sparsity, mix, list(LANGUAGES), profile)})
     return rows
 
 
@@ -210,7 +215,8 @@ def markdown(report: dict) -> str:
            f"Model: {MODELS[model][1]}. Calibration: "
            f"{SAMPLES} samples x {SEQLEN} tokens per language from the shared calibration text. Evaluation: first "
            f"{report['setup']['sentences']} FLORES devtest sentences per language, {CONTEXT}-token windows. "
-           f"M-Wanda defaults {report['setup']['mwanda_defaults']} (chosen on FLORES sentences 500-649).", ""]
+           f"M-Wanda defaults {report['setup']['mwanda_defaults']} (chosen on held-out FLORES sentences; see "
+           "hfprune/pruning/methods/mwanda.py).", ""]
     dense = report["dense"]
     head = "| method | sparsity | " + " | ".join(langs) + " | mean | worst | mean x dense | worst x dense |"
     sep = "|" + "---|" * (6 + len(langs))
@@ -299,8 +305,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="default results/methods_<model>")
     parser.add_argument("--render", action="store_true", help="only rewrite the .md from the existing .json")
     parser.add_argument("--first-sentence", type=int, default=0, help="first FLORES sentence evaluated (500 to tune)")
-    parser.add_argument("--grid", default="lam=0;lam=0.25;lam=0.5;lam=1",
-                        help="the tune part's M-Wanda cells, ';'-separated, e.g. 'lam=0.5,layerwise=0.04;lam=0,profile=owl'")
+    parser.add_argument("--grid", default="wanda;lam=0;lam=0.25;lam=0.5;lam=1",
+                        help="the tune part's cells, ';'-separated: 'wanda' or M-Wanda switches, e.g. 'lam=0.5,layerwise=0.04;lam=0,profile=owl'")
     parser.add_argument("--merge", action="store_true", help="keep the parts of an existing .json that are not rerun")
     args = parser.parse_args()
     args.out = args.out or RESULTS / f"methods_{args.model}"
@@ -331,8 +337,19 @@ def main() -> None:
     for part, key, run in steps:
         if part in parts:
             report[key] = run()
+            if key == "ablation":
+                _refresh_mwanda_rows(report)
             _save(report, args.out, started)  # after each part: a long run that is stopped keeps what it finished
     print(markdown(report))
+
+
+def _refresh_mwanda_rows(report: dict) -> None:
+    """The methods table's M-Wanda row becomes the ablation's current-defaults cell (same setup), so a merged
+    report never shows M-Wanda with defaults that have since changed."""
+    current = next((r for r in report["ablation"] if r["label"].startswith("defaults")), None)
+    for i, row in enumerate(report.get("methods", [])):
+        if current is not None and row["label"] == "mwanda" and row["sparsity"] == current["sparsity"]:
+            report["methods"][i] = {**current, "label": "mwanda"}
 
 
 def _save(report: dict, out: Path, started: float) -> None:

@@ -47,9 +47,11 @@ def test_new_methods_prune_each_row_exactly_and_deterministically(arch, method, 
     masks = []
     for _ in range(2):
         model = make_model(arch, seed=2)
-        hfprune.prune(model, method=method, sparsity=0.5, calibration=calib, batch_size=2)
+        result = hfprune.prune(model, method=method, sparsity=0.5, calibration=calib, batch_size=2)
+        targets = {report.name: report.target for report in result.layers}  # M-Wanda's own profile varies them
         for layer in all_prunable_layers(model):
-            assert torch.all((layer.weight == 0).sum(1) == layer.in_features // 2), (method, layer.name)
+            expected = int(layer.in_features * targets[layer.name])
+            assert torch.all((layer.weight == 0).sum(1) == expected), (method, layer.name)
         assert torch.isfinite(forward(model, calib.input_ids[:2])).all()
         masks.append(_mask_bytes(model))
     assert masks[0] == masks[1]
