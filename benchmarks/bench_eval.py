@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -50,8 +51,8 @@ def interleaved_best(repeats: int, ours, plain) -> tuple[float, float]:
     return min(ours_times), min(plain_times)
 
 
-def bench_perplexity(model, tokenizer, context_length: int, batch_size: int, repeats: int) -> dict:
-    text = load_flores("en")
+def bench_perplexity(model, tokenizer, context_length: int, batch_size: int, repeats: int, sentences: int | None) -> dict:
+    text = "\n".join(load_flores("en").splitlines()[:sentences])
     prefix = bos_prefix(tokenizer)
     tokens = encode(tokenizer, text)
     windows = plan_windows(len(tokens), context_length, None, bool(prefix))
@@ -65,9 +66,9 @@ def bench_perplexity(model, tokenizer, context_length: int, batch_size: int, rep
     return {"tokens": n, "eval_tokens_per_s": n / ours, "plain_tokens_per_s": n / plain, "overhead": ours / plain - 1}
 
 
-def bench_loglikelihood(model, tokenizer, batch_size: int, repeats: int) -> dict:
+def bench_loglikelihood(model, tokenizer, batch_size: int, repeats: int, limit: int) -> dict:
     spec = TASKS["xnli"]
-    docs = load_task_data(spec, "en", default_data_dir(), limit=100).docs
+    docs = load_task_data(spec, "en", default_data_dir(), limit=limit).docs
     requests = [(c, x) for p in build_prompts(spec, docs, "en") for c, x in zip(p.contexts, p.continuations)]
     prefix = bos_prefix(tokenizer)
     rows = sorted((encode_request(tokenizer, c, x, prefix, None).tokens for c, x in requests), key=len, reverse=True)
@@ -106,6 +107,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-whole", action="store_true", help="only the throughput comparison")
+    parser.add_argument("--sentences", type=int, default=None, help="FLORES en sentences for perplexity (default all)")
+    parser.add_argument("--ll-limit", type=int, default=100, help="XNLI en documents for log-likelihood scoring")
+    parser.add_argument("--out", default="eval", help="results file stem under benchmarks/results/")
     args = parser.parse_args()
     if args.model is None:
         from hfprune.tiny_model import tiny_model_path
@@ -118,19 +122,23 @@ def main() -> None:
         "parameters": sum(p.numel() for p in model.parameters()),
         "machine": {"cpus": torch.get_num_threads(), "platform": platform.platform()},
         "versions": versions(),
-        "perplexity_throughput": bench_perplexity(model, tokenizer, args.context_length, args.batch_size, args.repeats),
-        "loglikelihood_throughput": bench_loglikelihood(model, tokenizer, args.batch_size, args.repeats),
+        "command": "python benchmarks/bench_eval.py " + " ".join(sys.argv[1:]),
+        "perplexity_throughput": bench_perplexity(
+            model, tokenizer, args.context_length, args.batch_size, args.repeats, args.sentences
+        ),
+        "loglikelihood_throughput": bench_loglikelihood(model, tokenizer, args.batch_size, args.repeats, args.ll_limit),
     }
-    previous = RESULTS / "eval.json"
-    if args.skip_whole and previous.is_file():
-        report["whole_eval"] = json.loads(previous.read_text())["whole_eval"]
+    previous = RESULTS / f"{args.out}.json"
+    if args.skip_whole:
+        old = json.loads(previous.read_text()) if previous.is_file() else {}
+        report["whole_eval"] = old.get("whole_eval")
     else:
         report["whole_eval"] = bench_whole_eval(
             model, tokenizer, args.langs.split(","), args.limit, args.context_length, args.batch_size
         )
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "eval.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-    (RESULTS / "eval.md").write_text(markdown(report), encoding="utf-8")
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    (RESULTS / f"{args.out}.md").write_text(markdown(report), encoding="utf-8")
     print(markdown(report))
 
 
@@ -142,7 +150,10 @@ def markdown(report: dict) -> str:
         row = report[name]
         lines.append(f"| {name.split('_')[0]} | {row['tokens']:,} | {row['eval_tokens_per_s']:,.0f} | "
                      f"{row['plain_tokens_per_s']:,.0f} | {row['overhead']:+.1%} |")  # fmt: skip
+    lines += ["", f"Command: `{report.get('command', 'python benchmarks/bench_eval.py')}`"]
     whole = report["whole_eval"]
+    if not whole:
+        return "\n".join(lines) + "\n"
     lines += ["", f"Whole `eval`, {len(whole['langs'])} languages x all tasks, `--limit {whole['limit']}`: "
               f"**{whole['seconds']:.1f} s** ({whole['evaluated_pairs']} task-language pairs, "
               f"{whole['skipped_pairs']} without data)", "", "| task | seconds |", "|---|---:|"]  # fmt: skip
