@@ -156,7 +156,9 @@ def markdown(report: dict) -> str:
         return "\n".join(lines) + "\n"
     lines += ["", f"Whole `eval`, {len(whole['langs'])} languages x all tasks, `--limit {whole['limit']}`: "
               f"**{whole['seconds']:.1f} s** ({whole['evaluated_pairs']} task-language pairs, "
-              f"{whole['skipped_pairs']} without data)", "", "| task | seconds |", "|---|---:|"]  # fmt: skip
+              f"{whole['skipped_pairs']} without data)"
+              + (", from an earlier run (this one had `--skip-whole`)" if "--skip-whole" in report.get("command", "") else ""),
+              "", "| task | seconds |", "|---|---:|"]  # fmt: skip
     lines += [f"| {task} | {seconds:.1f} |" for task, seconds in whole["seconds_per_task"].items()]
     return "\n".join(lines) + "\n"
 

@@ -33,7 +33,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
-SAMPLES, SEQLEN, BATCH = 32, 512, 8
+SAMPLES, SEQLEN, BATCH = 32, 512, 2  # batch: hfprune prune's default
 #: model:method:pipeline runs of the default grid
 DEFAULT_RUNS = (
     [f"tiny:{m}:sequential" for m in ("magnitude", "wanda", "sparsegpt", "mwanda")]
