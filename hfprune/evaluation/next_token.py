@@ -6,13 +6,15 @@ of fp32 logits, then 4 GiB more. Here the model's body runs once, and its output
 ``logsumexp`` run on chunks of only the positions that are scored (1024 positions at most for a large
 vocabulary: 1 GiB for Gemma), and only for those positions: log-likelihood scoring never projects the context.
 Models whose output layer does something this module does not reproduce fall back to the plain forward: the
-split is checked once per model against the model's own logits."""
+split is checked once per model against the model's own logits.
+"""
 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -22,7 +24,7 @@ import torch
 CHUNK_ELEMENTS = 2**22
 MIN_CHUNK = 1024
 
-_SPLITS: "weakref.WeakKeyDictionary[Any, _Split | None]" = weakref.WeakKeyDictionary()
+_SPLITS: weakref.WeakKeyDictionary[Any, _Split | None] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
