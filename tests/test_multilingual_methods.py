@@ -237,8 +237,9 @@ def test_cross_lingual_agreement_on_hand_made_statistics():
 
 
 def test_profiles_refuse_conflicts(calib):
-    with pytest.raises(InvalidProfileError, match="mw-layerwise"):
-        hfprune.prune(make_model("llama"), method="mwanda", layerwise=0.1, sparsity=0.5, calibration=calib, profile="owl")
+    # a profile the user names replaces the method's own layerwise part
+    result = hfprune.prune(make_model("llama"), method="mwanda", layerwise=0.1, sparsity=0.5, calibration=calib, profile="owl")
+    assert result.sparsity_profile["profile"] == "owl"
     with pytest.raises(InvalidProfileError, match="N:M"):
         hfprune.prune(make_model("llama"), method="wanda", sparsity=None, structure="2:4", calibration=calib, profile="owl")
     with pytest.raises(InvalidProfileError, match="unknown"):

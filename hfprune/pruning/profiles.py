@@ -176,17 +176,13 @@ def profile_from_args(args: argparse.Namespace) -> SparsityProfile | None:
 
 
 def resolve_profile(profile: SparsityProfile | None, method: Any, structure: Any) -> SparsityProfile | None:
-    """The profile to run: the user's, or the method's own (M-Wanda's cross-lingual part), never both.
+    """The profile to run: the user's if given (it replaces a method's own, e.g. M-Wanda's cross-lingual part),
+    else the method's own.
 
     Under N:M every block's sparsity is fixed, so a method's own layerwise part has nothing to spread and
     is left out (M-Wanda's default includes one; ``hfprune.json`` then records a uniform profile).
     """
     own = None if structure.is_nm else method.layerwise_profile()
-    if profile is not None and own is not None:
-        raise InvalidProfileError(
-            f"method '{method.name}' already sets a {own.name} profile of its own; turn that off "
-            f"(e.g. --mw-layerwise 0) to use --sparsity-profile {profile.name}"
-        )
     chosen = profile or own
     if chosen is not None and structure.is_nm:
         raise InvalidProfileError(
