@@ -26,18 +26,24 @@ def _reference(model, ids, mask, rows, positions, targets) -> torch.Tensor:
     return torch.log_softmax(logits, -1)[rows, positions, targets]
 
 
+def _ours_and_reference(model, seed: int, rows: list[int], positions: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Our log-probabilities of the true next tokens at (rows, positions), and the model's log-softmax of them."""
+    ids, mask = _batch(seed)
+    rows_t, positions_t = torch.tensor(rows), torch.tensor(positions)
+    targets = ids[rows_t, positions_t + 1]
+    with torch.inference_mode():
+        ours = next_token_logprobs(model, ids, mask, rows_t, positions_t, targets)
+        return ours, _reference(model, ids, mask, rows_t, positions_t, targets)
+
+
 @pytest.mark.parametrize("arch", CAUSAL)
 def test_chunked_logprobs_equal_the_models_log_softmax(arch, monkeypatch):
     monkeypatch.setattr(next_token, "MIN_CHUNK", 4)
     monkeypatch.setattr(next_token, "CHUNK_ELEMENTS", 4 * VOCAB)  # several chunks per batch
     model = make_model(arch)
-    ids, mask = _batch()
-    rows = torch.tensor([0] * 19 + [1] * 13 + [2] * 5)
-    positions = torch.tensor(list(range(19)) + list(range(13)) + list(range(10, 15)))
-    targets = ids[rows, positions + 1]
-    with torch.inference_mode():
-        ours = next_token_logprobs(model, ids, mask, rows, positions, targets)
-        expected = _reference(model, ids, mask, rows, positions, targets)
+    rows = [0] * 19 + [1] * 13 + [2] * 5
+    positions = list(range(19)) + list(range(13)) + list(range(10, 15))
+    ours, expected = _ours_and_reference(model, 0, rows, positions)
     assert next_token._SPLITS[model] is not None  # the chunked path ran, not the fallback
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
 
@@ -45,12 +51,7 @@ def test_chunked_logprobs_equal_the_models_log_softmax(arch, monkeypatch):
 def test_gemma_final_soft_capping_is_applied():
     model = make_model("gemma3")
     model.config.final_logit_softcapping = 2.0  # small, so capping changes every logit
-    ids, mask = _batch(1)
-    rows, positions = torch.tensor([0, 0, 2]), torch.tensor([3, 7, 11])
-    targets = ids[rows, positions + 1]
-    with torch.inference_mode():
-        ours = next_token_logprobs(model, ids, mask, rows, positions, targets)
-        expected = _reference(model, ids, mask, rows, positions, targets)
+    ours, expected = _ours_and_reference(model, 1, [0, 0, 2], [3, 7, 11])
     assert next_token._SPLITS[model] is not None
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
 
@@ -76,12 +77,7 @@ class _ScaledLlama(torch.nn.Module):
 
 def test_a_head_the_split_cannot_reproduce_falls_back_to_the_plain_forward():
     model = _ScaledLlama().eval()
-    ids, mask = _batch(2)
-    rows, positions = torch.tensor([0, 1, 2]), torch.tensor([5, 6, 7])
-    targets = ids[rows, positions + 1]
-    with torch.inference_mode():
-        ours = next_token_logprobs(model, ids, mask, rows, positions, targets)
-        expected = _reference(model, ids, mask, rows, positions, targets)
+    ours, expected = _ours_and_reference(model, 2, [0, 1, 2], [5, 6, 7])
     assert next_token._SPLITS[model] is None
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
 
