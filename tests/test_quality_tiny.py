@@ -5,13 +5,13 @@ The model is the project's own 2-layer Llama trained on the shared calibration c
 
 What holds on this model, and is asserted here:
 - every method at 60% costs perplexity in every language;
-- SparseGPT beats magnitude pruning on mean FLORES perplexity by a wide margin;
-- Wanda beats magnitude on the objective it optimises, each layer's output reconstruction error on the
-  calibration inputs, summed over the layers.
-What does *not* hold on this model: Wanda beating magnitude end to end. Its activations have few outlier
-channels (max/median channel norm 1.3-1.9 for q/k/v/gate/up inputs), so Wanda's activation term carries
-little information and its mean FLORES perplexity lands within 1% of magnitude's (measured: 169.8 vs 168.6
-at 60%). ``benchmarks/bench_methods.py`` records the numbers.
+- Wanda and SparseGPT both beat magnitude pruning on mean FLORES perplexity;
+- Wanda beats magnitude on the objective it optimises, each output row's reconstruction error on the
+  calibration inputs (measured: 2.61 vs 3.27, summed over layers of the mean over rows).
+Wanda's end-to-end win rests on the model's outlier channels (max/median channel norm 13-45 at the linear
+inputs, as in real LLMs), which ``hfprune.tiny_model`` gives it by an exact reparameterisation after training;
+without them (max/median 1.3-4.5) Wanda landed within 1% of magnitude (171.5 vs 170.1). Measured on the current
+model: magnitude 181.6, Wanda 173.4, SparseGPT 161.4 (dense 158.9). ``benchmarks/bench_methods.py`` records the numbers.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def tokenizer(tiny_model_dir):
 @pytest.fixture(scope="module")
 def results(tiny_model_dir, tokenizer) -> dict[str, dict[str, float]]:
     out = {"dense": _flores_ppl(AutoModelForCausalLM.from_pretrained(tiny_model_dir), tokenizer)}
-    for method in ("magnitude", "sparsegpt"):
+    for method in ("magnitude", "wanda", "sparsegpt"):
         model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
         hfprune.prune(model, tokenizer, method=method, sparsity=0.6, calibration=MIX, seqlen=CONTEXT, seed=0)
         out[method] = _flores_ppl(model, tokenizer)
@@ -58,7 +58,7 @@ def results(tiny_model_dir, tokenizer) -> dict[str, dict[str, float]]:
 
 
 def test_pruning_costs_perplexity_in_every_language(results):
-    for method in ("magnitude", "sparsegpt"):
+    for method in ("magnitude", "wanda", "sparsegpt"):
         for lang in LANGUAGES:
             assert results[method][lang] > results["dense"][lang], (method, lang, results)
 
@@ -68,8 +68,17 @@ def test_sparsegpt_beats_magnitude_at_60_percent(results):
     assert mean["sparsegpt"] < 0.97 * mean["magnitude"], mean
 
 
+def test_wanda_beats_magnitude_at_60_percent(results):
+    mean = {name: statistics.fmean(per_lang.values()) for name, per_lang in results.items()}
+    assert mean["wanda"] < 0.98 * mean["magnitude"], mean
+
+
 def test_wanda_reconstructs_layers_better_than_magnitude(tiny_model_dir, tokenizer):
-    """Sum over layers of ||XW^T - XW'^T|| / ||XW^T|| on the dense model's calibration inputs, at 60%."""
+    """Per layer, the mean over output rows i of ||X w_i - X w'_i|| / ||X w_i||, summed over layers, at 60%.
+
+    Wanda's objective is each output row's error (it ranks weights within a row). Relative per row, so the
+    few output rows that feed outlier channels (10x larger outputs) do not outweigh all the others.
+    """
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
     calib = build_calibration(tokenizer, open_source(None), MIX, seqlen=CONTEXT, seed=0)
     layers = all_prunable_layers(model)
@@ -95,5 +104,5 @@ def test_wanda_reconstructs_layers_better_than_magnitude(tiny_model_dir, tokeniz
             "wanda": masks.row_mask(w.abs() * x.norm(dim=0), 0.6),
         }
         for name, mask in chosen.items():
-            total[name] += ((x @ w.masked_fill(mask, 0).t() - y).norm() / y.norm()).item()
+            total[name] += ((x @ w.masked_fill(mask, 0).t() - y).norm(dim=0) / y.norm(dim=0)).mean().item()
     assert total["wanda"] < total["magnitude"], total

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -163,3 +164,45 @@ def test_train_if_missing_false_raises_instead_of_training(tmp_path: Path, monke
 def test_missing_data_folder_says_how_to_point_at_one(tmp_path: Path):
     with pytest.raises(CalibrationSourceError, match=paths.DATA_DIR_ENV):
         tiny_model.tiny_model_path(data_dir=tmp_path / "nowhere")
+
+
+# --- outlier channels: an exact reparameterisation ------------------------------------------------
+@pytest.mark.slow
+def test_trained_model_has_llm_like_outlier_channels_at_every_linear_input(loaded, tiny_model_dir: Path):
+    """Measured on FLORES (not the training rows that chose the channels): max/median channel norm >= 8."""
+    model, tokenizer = loaded
+    ids = torch.tensor(flores_ids(tokenizer, "de")[:1024]).view(4, 256)
+    energy = tiny_model._input_energy(model, ids)
+    spreads = [(e.sqrt().max() / e.sqrt().median()).item() for e in energy.values()]
+    assert len(spreads) == 7 * model.config.num_hidden_layers and min(spreads) >= 8, spreads
+    record = json.loads((tiny_model_dir / tiny_model.TRAINING_RECORD).read_text())["outlier_channels"]
+    assert record["max_logit_change"] < 1e-3 and record["spread_before"][1] < 8 <= record["spread_after"][0]
+
+
+def test_outlier_reparameterisation_keeps_the_function_and_moves_weight_into_activations():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=64,
+    )  # fmt: skip
+    model = LlamaForCausalLM(config).eval()
+    for module in model.modules():  # random RMSNorm gains, so the gain is not trivially all ones
+        if hasattr(module, "variance_epsilon"):
+            module.weight.data.uniform_(0.5, 1.5)
+    rows = torch.randint(0, 64, (6, 16), generator=torch.Generator().manual_seed(1))
+    before = model(input_ids=rows).logits
+    weights = {name: p.detach().clone() for name, p in model.named_parameters()}
+    recipe = dataclasses.replace(tiny_model.Recipe(), outlier_fraction=0.05, outlier_scale=10.0)
+
+    record = tiny_model._grow_outlier_channels(model, rows, recipe)
+
+    torch.testing.assert_close(model(input_ids=rows).logits, before, atol=1e-4, rtol=1e-4)
+    assert record["spread_after"][0] > 5 * record["spread_before"][0]
+    channels = record["channels"]["layers.0.mlp.up_proj->down_proj"]
+    assert len(channels) == round(0.05 * 96)
+    down = model.model.layers[0].mlp.down_proj.weight.detach()
+    torch.testing.assert_close(down[:, channels] * 10, weights["model.layers.0.mlp.down_proj.weight"][:, channels])
+    untouched = [c for c in range(96) if c not in channels]
+    assert torch.equal(down[:, untouched], weights["model.layers.0.mlp.down_proj.weight"][:, untouched])
