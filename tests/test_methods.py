@@ -78,6 +78,26 @@ def test_sparsegpt_survives_dead_inputs():
     assert torch.isfinite(layer.weight).all() and mask.sum() == 64
 
 
+def test_sparsegpt_factor_is_the_upper_cholesky_of_the_damped_inverse_hessian():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 24, generator=gen)  # 8 tokens, 24 channels: H is singular, damping makes it definite
+    h = 2 * x.t() @ x / 8
+    method = get_method("sparsegpt")
+    upper = method._inverse_cholesky(h.clone(), "lin")
+    damped = h.double() + method.percdamp * h.diagonal().mean().double() * torch.eye(24, dtype=torch.float64)
+    assert upper.dtype == torch.float32 and torch.equal(upper, upper.triu())
+    torch.testing.assert_close(upper.double().t() @ upper.double(), torch.linalg.inv(damped), rtol=1e-3, atol=1e-3)
+
+
+def test_sparsegpt_explains_a_hessian_that_no_damping_rescues():
+    from hfprune.pruning.methods.sparsegpt import HessianNotPositiveDefiniteError
+
+    h = torch.eye(6)
+    h[2, 2] = float("nan")  # what a calibration batch with inf/nan activations produces
+    with pytest.raises(HessianNotPositiveDefiniteError, match="lin: .*--percdamp"):
+        get_method("sparsegpt")._inverse_cholesky(h, "lin")
+
+
 def test_masks_count_exactly():
     scores = torch.rand(7, 24)
     assert int(masks.row_mask(scores, 0.25).sum(1).unique().item()) == 6

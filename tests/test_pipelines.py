@@ -90,13 +90,13 @@ def test_layers_reading_one_input_share_one_accumulator(calib, monkeypatch):
     model = make_model("llama")
     layers = [layer for layer in all_prunable_layers(model) if ".layers.0." in layer.name]
     calls = []
-    original = StatsCollector._summarise
+    original = StatsCollector._accumulate
 
-    def counting(self, inp):
+    def counting(self, stats, inp):
         calls.append(inp.shape)
-        return original(self, inp)
+        return original(self, stats, inp)
 
-    monkeypatch.setattr(StatsCollector, "_summarise", counting)
+    monkeypatch.setattr(StatsCollector, "_accumulate", counting)
     collector = StatsCollector(layers, frozenset({SQ_SUM, HESSIAN}))
     with torch.no_grad(), collector.attached():
         for lang, ids in calib.batches(2):

@@ -75,16 +75,6 @@ class LayerStats:
         return self.xtx * (2.0 / max(self.total_tokens, 1))
 
 
-@dataclass
-class _Summary:
-    """One input tensor reduced to what the statistics keep (computed once per tensor)."""
-
-    sq: torch.Tensor
-    xtx: torch.Tensor | None
-    fires: torch.Tensor | None
-    n: int
-
-
 def _add(total: torch.Tensor | None, part: torch.Tensor) -> torch.Tensor:
     return part.clone() if total is None else total + part
 
@@ -114,12 +104,17 @@ class StatsCollector:
         self._memo[id(inp)] = (inp, name)
         return name
 
-    def _summarise(self, inp: torch.Tensor) -> _Summary:
+    def _accumulate(self, stats: LayerStats, inp: torch.Tensor) -> None:
+        """Add one batch's input to ``stats`` (``X^T X`` in place: no n x n temporary per batch)."""
         x = inp.detach().reshape(-1, inp.shape[-1]).float()
-        sq = (x * x).sum(0)
-        xtx = x.t() @ x if HESSIAN in self.needs else None
-        fires = _fire_counts(x) if FIRES in self.needs else None
-        return _Summary(sq, xtx, fires, x.shape[0])
+        lang = self.language
+        assert lang is not None
+        stats.sq_sum[lang] = _add(stats.sq_sum.get(lang), (x * x).sum(0))
+        stats.tokens[lang] = stats.tokens.get(lang, 0) + x.shape[0]
+        if HESSIAN in self.needs:
+            stats.xtx = x.t() @ x if stats.xtx is None else stats.xtx.addmm_(x.t(), x)
+        if FIRES in self.needs:
+            stats.fires[lang] = _add(stats.fires.get(lang), _fire_counts(x))
 
     def _hook(self, name: str):
         def hook(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> None:
@@ -132,15 +127,7 @@ class StatsCollector:
                         raise RuntimeError(f"layers {owner} and {name} shared an input in only some batches")
                     self.stats[name] = self.stats[owner]
                 return
-            summary = self._summarise(args[0])
-            stats = self.stats[name]
-            lang = self.language
-            stats.sq_sum[lang] = _add(stats.sq_sum.get(lang), summary.sq)
-            stats.tokens[lang] = stats.tokens.get(lang, 0) + summary.n
-            if summary.xtx is not None:
-                stats.xtx = summary.xtx.clone() if stats.xtx is None else stats.xtx.add_(summary.xtx)
-            if summary.fires is not None:
-                stats.fires[lang] = _add(stats.fires.get(lang), summary.fires)
+            self._accumulate(self.stats[name], args[0])
 
         return hook
 

@@ -40,7 +40,7 @@ class SparseGPT(PruningMethod):
     ) -> torch.Tensor:
         assert stats is not None
         w = layer.weight.float().clone()
-        u = self._inverse_cholesky(stats.hessian().to(w.device), layer.name)
+        u = self._inverse_cholesky(stats.hessian().to(w.device, torch.float32), layer.name)  # a fresh copy
         mask = torch.zeros_like(w, dtype=torch.bool)
         cols = w.shape[1]
         for start in range(0, cols, self.blocksize):
@@ -51,20 +51,30 @@ class SparseGPT(PruningMethod):
         return mask
 
     def _inverse_cholesky(self, h: torch.Tensor, layer_name: str) -> torch.Tensor:
-        """Upper Cholesky factor of ``(H + damping)^-1``, damping raised tenfold on failure (three tries)."""
-        h = h.double()
-        dead = torch.diag(h) == 0
-        h[dead, dead] = 1.0  # inputs never active: any weight there is free to prune
-        mean_diag = torch.diag(h).mean()
-        eye = torch.eye(h.shape[0], dtype=h.dtype, device=h.device)
-        damp = self.percdamp
+        """Upper triangular ``U`` with ``U^T U = (H + damping)^-1``, in fp32; damping raised tenfold on failure.
+
+        One factorisation instead of three steps (Cholesky, inverse, Cholesky of the inverse): with ``J`` the
+        reversal permutation and ``J H J = L L^T``, ``U = J L^-1 J`` is upper triangular and ``U^T U = H^-1``.
+        Half the flops, and at most three n x n buffers (95 MB each for a 4864-wide input) live at once.
+        ``h`` is consumed: pass a copy.
+        """
+        flipped = h.flip(0, 1)  # J H J; the diagonal is H's, reversed
+        del h
+        diagonal = flipped.diagonal()
+        diagonal[diagonal == 0] = 1.0  # inputs never active: any weight there is free to prune
+        mean_diag = diagonal.mean()
+        damp, added = self.percdamp, 0.0
         for _ in range(3):
-            try:
-                lower = torch.linalg.cholesky(h + damp * mean_diag * eye)
-                inverse = torch.cholesky_inverse(lower)
-                return torch.linalg.cholesky(inverse, upper=True).float()
-            except torch.linalg.LinAlgError:
-                damp *= 10
+            diagonal.add_((damp - added) * mean_diag)
+            added = damp
+            lower, info = torch.linalg.cholesky_ex(flipped)
+            if int(info) == 0 and bool(torch.isfinite(lower.diagonal()).all()):
+                identity = flipped.zero_()  # its memory is free now: L^-1 is solved into it
+                identity.diagonal().fill_(1.0)
+                inverse = torch.linalg.solve_triangular(lower, identity, upper=False, out=identity)
+                del lower
+                return inverse.flip(0, 1)
+            damp *= 10
         raise HessianNotPositiveDefiniteError(
             f"{layer_name}: the Hessian is not positive definite even with damping {damp / 10:g}; "
             "use more or more varied calibration text, or raise --percdamp"
