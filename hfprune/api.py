@@ -22,7 +22,7 @@ from .calibration import DEFAULT_SEQLEN, CalibrationSet, build_calibration, open
 from .errors import CalibrationSourceError
 from .models import all_prunable_layers, load_model
 from .output import atomic_folder, check_output, write_json
-from .pruning.engine import EngineReport, LayerReport, SequentialPruner, SparsityFn
+from .pruning.engine import BlockLoader, EngineReport, LayerReport, SequentialPruner, SparsityFn
 from .pruning.profiles import InvalidProfileError, SparsityProfile, make_profile, resolve_profile
 from .pruning.registry import get_method
 from .pruning.structure import Structure, resolve_sparsity
@@ -137,6 +137,7 @@ def prune(
     pipeline: str = "sequential",
     offload: bool = False,
     progress: bool = False,
+    loader: BlockLoader | None = None,
     **method_params: Any,
 ) -> PruneResult:
     """Prune ``model`` in place, block by block, and report what was done.
@@ -162,6 +163,8 @@ def prune(
             block) or ``"independent"`` (all blocks on dense inputs; one pass per block, about half the cost).
         offload: keep calibration activations on CPU between uses, bounding accelerator memory to one
             block plus one batch.
+        loader: where blocks' weights come from when the model is not in memory whole
+            (``hfprune.streaming``); ``None`` for a loaded model.
         method_params: method options (e.g. ``percdamp=0.01`` for SparseGPT).
 
     Raises:
@@ -195,7 +198,7 @@ def prune(
     if layer_profile is not None:
         assert calib is not None
         allocation = layer_profile.build(
-            model, calib, target, device=compute, batch_size=batch_size, input_cache=input_cache
+            model, calib, target, device=compute, batch_size=batch_size, input_cache=input_cache, loader=loader
         )
         sparsity_fn, profile_info = allocation, {**layer_profile.describe(), **allocation.to_dict()}
     report: EngineReport = SequentialPruner(
@@ -211,6 +214,7 @@ def prune(
         input_cache=input_cache,
         pipeline=pipeline,
         offload=offload,
+        loader=loader,
     ).run()
     model.train(was_training)
     return PruneResult(
@@ -276,13 +280,22 @@ def prune_pretrained(
     dtype: str = "auto",
     overwrite: bool = False,
     max_shard_size: str = "2GB",
+    stream: bool = False,
     command: list[str] | None = None,
     **prune_kwargs: Any,
 ) -> PruneResult:
     """Load ``model_id`` (Hub id or folder), prune it and save it to ``out``: the ``hfprune prune`` job.
 
-    The output is checked first so a long run never ends in "already exists".
+    The output is checked first so a long run never ends in "already exists". ``stream``: never hold the
+    whole model; blocks are read and written one at a time (:mod:`hfprune.streaming`, one shard per block).
     """
+    if stream:
+        from .streaming import prune_streaming
+
+        return prune_streaming(
+            model_id, out, revision=revision, token=token, trust_remote_code=trust_remote_code, dtype=dtype,
+            overwrite=overwrite, command=command, **prune_kwargs,
+        )
     check_output(out, overwrite)
     started = time.perf_counter()
     loaded = load_model(model_id, revision=revision, token=token, trust_remote_code=trust_remote_code, dtype=dtype)

@@ -307,7 +307,10 @@ class CalibrationSet:
     def from_tensors(cls, input_ids: torch.Tensor, languages_: Sequence[str]) -> CalibrationSet:
         """Wrap ready-made token samples (tests, or users with their own pipeline)."""
         ids = input_ids.to(torch.long)
-        return cls(ids, list(languages_), [sample_hash(row) for row in ids], {"kind": "tensors"})
+        hashes = [sample_hash(row) for row in ids]
+        spec = {"kind": "tensors", "samples": len(ids), "seqlen": ids.shape[1], "languages": list(languages_),
+                "sample_hashes": hashes}  # fmt: skip
+        return cls(ids, list(languages_), hashes, spec)
 
 
 def sample_hash(ids: torch.Tensor) -> str:

@@ -43,6 +43,11 @@ def _add_prune(sub: argparse._SubParsersAction) -> None:
         "(independent: one pass per block, about half the time)",
     )
     p.add_argument("--offload", action="store_true", help="keep calibration activations on CPU between uses (bounds GPU memory)")
+    p.add_argument(
+        "--stream", action="store_true",
+        help="read each block from the safetensors files when its turn comes and write it out pruned right after: "
+        "memory holds the embeddings and one block, whatever the depth (decoder-only models; one shard per block)",
+    )
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"], help="weights dtype")
     p.add_argument("--revision", default=None, help="Hub branch, tag or commit")
     p.add_argument("--trust-remote-code", action="store_true", help="allow the repo's own Python code (off by default)")
@@ -99,6 +104,7 @@ def _run_prune(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         overwrite=args.overwrite,
         max_shard_size=args.max_shard_size,
+        stream=args.stream,
         command=["hfprune", *sys.argv[1:]],
         method=args.method,
         sparsity=sparsity,

@@ -52,6 +52,8 @@ class _Recorder(PruningMethod):
 class _DensePass(SequentialPruner):
     """The engine with pruning replaced by summarising, and blocks reduced as soon as they are complete."""
 
+    prunes = False
+
     def __init__(self, *args: Any, summarise: SummariseLayer, reduce: ReduceBlock, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.summarise, self.reduce = summarise, reduce
@@ -80,6 +82,7 @@ def collect_dense(
     device: torch.device | str = "cpu",
     batch_size: int = 8,
     input_cache: dict[str, Any] | None = None,
+    loader: Any = None,
 ) -> dict[str, BlockRecord]:
     """One record per block (in execution order) of the dense model on ``calibration``; weights untouched."""
     recorder = _Recorder()
@@ -88,7 +91,7 @@ def collect_dense(
     model.eval()
     dense = _DensePass(
         model, recorder, sparsity=0.0, structure=Structure(), calibration=calibration,
-        device=torch.device(device), batch_size=batch_size, input_cache=input_cache,
+        device=torch.device(device), batch_size=batch_size, input_cache=input_cache, loader=loader,
         summarise=summarise, reduce=reduce,
     )
     dense.run()

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -50,6 +50,17 @@ from .structure import Structure
 PIPELINES = ("sequential", "independent")
 #: (layer, block index, target sparsity) -> the sparsity to use for that layer (layerwise profiles)
 SparsityFn = Callable[[PrunableLayer, int, float], float]
+
+
+class BlockLoader(Protocol):
+    """Where blocks' weights live when they are not in memory (``hfprune.streaming``): the engine asks for a
+    block's weights before it first runs it and hands the block back when it is done with it."""
+
+    def load(self, block: nn.Module) -> None:
+        """Put the block's weights in memory (on CPU)."""
+
+    def release(self, block: nn.Module, pruned: bool) -> None:
+        """Drop the block's weights; ``pruned``: they are final (pruned), so keep them (e.g. write them)."""
 
 
 @dataclass
@@ -138,6 +149,41 @@ def _blocks_onloaded(stacks: list[BlockStack], device: torch.device) -> Iterator
 
 
 @contextmanager
+def _blocks_loaded_per_call(stacks: list[BlockStack], loader: BlockLoader | None) -> Iterator[None]:
+    """While a whole-model forward runs, each block's weights exist only during its own call.
+
+    Enter it *inside* :func:`_blocks_onloaded`: its pre-hook runs first (load, then move) and its post-hook
+    last (move back, then release). A forward stopped early (the probe) leaves its last block loaded: it is
+    released on exit.
+    """
+    if loader is None:
+        yield
+        return
+    loaded: set[nn.Module] = set()
+
+    def load(mod: nn.Module, args: Any) -> None:
+        loader.load(mod)
+        loaded.add(mod)
+
+    def release(mod: nn.Module, args: Any, out: Any) -> None:
+        loaded.discard(mod)
+        loader.release(mod, pruned=False)
+
+    handles = []
+    for stack in stacks:
+        for block in stack.blocks:
+            handles.append(block.register_forward_pre_hook(load, prepend=True))
+            handles.append(block.register_forward_hook(release))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        for mod in list(loaded):
+            loader.release(mod, pruned=False)
+
+
+@contextmanager
 def _non_block_params_on(model: nn.Module, stacks: list[BlockStack], device: torch.device) -> Iterator[None]:
     """Embeddings, norms and heads on the compute device; blocks stay where they are (CPU)."""
     if device.type == "cpu":
@@ -168,6 +214,9 @@ def _non_block_params_on(model: nn.Module, stacks: list[BlockStack], device: tor
 class SequentialPruner:
     """Runs one pruning method over every block of a model. See the module docstring for the flow."""
 
+    #: whether a finished block's weights are final (False for the dense statistics pass)
+    prunes: bool = True
+
     def __init__(
         self,
         model: nn.Module,
@@ -183,6 +232,7 @@ class SequentialPruner:
         input_cache: dict[str, Any] | None = None,
         pipeline: str = "sequential",
         offload: bool = False,
+        loader: BlockLoader | None = None,
     ) -> None:
         if pipeline not in PIPELINES:
             raise ValueError(f"unknown calibration pipeline '{pipeline}'; choose one of {', '.join(PIPELINES)}")
@@ -201,8 +251,12 @@ class SequentialPruner:
         #: where calibration activations wait between blocks (the accelerator, or CPU to bound its memory)
         self.storage = torch.device("cpu") if offload else device
         self.stacks = find_block_stacks(model)
+        #: blocks read from disk when their turn comes (``hfprune.streaming``); None: all in memory
+        self.loader = loader
         if method.needs_calibration and calibration is None:
             raise ValueError(f"method '{method.name}' needs calibration data")
+        if loader is not None and method.needs & {GRADIENT, HESSIAN_GRADIENT}:
+            raise ValueError(f"method '{method.name}' back-propagates through the whole model: it cannot stream blocks")
 
     # -- public -------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -226,6 +280,8 @@ class SequentialPruner:
                 inputs = dense_first_inputs.pop(stack.name, None) or self._first_block_inputs(stack, stack_number == 0)
             for index, block in enumerate(stack.blocks):
                 bar.set_postfix_str(f"{stack.name}.{index}")
+                if self.loader is not None:
+                    self.loader.load(block)
                 block.to(self.device)
                 layers = stack.layers(index)
                 refs = (probe.get((stack.name, index)), probe.get((stack.name, 0)))
@@ -241,6 +297,8 @@ class SequentialPruner:
                     inputs = dense_outputs if keep_dense_outputs else self._propagate(block, inputs, refs)
                 if self.device.type != "cpu":
                     block.to("cpu")
+                if self.loader is not None:
+                    self.loader.release(block, pruned=self.prunes)
                 bar.update(1)
         bar.close()
         if use_data:
@@ -276,7 +334,7 @@ class SequentialPruner:
         try:
             with _non_block_params_on(self.model, self.stacks, self.device), _blocks_onloaded(
                 self.stacks, self.device
-            ):
+            ), _blocks_loaded_per_call(self.stacks, self.loader):
                 self._forward(self.calibration.input_ids[:1])
         except _StopForward:
             pass

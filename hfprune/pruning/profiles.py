@@ -69,11 +69,12 @@ class SparsityProfile(ABC):
 
     def measure(
         self, model: nn.Module, calibration: CalibrationSet, *, device: Any = "cpu", batch_size: int = 8,
-        input_cache: dict[str, Any] | None = None,
+        input_cache: dict[str, Any] | None = None, loader: Any = None,
     ) -> BlockImportance:
         blocks = collect_dense(
             model, calibration, summarise=self.summarise_layer, reduce=self.reduce_block,
             needs=frozenset({SQ_SUM}), device=device, batch_size=batch_size, input_cache=input_cache,
+            loader=loader,
         )
         return BlockImportance({k: float(b.value) for k, b in blocks.items()}, {k: b.params for k, b in blocks.items()})
 

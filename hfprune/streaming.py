@@ -1,0 +1,254 @@
+"""Prune a checkpoint that is never in memory whole: ``hfprune prune --stream``.
+
+The model is built on the ``meta`` device (no memory), the embeddings, final norm and head are read from the
+safetensors files, and each block's weights are read only when the engine reaches that block and written to
+the output, pruned, as soon as it is done with it. CPU memory is then the non-block weights, one block and
+the calibration activations, whatever the depth, so a model larger than the machine's memory can be pruned.
+The masks are those of the in-memory run: the engine does the same work in the same order (tested).
+
+Limits, each refused with a clear error: decoder-only models with one stack of blocks (not MT5), methods
+without gradients (not SNIP or GraSP, which back-propagate through the whole model), and checkpoints whose
+tensor names are the model's own parameter names (true of the transformers-saved models we know).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from .errors import HfpruneError
+from .output import atomic_folder, check_output, write_json
+
+WEIGHTS_INDEX = "model.safetensors.index.json"
+
+
+class StreamingUnsupportedError(HfpruneError):
+    """This model or method cannot be pruned block by block from disk; run without ``--stream``."""
+
+
+class CheckpointReader:
+    """A folder's safetensors tensors by name, read one at a time (headers only until a tensor is asked for)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._files = {}
+        self.file_of: dict[str, str] = {}
+        for path in sorted(folder.glob("*.safetensors")):
+            handle = safe_open(str(path), framework="pt")
+            self._files[path.name] = handle
+            for name in handle.keys():  # noqa: SIM118 (safe_open handles are not iterable)
+                self.file_of[name] = path.name
+
+    def get(self, name: str) -> torch.Tensor:
+        return self._files[self.file_of[name]].get_tensor(name)
+
+
+class ShardWriter:
+    """Writes ``model-0000i-of-0000n.safetensors`` shards (their number is known in advance) and the index."""
+
+    def __init__(self, folder: Path, shards: int) -> None:
+        self.folder, self.shards = folder, shards
+        self.written = 0
+        self.weight_map: dict[str, str] = {}
+        self.total_size = 0
+
+    def write(self, tensors: dict[str, torch.Tensor]) -> None:
+        if self.written == self.shards:
+            raise RuntimeError(f"all {self.shards} shards are already written")
+        self.written += 1
+        name = f"model-{self.written:05d}-of-{self.shards:05d}.safetensors"
+        save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(self.folder / name), {"format": "pt"})
+        for key, tensor in tensors.items():
+            self.weight_map[key] = name
+            self.total_size += tensor.numel() * tensor.element_size()
+
+    def finish(self) -> None:
+        if self.written != self.shards:
+            raise RuntimeError(f"{self.written} of {self.shards} shards written")
+        index = {"metadata": {"total_size": self.total_size}, "weight_map": dict(sorted(self.weight_map.items()))}
+        (self.folder / WEIGHTS_INDEX).write_text(json.dumps(index, indent=2) + "\n")
+
+
+class StreamedBlocks:
+    """The engine's block loader: blocks come from the checkpoint on ``load`` and go back to ``meta`` on ``release``.
+
+    With a writer, a block released as *pruned* is written to its own shard first; each block is written once.
+    """
+
+    def __init__(
+        self, blocks: nn.ModuleList, prefix: str, reader: CheckpointReader, writer: ShardWriter | None = None
+    ) -> None:
+        self.reader, self.writer = reader, writer
+        self.prefix = {id(block): f"{prefix}.{i}." for i, block in enumerate(blocks)}
+        self.written: set[int] = set()
+        missing = [
+            self.prefix[id(block)] + name
+            for block in blocks
+            for name, _ in block.named_parameters()
+            if self.prefix[id(block)] + name not in reader.file_of
+        ]
+        if missing:
+            raise StreamingUnsupportedError(
+                f"the checkpoint has no tensor named {missing[0]} ({len(missing)} block weights missing): its "
+                "names differ from the model's, so it cannot be read block by block; run without --stream"
+            )
+
+    def load(self, block: nn.Module) -> None:
+        prefix = self.prefix[id(block)]
+        for name, param in list(block.named_parameters()):
+            value = self.reader.get(prefix + name).to(param.dtype)
+            _set_parameter(block, name, nn.Parameter(value, requires_grad=False))
+
+    def release(self, block: nn.Module, pruned: bool) -> None:
+        if pruned and self.writer is not None:
+            if id(block) in self.written:
+                raise RuntimeError(f"block {self.prefix[id(block)]} was released as pruned twice")
+            prefix = self.prefix[id(block)]
+            self.writer.write({prefix + name: tensor for name, tensor in block.state_dict().items()})
+            self.written.add(id(block))
+        for name, param in list(block.named_parameters()):
+            _set_parameter(block, name, nn.Parameter(param.to("meta"), requires_grad=False))
+
+    def all_written(self) -> bool:
+        return len(self.written) == len(self.prefix)
+
+
+def _set_parameter(root: nn.Module, name: str, value: nn.Parameter) -> None:
+    module_name, _, attr = name.rpartition(".")
+    module = root.get_submodule(module_name) if module_name else root
+    module._parameters[attr] = value
+
+
+def skeleton(folder: Path, *, dtype: str | torch.dtype = "auto", trust_remote_code: bool = False) -> nn.Module:
+    """The model with every parameter on ``meta`` (buffers real), in the checkpoint's dtype unless ``dtype``."""
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    if getattr(config, "is_encoder_decoder", False):
+        raise StreamingUnsupportedError(
+            f"--stream handles decoder-only models; {config.model_type} is an encoder-decoder: run without --stream"
+        )
+    if dtype == "auto":
+        chosen = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None) or torch.float32
+        dtype = getattr(torch, chosen) if isinstance(chosen, str) else chosen
+    elif isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    with init_empty_weights():
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype, trust_remote_code=trust_remote_code)
+    model.tie_weights()  # on meta the head is not yet tied to the embeddings; it must share their tensor
+    return model.eval()
+
+
+def load_non_block_weights(model: nn.Module, block_prefix: str, reader: CheckpointReader) -> None:
+    """Read every parameter outside the blocks; tied parameters (embeddings and head) stay one tensor."""
+    owners: dict[int, list[tuple[nn.Module, str]]] = {}
+    names: dict[int, list[str]] = {}
+    for module_name, module in model.named_modules():
+        for attr, param in module._parameters.items():
+            full = f"{module_name}.{attr}" if module_name else attr
+            if param is None or full.startswith(block_prefix + "."):
+                continue
+            owners.setdefault(id(param), []).append((module, attr))
+            names.setdefault(id(param), []).append(full)
+    for key, places in owners.items():
+        stored = [name for name in names[key] if name in reader.file_of]
+        if not stored:
+            raise StreamingUnsupportedError(
+                f"the checkpoint has no tensor named {names[key][0]}: its names differ from the model's; "
+                "run without --stream"
+            )
+        old = places[0][0]._parameters[places[0][1]]
+        value = nn.Parameter(reader.get(stored[0]).to(old.dtype), requires_grad=False)
+        for module, attr in places:
+            module._parameters[attr] = value
+
+
+def non_block_state(model: nn.Module, block_prefix: str) -> dict[str, torch.Tensor]:
+    """What ``save_pretrained`` would write outside the blocks: a tied tensor once, under its first name."""
+    seen: set[int] = set()
+    state = {}
+    for name, tensor in model.state_dict().items():
+        if name.startswith(block_prefix + "."):
+            continue
+        if tensor.data_ptr() in seen:
+            continue  # the head tied to the embeddings: transformers re-ties it on load
+        seen.add(tensor.data_ptr())
+        state[name] = tensor
+    return state
+
+
+def prune_streaming(
+    model_id: str,
+    out: str | Path,
+    *,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    trust_remote_code: bool = False,
+    dtype: str = "auto",
+    overwrite: bool = False,
+    command: list[str] | None = None,
+    **prune_kwargs: Any,
+) -> Any:
+    """``hfprune prune --stream``: like :func:`hfprune.prune_pretrained`, one block in memory at a time."""
+    from transformers import AutoTokenizer, GenerationConfig
+
+    from .api import METADATA_FILE, peak_memory, prune, resolve_device
+    from .errors import UnsafeWeightsError
+    from .hub import resolve_model_dir
+    from .models import _describe_source, _safetensors_present, find_block_stacks
+    from .pruning.registry import available
+    from .pruning.stats import GRADIENT, HESSIAN_GRADIENT
+
+    check_output(out, overwrite)
+    method = available().get(prune_kwargs.get("method", "wanda"))  # an unknown name fails later, as without --stream
+    if method is not None and method.needs & {GRADIENT, HESSIAN_GRADIENT}:
+        raise StreamingUnsupportedError(
+            f"--method {method.name} back-propagates through the whole model, which --stream never holds in "
+            "memory; run without --stream"
+        )
+    started = time.perf_counter()
+    folder = resolve_model_dir(str(model_id), revision=revision, token=token)
+    if not _safetensors_present(folder):
+        raise UnsafeWeightsError(f"{model_id} has no *.safetensors weights; hfprune never loads pickled weights")
+    model = skeleton(folder, dtype=dtype, trust_remote_code=trust_remote_code)
+    stacks = find_block_stacks(model)
+    if len(stacks) != 1:
+        raise StreamingUnsupportedError(f"--stream handles one stack of blocks; this model has {len(stacks)}")
+    stack = stacks[0]
+    reader = CheckpointReader(folder)
+    load_non_block_weights(model, stack.name, reader)
+    loader = StreamedBlocks(stack.blocks, stack.name, reader)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, TypeError):
+        tokenizer = None
+    load_s = time.perf_counter() - started
+    with atomic_folder(out, overwrite=overwrite) as tmp:
+        writer = loader.writer = ShardWriter(tmp, len(stack.blocks) + 1)
+        result = prune(model, tokenizer, loader=loader, **prune_kwargs)
+        if not loader.all_written():
+            raise RuntimeError("a block was never written; the output is incomplete and was discarded")
+        started = time.perf_counter()
+        writer.write(non_block_state(model, stack.name))
+        writer.finish()
+        model.config.save_pretrained(tmp)
+        try:
+            GenerationConfig.from_pretrained(folder).save_pretrained(tmp)
+        except OSError:
+            pass  # the source has none
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        result.base_model = _describe_source(str(model_id), revision, folder)
+        result.timings["load_s"] = load_s
+        result.timings["save_s"] = time.perf_counter() - started
+        result.peak_memory = peak_memory(resolve_device(prune_kwargs.get("device")))
+        write_json(tmp / METADATA_FILE, {**result.to_dict(), "streamed": True, **({"command": command} if command else {})})
+    return result
