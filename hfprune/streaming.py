@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
@@ -33,21 +32,46 @@ class StreamingUnsupportedError(HfpruneError):
     """This model or method cannot be pruned block by block from disk; run without ``--stream``."""
 
 
+#: safetensors dtype names -> torch dtypes
+_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+    "BOOL": torch.bool, "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
+}  # fmt: skip
+
+
 class CheckpointReader:
-    """A folder's safetensors tensors by name, read one at a time (headers only until a tensor is asked for)."""
+    """A folder's safetensors tensors by name, each read from its file when asked for.
+
+    Plain reads, not a memory map: pages of a mapped file that were touched count in the process's resident
+    memory until it is unmapped, so a mapped checkpoint would look (and, under pressure, act) as big as the
+    whole model by the last block. Files are little-endian, like every machine torch runs on.
+    """
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self._files = {}
-        self.file_of: dict[str, str] = {}
+        #: tensor name -> (file, offset of its first byte, its header entry)
+        self.entries: dict[str, tuple[Path, int, dict[str, Any]]] = {}
         for path in sorted(folder.glob("*.safetensors")):
-            handle = safe_open(str(path), framework="pt")
-            self._files[path.name] = handle
-            for name in handle.keys():  # noqa: SIM118 (safe_open handles are not iterable)
-                self.file_of[name] = path.name
+            with path.open("rb") as f:
+                size = int.from_bytes(f.read(8), "little")
+                header = json.loads(f.read(size))
+            header.pop("__metadata__", None)
+            for name, entry in header.items():
+                self.entries[name] = (path, 8 + size + entry["data_offsets"][0], entry)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.entries
 
     def get(self, name: str) -> torch.Tensor:
-        return self._files[self.file_of[name]].get_tensor(name)
+        path, offset, entry = self.entries[name]
+        start, end = entry["data_offsets"]
+        raw = torch.empty(end - start, dtype=torch.uint8)
+        with path.open("rb") as f:
+            f.seek(offset)
+            if f.readinto(raw.numpy()) != end - start:
+                raise OSError(f"{path} is truncated: {name} is cut short")
+        return raw.view(_DTYPES[entry["dtype"]]).reshape(entry["shape"])
 
 
 class ShardWriter:
@@ -92,7 +116,7 @@ class StreamedBlocks:
             self.prefix[id(block)] + name
             for block in blocks
             for name, _ in block.named_parameters()
-            if self.prefix[id(block)] + name not in reader.file_of
+            if self.prefix[id(block)] + name not in reader
         ]
         if missing:
             raise StreamingUnsupportedError(
@@ -159,7 +183,7 @@ def load_non_block_weights(model: nn.Module, block_prefix: str, reader: Checkpoi
             owners.setdefault(id(param), []).append((module, attr))
             names.setdefault(id(param), []).append(full)
     for key, places in owners.items():
-        stored = [name for name in names[key] if name in reader.file_of]
+        stored = [name for name in names[key] if name in reader]
         if not stored:
             raise StreamingUnsupportedError(
                 f"the checkpoint has no tensor named {names[key][0]}: its names differ from the model's; "

@@ -114,3 +114,28 @@ def test_checkpoint_with_foreign_tensor_names_is_refused(tmp_path: Path):
     with pytest.raises(StreamingUnsupportedError, match="model.layers.0.*without --stream"):
         hfprune.prune_pretrained(str(source), tmp_path / "out", calibration=_calibration(), stream=True)
     assert not (tmp_path / "out").exists()
+
+
+def test_checkpoint_reader_reads_every_dtype_as_safetensors_does_and_refuses_a_truncated_file(tmp_path: Path):
+    from safetensors.torch import load_file, save_file
+
+    tensors = {
+        "f32": torch.randn(3, 5),
+        "bf16": torch.randn(4, 2).to(torch.bfloat16),
+        "f16": torch.randn(7).to(torch.float16),
+        "i64": torch.arange(6).view(2, 3),
+        "mask": torch.tensor([True, False, True]),
+        "scalar": torch.tensor(2.5),
+    }
+    path = tmp_path / "model.safetensors"
+    save_file(tensors, str(path), {"format": "pt"})
+    reader = streaming.CheckpointReader(tmp_path)
+    reference = load_file(path)
+    for name, tensor in reference.items():
+        got = reader.get(name)
+        assert got.dtype == tensor.dtype and got.shape == tensor.shape and torch.equal(got, tensor), name
+    assert "f32" in reader and "missing" not in reader
+    path.write_bytes(path.read_bytes()[:-8])  # the last tensor loses its tail
+    last = max(reader.entries, key=lambda name: reader.entries[name][1])
+    with pytest.raises(OSError, match="truncated"):
+        streaming.CheckpointReader(tmp_path).get(last)
