@@ -5,7 +5,7 @@
 
 For each method (SparseGPT, Wanda) both tools prune the same random-init model (bench_prune.py's shapes,
 default Qwen2-0.5B's with 6 blocks) at 50% unstructured on the same 32 x 512 tokens, each in its own process,
-sequential pipeline, batch 8, lm_head left dense. Reported: each tool's pruning wall time (llm-compressor: the
+sequential pipeline, the same calibration batch for both (``--batch-size``, default 8), lm_head left dense. Reported: each tool's pruning wall time (llm-compressor: the
 ``oneshot`` call; hfprune: ``hfprune.prune``), peak RSS of the process, and the quality of the result:
 - mask agreement: the share of weights in the decoder's linears on which both tools agree (pruned or kept);
 - reconstruction error: ``||h_dense - h_pruned||^2 / ||h_dense||^2`` of the decoder's last hidden state over
@@ -76,7 +76,7 @@ def markdown(report: dict) -> str:
         f"# hfprune vs llm-compressor {report['peer_version']} on CPU ({report['machine']['cpus']} cores)", "",
         f"Command: `{report['command']}`", "",
         f"Model: {report['model']} (random init, real shapes), 50% unstructured, 32 x 512 calibration tokens, "
-        "sequential pipeline, batch 8, lm_head dense.", "",
+        f"sequential pipeline, batch {report.get('batch_size', 8)} for both, lm_head dense.", "",
         "| method | hfprune s | llm-compressor s | hfprune / llm-compressor | hfprune peak RSS MB | llm-compressor peak RSS MB "
         "| mask agreement | hfprune recon. error | llm-compressor recon. error |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -97,7 +97,9 @@ def main() -> None:
     parser.add_argument("--methods", default="sparsegpt,wanda")
     parser.add_argument("--one-hfprune", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(RESULTS / "peer_cpu"))
+    parser.add_argument("--batch-size", type=int, default=8, help="calibration samples per block call, both tools")
     args = parser.parse_args()
+    bench_prune._set_batch(args.batch_size)
     if args.one_hfprune:
         print(json.dumps(run_hfprune(*args.one_hfprune)))
         return
@@ -106,8 +108,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for method in args.methods.split(","):
             files = {"hfprune": f"{tmp}/hfprune-{method}.safetensors", "llm-compressor": f"{tmp}/llmc-{method}.safetensors"}
-            ours = _last_json([sys.executable, __file__, "--llmc-python", args.llmc_python, "--one-hfprune", args.model, method, files["hfprune"]])
-            peer = _last_json([args.llmc_python, str(PEER), str(folder), method, files["llm-compressor"]])
+            ours = _last_json([sys.executable, __file__, "--llmc-python", args.llmc_python, "--batch-size", str(args.batch_size),
+                               "--one-hfprune", args.model, method, files["hfprune"]])  # fmt: skip
+            peer = _last_json([args.llmc_python, str(PEER), str(folder), method, files["llm-compressor"], str(args.batch_size)])
             quality = compare(args.model, files)
             row = {
                 "method": method, "hfprune": {**ours, **quality["hfprune"]}, "llm-compressor": {**peer, **quality["llm-compressor"]},
@@ -116,7 +119,7 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
     report = {
-        "command": "python " + " ".join(sys.argv), "model": args.model, "peer_version": rows[0]["llm-compressor"]["version"],
+        "command": "python " + " ".join(sys.argv), "model": args.model, "batch_size": args.batch_size, "peer_version": rows[0]["llm-compressor"]["version"],
         "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "platform": platform.platform()}, "results": rows,
     }  # fmt: skip
     out = Path(args.out)

@@ -9,6 +9,8 @@ Each run (model, method, pipeline) is its own process so peak RSS belongs to tha
   vocab 151936; 24 blocks unless ``-Nblocks``).
 - ``llama-3.2-1b-shape[-Nblocks]``: random init with Llama-3.2-1B's shapes (hidden 2048, MLP 8192, GQA 32/8,
   vocab 128256; 16 blocks unless ``-Nblocks``).
+- ``MODEL:METHOD:stream``: ``hfprune prune --stream`` (blocks read from and written to safetensors one at a
+  time); its peak RSS covers the whole job, reading and writing included.
 Random tokens stand in for text on the random models (speed and memory only, never quality). Calibration is
 32 samples x 512 tokens everywhere.
 
@@ -154,6 +156,7 @@ def run_one(model_name: str, method: str, pipeline: str, keep_model: bool = Fals
     decoder_forward_s = _decoder_forward_seconds(model, calib, device)
 
     _release_freed_memory()
+    before_mb = _current_rss_mb()  # runtime + model + calibration ids + what the forward left (thread pools)
     _reset_peak_rss()
     if device != "cpu":
         torch.cuda.reset_peak_memory_stats()
@@ -183,8 +186,62 @@ def run_one(model_name: str, method: str, pipeline: str, keep_model: bool = Fals
         "peak_rss_during_prune_mb": round(peak, 1),
         "peak_rss_over_model": round(peak / (model_bytes / 2**20), 3),
         "peak_rss_without_runtime_over_model": round((peak - runtime_mb) / (model_bytes / 2**20), 3),
+        "rss_before_prune_mb": round(before_mb, 1),
+        "prune_extra_over_model": round((peak - before_mb) / (model_bytes / 2**20), 3),
         **({"_model": model} if keep_model else {}),
     }
+
+
+def run_streamed(model_name: str, method: str, device: str = "cpu") -> dict:
+    """``hfprune prune --stream`` on the saved model: peak RSS of the whole job (reading, pruning, writing).
+
+    There is no in-memory model here, so no plain forward to divide by: compare ``prune_s`` with the
+    in-memory row of the same model and method.
+    """
+    import tempfile
+
+    from safetensors import safe_open
+    from transformers import AutoConfig, AutoTokenizer
+
+    import hfprune
+    from hfprune import paths
+    from hfprune.memory import return_large_buffers_promptly
+
+    return_large_buffers_promptly()
+    runtime_mb = _current_rss_mb()
+    folder = _model_dir(model_name)
+    model_bytes = 0
+    for shard in folder.glob("*.safetensors"):
+        with safe_open(str(shard), framework="pt") as f:
+            for name in f.keys():
+                part = f.get_slice(name)
+                model_bytes += torch.Size(part.get_shape()).numel() * _DTYPE_BYTES[part.get_dtype()]
+    tokenizer = AutoTokenizer.from_pretrained(folder) if model_name == "tiny" else None
+    calib = _calibration(model_name, tokenizer, AutoConfig.from_pretrained(folder).vocab_size)
+    _reset_peak_rss()
+    with tempfile.TemporaryDirectory(dir=paths.cache_dir()) as tmp:
+        started = time.perf_counter()
+        result = hfprune.prune_pretrained(
+            str(folder), Path(tmp) / "out", stream=True, method=method, sparsity=0.5, calibration=calib,
+            batch_size=BATCH, device=device,
+        )
+        total_s = time.perf_counter() - started
+    peak = _peak_rss_mb()
+    blocks = json.loads((folder / "config.json").read_text())["num_hidden_layers"]
+    return {
+        "device_name": platform.processor() or platform.machine(),
+        "model": model_name, "method": method, "pipeline": "sequential, streamed", "blocks": blocks,
+        "calibration": f"{SAMPLES} x {SEQLEN}", "batch_size": BATCH,
+        "prune_s": round(result.timings["prune_s"], 2), "job_s": round(total_s, 2),
+        "decoder_forward_s": None, "ratio_vs_forward": None,
+        "achieved_sparsity": round(result.sparsity, 6), "model_mb": round(model_bytes / 2**20, 1),
+        "runtime_rss_mb": round(runtime_mb, 1), "peak_rss_during_prune_mb": round(peak, 1),
+        "peak_rss_over_model": round(peak / (model_bytes / 2**20), 3),
+        "peak_rss_without_runtime_over_model": round((peak - runtime_mb) / (model_bytes / 2**20), 3),
+    }  # fmt: skip
+
+
+_DTYPE_BYTES = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8, "I64": 8, "I32": 4, "U8": 1, "BOOL": 1}
 
 
 def _decoder_forward_seconds(model, calib, device: str) -> float:
@@ -215,24 +272,42 @@ def _decoder_forward_seconds(model, calib, device: str) -> float:
 def _markdown(rows: list[dict], machine: dict) -> str:
     head = (
         "| model | blocks | method | pipeline | prune s | forward s | prune / forward | model MB | peak RSS while pruning MB "
-        "| peak RSS / model | (peak RSS - runtime) / model |\n"
-        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
+        "| peak RSS / model | (peak RSS - runtime) / model | (peak RSS - RSS before prune) / model |\n"
+        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     )
+
+    def cell(value):
+        return "—" if value is None or value == "" else value
+
     body = "".join(
-        f"| {r['model']} | {r['blocks']} | {r['method']} | {r['pipeline']} | {r['prune_s']} | {r['decoder_forward_s']} "
-        f"| {r['ratio_vs_forward']} | {r['model_mb']} | {r['peak_rss_during_prune_mb']} | {r['peak_rss_over_model']} "
-        f"| {r['peak_rss_without_runtime_over_model']} |\n"
+        f"| {r['model']} | {r['blocks']} | {r['method']} | {r['pipeline']} | {r['prune_s']} | {cell(r['decoder_forward_s'])} "
+        f"| {cell(r['ratio_vs_forward'])} | {r['model_mb']} | {r['peak_rss_during_prune_mb']} | {r['peak_rss_over_model']} "
+        f"| {r['peak_rss_without_runtime_over_model']} | {cell(r.get('prune_extra_over_model'))} |\n"
         for r in rows
     )
+    commands = sorted({r.get("command", machine.get("command", "")) for r in rows})
     return (
         f"# hfprune prune on {machine.get('device', 'cpu')} ({machine['cpus']} CPU cores, torch {machine['torch']}, {SAMPLES} x {SEQLEN} tokens, 50% unstructured)\n\n"
-        f"Command: `{machine.get('command', 'python benchmarks/bench_prune.py')}`\n\n"
+        + "".join(f"Command: `{c}`\n\n" for c in commands)
+        +
         "`forward s`: one plain forward of the decoder stack over the same calibration batches. "
         "`peak RSS`: the process's peak resident memory while pruning (the model included), after the forward's "
         "memory was returned to the OS. `runtime`: the RSS of python + torch + transformers before the model is "
-        "loaded (about 0.26 GB here; it does not grow with the model).\n\n"
+        "loaded (about 0.26 GB here; it does not grow with the model). `RSS before prune`: the model loaded and "
+        "one forward run, just before pruning starts; what pruning adds on top of it is its own memory. Rows "
+        "from several commands (``--merge``) name the command in the JSON.\n\n"
         f"{head}{body}"
     )
+
+
+def _merged(previous: dict, rows: list[dict]) -> list[dict]:
+    """The earlier file's rows (each with the command that made it) with this run's rows put in their place."""
+    key = lambda r: (r["model"], r["method"], r["pipeline"])  # noqa: E731
+    old_command = previous["machine"].get("command", "")
+    merged = [{"command": old_command, **r} for r in previous["results"]]
+    fresh = {key(r): r for r in rows}
+    merged = [fresh.pop(key(r), r) for r in merged]
+    return merged + list(fresh.values())
 
 
 def _set_batch(batch: int) -> None:
@@ -247,10 +322,13 @@ def main() -> None:
     parser.add_argument("--one", nargs=3, metavar=("MODEL", "METHOD", "PIPELINE"), help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(RESULTS / "prune_cpu"))
     parser.add_argument("--batch-size", type=int, default=BATCH, help="calibration samples per block call")
+    parser.add_argument("--merge", action="store_true", help="replace matching rows of the existing --out file, keep the rest")
     args = parser.parse_args()
     _set_batch(args.batch_size)
     if args.one:
-        print(json.dumps(run_one(*args.one, device=args.device)))
+        model_name, method, pipeline = args.one
+        row = run_streamed(model_name, method, args.device) if pipeline == "stream" else run_one(*args.one, device=args.device)
+        print(json.dumps(row))
         return
     rows = []
     for run in args.runs.split(","):
@@ -262,11 +340,13 @@ def main() -> None:
         )
         if done.returncode != 0:
             raise SystemExit(f"{run} failed:\n{done.stderr[-3000:]}")
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        rows.append({**json.loads(done.stdout.strip().splitlines()[-1]), "command": "python " + " ".join(sys.argv)})
         print(json.dumps(rows[-1]), flush=True)
+    out = Path(args.out)
+    if args.merge and out.with_suffix(".json").is_file():
+        rows = _merged(json.loads(out.with_suffix(".json").read_text()), rows)
     machine = {"cpus": os.cpu_count(), "torch": torch.__version__, "platform": platform.platform(),
                "command": "python " + " ".join(sys.argv), "device": rows[0]["device_name"] if rows else args.device}
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"machine": machine, "results": rows}, indent=2) + "\n")
     out.with_suffix(".md").write_text(_markdown(rows, machine))

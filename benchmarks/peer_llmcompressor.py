@@ -4,7 +4,7 @@ Runs in llm-compressor's own virtual environment (it pins its transformers; it i
 dependency of hfprune), so this file imports nothing from hfprune:
 
     python3 -m venv /tmp/llmc-venv && /tmp/llmc-venv/bin/pip install torch==2.13.0 && /tmp/llmc-venv/bin/pip install llmcompressor
-    /tmp/llmc-venv/bin/python benchmarks/peer_llmcompressor.py MODEL_DIR sparsegpt OUT.safetensors
+    /tmp/llmc-venv/bin/python benchmarks/peer_llmcompressor.py MODEL_DIR sparsegpt OUT.safetensors [BATCH]
 
 The calibration batch is rebuilt exactly as bench_prune.py builds it for the random-init models (same seed,
 same torch), 32 x 512 tokens. Prints one JSON line: oneshot's wall time, peak RSS, versions. Writes the pruned
@@ -30,7 +30,7 @@ def _peak_rss_mb() -> float:
     return 0.0
 
 
-def main(model_dir: str, method: str, out: str) -> None:
+def main(model_dir: str, method: str, out: str, batch: str = str(BATCH)) -> None:
     import llmcompressor
     import transformers
     from datasets import Dataset
@@ -51,7 +51,7 @@ def main(model_dir: str, method: str, out: str) -> None:
     started = time.perf_counter()
     oneshot(
         model=model, dataset=dataset, recipe=recipe, num_calibration_samples=SAMPLES, max_seq_length=SEQLEN,
-        batch_size=BATCH, pipeline="sequential", shuffle_calibration_samples=False,
+        batch_size=int(batch), pipeline="sequential", shuffle_calibration_samples=False,
     )  # fmt: skip
     seconds = time.perf_counter() - started
     weights = {
@@ -67,4 +67,4 @@ def main(model_dir: str, method: str, out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])
