@@ -8,7 +8,7 @@ FLORES devtest is never trained on: it is the held-out evaluation text.
 Real LLMs carry a few *outlier channels*: input features whose activations are ten to a hundred times the
 median (max/median channel norm 9-42 on Gemma 3 270M's linear inputs, measured) and which the model relies
 on; they are why activation-aware pruning (Wanda, SparseGPT) beats magnitude pruning. Eight CPU minutes of
-training do not grow them (max/median 1.4-4.3 here), so after training the model gets them by an exact
+training do not grow them (max/median 1.3-4.5 here), so after training the model gets them by an exact
 reparameterisation: at every linear input, the 1% of channels that already carry the most activation energy
 are scaled up 10x where they are produced (RMSNorm gain, ``v_proj`` or ``up_proj`` rows) and their weight
 columns are scaled down 10x where they are read. The dense model computes the same function (the largest
