@@ -200,22 +200,18 @@ def run_streamed(model_name: str, method: str, device: str = "cpu") -> dict:
     """
     import tempfile
 
-    from safetensors import safe_open
     from transformers import AutoConfig, AutoTokenizer
 
     import hfprune
     from hfprune import paths
     from hfprune.memory import return_large_buffers_promptly
+    from hfprune.streaming import CheckpointReader
 
     return_large_buffers_promptly()
     runtime_mb = _current_rss_mb()
     folder = _model_dir(model_name)
-    model_bytes = 0
-    for shard in folder.glob("*.safetensors"):
-        with safe_open(str(shard), framework="pt") as f:
-            for name in f.keys():
-                part = f.get_slice(name)
-                model_bytes += torch.Size(part.get_shape()).numel() * _DTYPE_BYTES[part.get_dtype()]
+    offsets = [entry["data_offsets"] for *_, entry in CheckpointReader(folder).entries.values()]
+    model_bytes = sum(end - start for start, end in offsets)
     tokenizer = AutoTokenizer.from_pretrained(folder) if model_name == "tiny" else None
     calib = _calibration(model_name, tokenizer, AutoConfig.from_pretrained(folder).vocab_size)
     _reset_peak_rss()
@@ -239,9 +235,6 @@ def run_streamed(model_name: str, method: str, device: str = "cpu") -> dict:
         "peak_rss_over_model": round(peak / (model_bytes / 2**20), 3),
         "peak_rss_without_runtime_over_model": round((peak - runtime_mb) / (model_bytes / 2**20), 3),
     }  # fmt: skip
-
-
-_DTYPE_BYTES = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8, "I64": 8, "I32": 4, "U8": 1, "BOOL": 1}
 
 
 def _decoder_forward_seconds(model, calib, device: str) -> float:

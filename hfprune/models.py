@@ -128,8 +128,32 @@ class LoadedModel:
     source: dict[str, Any]  # what to record: id, revision, resolved commit, local path
 
 
-def _safetensors_present(folder: Path) -> bool:
-    return any(folder.glob("*.safetensors"))
+def checkpoint_folder(name_or_path: str | Path, *, revision: str | None = None, token: str | bool | None = None) -> Path:
+    """The local folder of a Hub id or folder, refused unless it holds safetensors weights.
+
+    Raises:
+        ModelNotFoundError, RevisionNotFoundError, GatedModelError, HubUnavailableError: from the Hub.
+        UnsafeWeightsError: no ``*.safetensors`` (pickled weights are never loaded).
+    """
+    from .hub import resolve_model_dir
+
+    folder = resolve_model_dir(str(name_or_path), revision=revision, token=token)
+    if not any(folder.glob("*.safetensors")):
+        raise UnsafeWeightsError(
+            f"{name_or_path} has no *.safetensors weights; hfprune never loads pickled weights (.bin/.pt). "
+            "Convert the checkpoint to safetensors first"
+        )
+    return folder
+
+
+def load_tokenizer(folder: Path, trust_remote_code: bool = False) -> Any | None:
+    """The folder's tokenizer, or None: weights-only repos exist, and calibration says when it needs one."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def load_model(
@@ -147,16 +171,9 @@ def load_model(
         UnsafeWeightsError: the folder holds no ``*.safetensors`` (pickled weights are never loaded).
         UnsupportedArchitectureError: transformers knows no model class for this config.
     """
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
-    from .hub import resolve_model_dir
-
-    folder = resolve_model_dir(str(name_or_path), revision=revision, token=token)
-    if not _safetensors_present(folder):
-        raise UnsafeWeightsError(
-            f"{name_or_path} has no *.safetensors weights; hfprune never loads pickled weights (.bin/.pt). "
-            "Convert the checkpoint to safetensors first"
-        )
+    folder = checkpoint_folder(name_or_path, revision=revision, token=token)
     try:
         config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
     except ValueError as err:
@@ -174,14 +191,11 @@ def load_model(
             f"model_type '{config.model_type}'{hint}: {err}"
         ) from err
     model.eval()
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, TypeError):
-        tokenizer = None  # weights-only repos exist; calibration will say it needs a tokenizer
-    return LoadedModel(model, tokenizer, _describe_source(str(name_or_path), revision, folder))
+    source = describe_source(str(name_or_path), revision, folder)
+    return LoadedModel(model, load_tokenizer(folder, trust_remote_code), source)
 
 
-def _describe_source(name: str, revision: str | None, folder: Path) -> dict[str, Any]:
+def describe_source(name: str, revision: str | None, folder: Path) -> dict[str, Any]:
     is_local = Path(name).expanduser().is_dir()
     source: dict[str, Any] = {"id": name if not is_local else str(Path(name).expanduser().resolve())}
     if not is_local:
@@ -202,7 +216,10 @@ __all__ = [
     "LoadedModel",
     "PrunableLayer",
     "all_prunable_layers",
+    "checkpoint_folder",
+    "describe_source",
     "find_block_stacks",
     "load_model",
+    "load_tokenizer",
     "prunable_layers",
 ]

@@ -222,26 +222,22 @@ def prune_streaming(
     **prune_kwargs: Any,
 ) -> Any:
     """``hfprune prune --stream``: like :func:`hfprune.prune_pretrained`, one block in memory at a time."""
-    from transformers import AutoTokenizer, GenerationConfig
+    from transformers import GenerationConfig
 
     from .api import METADATA_FILE, peak_memory, prune, resolve_device
-    from .errors import UnsafeWeightsError
-    from .hub import resolve_model_dir
-    from .models import _describe_source, _safetensors_present, find_block_stacks
+    from .models import checkpoint_folder, describe_source, find_block_stacks, load_tokenizer
     from .pruning.registry import available
-    from .pruning.stats import GRADIENT, HESSIAN_GRADIENT
+    from .pruning.stats import needs_gradients
 
     check_output(out, overwrite)
     method = available().get(prune_kwargs.get("method", "wanda"))  # an unknown name fails later, as without --stream
-    if method is not None and method.needs & {GRADIENT, HESSIAN_GRADIENT}:
+    if method is not None and needs_gradients(method.needs):
         raise StreamingUnsupportedError(
             f"--method {method.name} back-propagates through the whole model, which --stream never holds in "
             "memory; run without --stream"
         )
     started = time.perf_counter()
-    folder = resolve_model_dir(str(model_id), revision=revision, token=token)
-    if not _safetensors_present(folder):
-        raise UnsafeWeightsError(f"{model_id} has no *.safetensors weights; hfprune never loads pickled weights")
+    folder = checkpoint_folder(model_id, revision=revision, token=token)
     model = skeleton(folder, dtype=dtype, trust_remote_code=trust_remote_code)
     stacks = find_block_stacks(model)
     if len(stacks) != 1:
@@ -250,10 +246,7 @@ def prune_streaming(
     reader = CheckpointReader(folder)
     load_non_block_weights(model, stack.name, reader)
     loader = StreamedBlocks(stack.blocks, stack.name, reader)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, TypeError):
-        tokenizer = None
+    tokenizer = load_tokenizer(folder, trust_remote_code)
     load_s = time.perf_counter() - started
     with atomic_folder(out, overwrite=overwrite) as tmp:
         writer = loader.writer = ShardWriter(tmp, len(stack.blocks) + 1)
@@ -270,7 +263,7 @@ def prune_streaming(
             pass  # the source has none
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
-        result.base_model = _describe_source(str(model_id), revision, folder)
+        result.base_model = describe_source(str(model_id), revision, folder)
         result.timings["load_s"] = load_s
         result.timings["save_s"] = time.perf_counter() - started
         result.peak_memory = peak_memory(resolve_device(prune_kwargs.get("device")))

@@ -363,8 +363,7 @@ def _grow_outlier_channels(model, rows: torch.Tensor, recipe: Recipe) -> dict:
     they are produced and divided by it where they are read. Returns the chosen channels, the max/median
     channel-norm spread before and after, and the largest logit change on ``rows`` (float rounding only).
     """
-    energy = _input_energy(model, rows)
-    before_logits = model(input_ids=rows).logits
+    energy, before_logits = _input_energy(model, rows)
     cfg, scale = model.config, recipe.outlier_scale
     chosen: dict[str, list[int]] = {}
 
@@ -396,8 +395,8 @@ def _grow_outlier_channels(model, rows: torch.Tensor, recipe: Recipe) -> dict:
         s = scales(f"layers.{i}.mlp.up_proj->down_proj", energy[mlp.down_proj])
         mlp.up_proj.weight.mul_(s[:, None])
         mlp.down_proj.weight.div_(s)
-    after_energy = _input_energy(model, rows)
-    change = (model(input_ids=rows).logits - before_logits).abs().max().item()
+    after_energy, after_logits = _input_energy(model, rows)
+    change = (after_logits - before_logits).abs().max().item()
     return {
         "fraction": recipe.outlier_fraction,
         "scale": scale,
@@ -408,8 +407,8 @@ def _grow_outlier_channels(model, rows: torch.Tensor, recipe: Recipe) -> dict:
     }
 
 
-def _input_energy(model, rows: torch.Tensor) -> dict:
-    """Sum of squared activations per input channel of every linear in the blocks, over ``rows``."""
+def _input_energy(model, rows: torch.Tensor) -> tuple[dict, torch.Tensor]:
+    """Sum of squared activations per input channel of every linear in the blocks over ``rows``, and the logits."""
     energy: dict = {}
     linears = [m for block in model.model.layers for m in block.modules() if isinstance(m, torch.nn.Linear)]
 
@@ -419,12 +418,11 @@ def _input_energy(model, rows: torch.Tensor) -> dict:
 
     handles = [m.register_forward_hook(hook) for m in linears]
     try:
-        for batch in rows.split(8):
-            model(input_ids=batch)
+        logits = torch.cat([model(input_ids=batch).logits for batch in rows.split(8)])
     finally:
         for handle in handles:
             handle.remove()
-    return energy
+    return energy, logits
 
 
 def _spread(energy: dict) -> list[float]:

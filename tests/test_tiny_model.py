@@ -172,7 +172,7 @@ def test_trained_model_has_llm_like_outlier_channels_at_every_linear_input(loade
     """Measured on FLORES (not the training rows that chose the channels): max/median channel norm >= 8."""
     model, tokenizer = loaded
     ids = torch.tensor(flores_ids(tokenizer, "de")[:1024]).view(4, 256)
-    energy = tiny_model._input_energy(model, ids)
+    energy, _ = tiny_model._input_energy(model, ids)
     spreads = [(e.sqrt().max() / e.sqrt().median()).item() for e in energy.values()]
     assert len(spreads) == 7 * model.config.num_hidden_layers and min(spreads) >= 8, spreads
     record = json.loads((tiny_model_dir / tiny_model.TRAINING_RECORD).read_text())["outlier_channels"]

@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 from ..calibration import CalibrationSet
 from ..models import BlockStack, PrunableLayer, find_block_stacks
 from .registry import PruningMethod
-from .stats import GRADIENT, HESSIAN_GRADIENT, StatsCollector
+from .stats import HESSIAN_GRADIENT, StatsCollector, needs_gradients
 from .structure import Structure
 
 #: Calibration pipelines: see the module docstring.
@@ -255,7 +255,7 @@ class SequentialPruner:
         self.loader = loader
         if method.needs_calibration and calibration is None:
             raise ValueError(f"method '{method.name}' needs calibration data")
-        if loader is not None and method.needs & {GRADIENT, HESSIAN_GRADIENT}:
+        if loader is not None and needs_gradients(method.needs):
             raise ValueError(f"method '{method.name}' back-propagates through the whole model: it cannot stream blocks")
 
     # -- public -------------------------------------------------------------------------------------
@@ -265,7 +265,7 @@ class SequentialPruner:
         started = time.perf_counter()
         use_data = self.method.needs_calibration
         probe = self._probe_block_args() if use_data else {}
-        grads = self._gradient_pass() if self.method.needs & {GRADIENT, HESSIAN_GRADIENT} else ({}, {})
+        grads = self._gradient_pass() if needs_gradients(self.method.needs) else ({}, {})
         total = sum(len(stack.blocks) for stack in self.stacks)
         bar = tqdm(total=total, desc=f"{self.method.name}", unit="block", disable=not self.progress)
         # Independent: every stack's inputs come from the dense model (MT5's decoder sees the dense encoder).

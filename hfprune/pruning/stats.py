@@ -31,6 +31,11 @@ GRADIENT = "gradient"
 HESSIAN_GRADIENT = "hessian_gradient"
 
 
+def needs_gradients(needs: frozenset[str]) -> bool:
+    """Whether these statistics take a backward pass through the whole dense model (SNIP, GraSP)."""
+    return bool(needs & {GRADIENT, HESSIAN_GRADIENT})
+
+
 @dataclass
 class LayerStats:
     """Statistics of one layer's input over the calibration tokens."""

@@ -40,7 +40,7 @@ class SparseGPT(PruningMethod):
     ) -> torch.Tensor:
         assert stats is not None
         w = layer.weight.float().clone()
-        u = self._inverse_cholesky(stats.hessian().to(w.device, torch.float32), layer.name)  # a fresh copy
+        u = self._inverse_cholesky(stats.hessian().to(w.device, torch.float32), layer.name)
         mask = torch.zeros_like(w, dtype=torch.bool)
         cols = w.shape[1]
         for start in range(0, cols, self.blocksize):
@@ -56,10 +56,10 @@ class SparseGPT(PruningMethod):
         One factorisation instead of three steps (Cholesky, inverse, Cholesky of the inverse): with ``J`` the
         reversal permutation and ``J H J = L L^T``, ``U = J L^-1 J`` is upper triangular and ``U^T U = H^-1``.
         Half the flops, and at most three n x n buffers (95 MB each for a 4864-wide input) live at once.
-        ``h`` is consumed: pass a copy.
+        ``h`` is left as it is.
         """
-        flipped = h.flip(0, 1)  # J H J; the diagonal is H's, reversed
-        del h
+        flipped = h.flip(0, 1)  # J H J (a new tensor); the diagonal is H's, reversed
+        del h  # the caller's temporary Hessian is freed here rather than at return
         diagonal = flipped.diagonal()
         diagonal[diagonal == 0] = 1.0  # inputs never active: any weight there is free to prune
         mean_diag = diagonal.mean()
