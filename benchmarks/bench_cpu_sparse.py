@@ -54,7 +54,9 @@ def measure(model) -> dict:
         "weights_in_memory_mb": round(sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20, 1),
         "blocks_safetensors_mb": round(len(raw) / 2**20, 1),
         "blocks_zlib_mb": round(len(zlib.compress(raw, 6)) / 2**20, 1),
-        "zero_share_in_blocks": round(sum((p == 0).sum().item() for p in blocks.values()) / sum(p.numel() for p in blocks.values()), 4),
+        "zero_share_in_blocks": round(
+            sum((p == 0).sum().item() for p in blocks.values()) / sum(p.numel() for p in blocks.values()), 4
+        ),
     }
 
 
@@ -69,7 +71,14 @@ def main() -> None:
     hfprune.prune(model, method="magnitude", sparsity=0.5, device="cpu", progress=False)
     pruned = measure(model)
     command = "python " + " ".join(sys.argv)
-    report = {"command": command, "model": MODEL, "cpus": os.cpu_count(), "torch": torch.__version__, "dense": dense, "pruned_50": pruned}
+    report = {
+        "command": command,
+        "model": MODEL,
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "dense": dense,
+        "pruned_50": pruned,
+    }
     keys = list(dense)
     table = "\n".join(f"| {k} | {dense[k]} | {pruned[k]} |" for k in keys)
     md = (f"# 50% unstructured sparsity on CPU ({os.cpu_count()} cores, torch {torch.__version__})\n\nCommand: `{command}`\n\n"

@@ -16,16 +16,17 @@ from pathlib import Path
 
 import torch
 
+from hfprune.constants import default_data_dir
 from hfprune.evaluation.batching import right_pad
 from hfprune.evaluation.perplexity import load_flores, perplexity
-from hfprune.evaluation.runner import evaluate_model, versions
+from hfprune.evaluation.runner import evaluate_model
 from hfprune.evaluation.scoring import encode_request, loglikelihoods
+from hfprune.evaluation.task_data import load_task_data
 from hfprune.evaluation.tasks import TASK_NAMES, TASKS
 from hfprune.evaluation.tokenization import bos_prefix, encode, pad_id
 from hfprune.evaluation.windows import plan_windows
 from hfprune.evaluation.zeroshot import build_prompts
-from hfprune.evaluation.task_data import load_task_data
-from hfprune.paths import default_data_dir
+from hfprune.system import library_versions as versions
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -51,7 +52,9 @@ def interleaved_best(repeats: int, ours, plain) -> tuple[float, float]:
     return min(ours_times), min(plain_times)
 
 
-def bench_perplexity(model, tokenizer, context_length: int, batch_size: int, repeats: int, sentences: int | None) -> dict:
+def bench_perplexity(
+    model, tokenizer, context_length: int, batch_size: int, repeats: int, sentences: int | None
+) -> dict:
     text = "\n".join(load_flores("en").splitlines()[:sentences])
     prefix = bos_prefix(tokenizer)
     tokens = encode(tokenizer, text)
@@ -100,7 +103,7 @@ def main() -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", help="model folder (default: hfprune.tiny_model.tiny_model_path())")
+    parser.add_argument("--model", help="model folder (default: hfprune.models.tiny.tiny_model_path())")
     parser.add_argument("--langs", default="en,de,fr,es,ru,zh,ar,sw,ja,tr")
     parser.add_argument("--limit", type=int, default=100)
     parser.add_argument("--context-length", type=int, default=256)
@@ -112,7 +115,7 @@ def main() -> None:
     parser.add_argument("--out", default="eval", help="results file stem under benchmarks/results/")
     args = parser.parse_args()
     if args.model is None:
-        from hfprune.tiny_model import tiny_model_path
+        from hfprune.models.tiny import tiny_model_path
 
         args.model = str(tiny_model_path())
     model = AutoModelForCausalLM.from_pretrained(args.model, use_safetensors=True).eval()

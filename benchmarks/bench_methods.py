@@ -41,7 +41,7 @@ from hfprune.analysis.flores_eval import flores_perplexities, summarise
 from hfprune.calibration import build_calibration, open_source
 from hfprune.evaluation.perplexity import load_flores
 from hfprune.models import load_model
-from hfprune.tiny_model import LANGUAGES, tiny_model_path
+from hfprune.models.tiny import LANGUAGES, tiny_model_path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEQLEN, SAMPLES, CONTEXT, BATCH = 256, 16, 256, 16
@@ -113,36 +113,60 @@ class Bench:
 
     def evaluate(self, langs: list[str]) -> dict[str, dict[str, float]]:
         texts = {lang: self.texts[lang] for lang in langs}
-        return flores_perplexities(self.model, self.tokenizer, langs, context_length=CONTEXT, batch_size=BATCH, texts=texts)
+        return flores_perplexities(
+            self.model, self.tokenizer, langs, context_length=CONTEXT, batch_size=BATCH, texts=texts
+        )
 
-    def cell(self, method: str, params: dict, sparsity: float, mix: str, langs: list[str], profile: str | None = None) -> dict:
-        full_params = hfprune.pruning.registry.get_method(method, **params).params()  # defaults made explicit
+    def cell(
+        self, method: str, params: dict, sparsity: float, mix: str, langs: list[str], profile: str | None = None
+    ) -> dict:
+        full_params = hfprune.pruning.methods.get_method(method, **params).params()  # defaults made explicit
         key = json.dumps([method, full_params, sparsity, mix, langs, profile], sort_keys=True)
         if key in self._memo:
             return self._memo[key]
         self.dense_weights.restore()
         started = time.perf_counter()
         result = hfprune.prune(
-            self.model, self.tokenizer, method=method, sparsity=sparsity, calibration=self.calibration(mix),
-            batch_size=BATCH, profile=profile, input_cache=self._caches.setdefault(mix, {}), **params,
+            self.model,
+            self.tokenizer,
+            method=method,
+            sparsity=sparsity,
+            calibration=self.calibration(mix),
+            batch_size=BATCH,
+            profile=profile,
+            input_cache=self._caches.setdefault(mix, {}),
+            **params,
         )
         prune_s = time.perf_counter() - started
         evaluation = self.evaluate(langs)
         row = {
-            "method": method, "params": params, "profile": profile or "uniform", "sparsity": sparsity,
-            "achieved_sparsity": round(result.sparsity, 4), "calibration": mix, "prune_s": round(prune_s, 2),
+            "method": method,
+            "params": params,
+            "profile": profile or "uniform",
+            "sparsity": sparsity,
+            "achieved_sparsity": round(result.sparsity, 4),
+            "calibration": mix,
+            "prune_s": round(prune_s, 2),
             "eval_s": round(time.perf_counter() - started - prune_s, 1),
             "ppl": {lang: round(v["ppl"], 3) for lang, v in evaluation.items()},
             "bits_per_byte": {lang: round(v["bits_per_byte"], 4) for lang, v in evaluation.items()},
-            **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in summarise(evaluation, {l: self.dense[l] for l in langs}).items()},
+            **{
+                k: (round(v, 4) if isinstance(v, float) else v)
+                for k, v in summarise(evaluation, {l: self.dense[l] for l in langs}).items()
+            },
         }
-        print(json.dumps({k: row[k] for k in ("method", "params", "profile", "sparsity", "calibration", "mean_ppl", "worst_ppl")}), flush=True)
+        print(
+            json.dumps(
+                {k: row[k] for k in ("method", "params", "profile", "sparsity", "calibration", "mean_ppl", "worst_ppl")}
+            ),
+            flush=True,
+        )
         self._memo[key] = row
         return row
 
 
 def defaults() -> dict[str, float]:
-    method = hfprune.pruning.registry.get_method("mwanda")
+    method = hfprune.pruning.methods.get_method("mwanda")
     return {"lam": method.lam, "prob": method.prob, "layerwise": method.layerwise, "equalize": method.equalize}
 
 
@@ -163,12 +187,17 @@ def run_calibration_languages(bench: Bench) -> list[dict]:
         english = bench.cell(method, {}, 0.5, f"en:{SAMPLES}", list(LANGUAGES))
         for lang in TARGET_LANGS:
             target = bench.cell(method, {}, 0.5, f"{lang}:{SAMPLES}", [lang, "en"])
-            rows.append({
-                "method": method, "language": lang, "dense_ppl": round(bench.dense[lang]["ppl"], 3),
-                "english_calibration_ppl": english["ppl"][lang], "target_calibration_ppl": target["ppl"][lang],
-                "english_ppl_under_target_calibration": target["ppl"]["en"],
-                "english_ppl_under_english_calibration": english["ppl"]["en"],
-            })
+            rows.append(
+                {
+                    "method": method,
+                    "language": lang,
+                    "dense_ppl": round(bench.dense[lang]["ppl"], 3),
+                    "english_calibration_ppl": english["ppl"][lang],
+                    "target_calibration_ppl": target["ppl"][lang],
+                    "english_ppl_under_target_calibration": target["ppl"]["en"],
+                    "english_ppl_under_english_calibration": english["ppl"]["en"],
+                }
+            )
     return rows
 
 
@@ -210,39 +239,69 @@ def run_ablation(bench: Bench, sparsities: list[float]) -> list[dict]:
 def markdown(report: dict) -> str:
     langs = list(LANGUAGES)
     model = report["setup"].get("model", "tiny")
-    out = [f"# Pruning methods on {model} (FLORES perplexity per language)", "",
-           f"Command: `{report['setup'].get('command', 'python benchmarks/bench_methods.py')}`", "",
-           f"Model: {MODELS[model][1]}. Calibration: "
-           f"{SAMPLES} samples x {SEQLEN} tokens per language from the shared calibration text. Evaluation: first "
-           f"{report['setup']['sentences']} FLORES devtest sentences per language, {CONTEXT}-token windows. "
-           f"M-Wanda defaults {report['setup']['mwanda_defaults']} (chosen on held-out FLORES sentences; see "
-           "hfprune/pruning/methods/mwanda.py).", ""]
+    out = [
+        f"# Pruning methods on {model} (FLORES perplexity per language)",
+        "",
+        f"Command: `{report['setup'].get('command', 'python benchmarks/bench_methods.py')}`",
+        "",
+        f"Model: {MODELS[model][1]}. Calibration: "
+        f"{SAMPLES} samples x {SEQLEN} tokens per language from the shared calibration text. Evaluation: first "
+        f"{report['setup']['sentences']} FLORES devtest sentences per language, {CONTEXT}-token windows. "
+        f"M-Wanda defaults {report['setup']['mwanda_defaults']} (chosen on held-out FLORES sentences; see "
+        "hfprune/pruning/methods/mwanda.py).",
+        "",
+    ]
     dense = report["dense"]
     head = "| method | sparsity | " + " | ".join(langs) + " | mean | worst | mean x dense | worst x dense |"
     sep = "|" + "---|" * (6 + len(langs))
-    out += ["## Methods (same 8-language calibration)", "", head, sep,
-            "| dense | 0 | " + " | ".join(f"{dense[l]['ppl']:.1f}" for l in langs)
-            + f" | {sum(dense[l]['ppl'] for l in langs) / len(langs):.1f} | {max(dense[l]['ppl'] for l in langs):.1f} | 1 | 1 |"]
+    out += [
+        "## Methods (same 8-language calibration)",
+        "",
+        head,
+        sep,
+        "| dense | 0 | "
+        + " | ".join(f"{dense[l]['ppl']:.1f}" for l in langs)
+        + f" | {sum(dense[l]['ppl'] for l in langs) / len(langs):.1f} | {max(dense[l]['ppl'] for l in langs):.1f} | 1 | 1 |",
+    ]
     out += [_row(r, langs) for r in report.get("methods", [])]
     if report.get("calibration_languages"):
-        out += ["", "## English-only vs target-language calibration (50%)", "",
-                "| method | language | dense | English calib. | target calib. | en under target calib. | en under en calib. |",
-                "|---|---|---|---|---|---|---|"]
+        out += [
+            "",
+            "## English-only vs target-language calibration (50%)",
+            "",
+            "| method | language | dense | English calib. | target calib. | en under target calib. | en under en calib. |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in report["calibration_languages"]:
-            out.append(f"| {r['method']} | {r['language']} | {r['dense_ppl']:.1f} | {r['english_calibration_ppl']:.1f} | "
-                       f"{r['target_calibration_ppl']:.1f} | {r['english_ppl_under_target_calibration']:.1f} | "
-                       f"{r['english_ppl_under_english_calibration']:.1f} |")
+            out.append(
+                f"| {r['method']} | {r['language']} | {r['dense_ppl']:.1f} | {r['english_calibration_ppl']:.1f} | "
+                f"{r['target_calibration_ppl']:.1f} | {r['english_ppl_under_target_calibration']:.1f} | "
+                f"{r['english_ppl_under_english_calibration']:.1f} |"
+            )
     if report.get("tuning"):
         tuning = report.get("tuning_setup", {"first_sentence": report["setup"].get("first_sentence", 0)})
-        out += ["", f"## M-Wanda tuning (FLORES sentences {tuning['first_sentence']}-"
-                f"{tuning['first_sentence'] + report['setup']['sentences'] - 1}, held out from the tables above)", ""]
+        out += [
+            "",
+            f"## M-Wanda tuning (FLORES sentences {tuning['first_sentence']}-"
+            f"{tuning['first_sentence'] + report['setup']['sentences'] - 1}, held out from the tables above)",
+            "",
+        ]
         out += [f"Command: `{c}`" for c in tuning.get("commands", [])] + ([""] if tuning.get("commands") else [])
         out += [head.replace("| method |", "| variant |"), sep]
         out += [_row(r, langs) for r in report["tuning"]]
     if report.get("ablation"):
         out += ["", "## M-Wanda ablation (8-language calibration)", "", head.replace("| method |", "| variant |"), sep]
         out += [_row(r, langs) for r in report["ablation"]]
-    out += ["", "## Verdict", "", *report.get("verdict", []), "", "## Notes", "", *(NOTES if model == "tiny" else GEMMA_NOTES)]
+    out += [
+        "",
+        "## Verdict",
+        "",
+        *report.get("verdict", []),
+        "",
+        "## Notes",
+        "",
+        *(NOTES if model == "tiny" else GEMMA_NOTES),
+    ]
     return "\n".join(out) + "\n"
 
 
@@ -283,8 +342,11 @@ def _num(value: float, digits: str = ".1f") -> str:
 
 
 def _row(r: dict, langs: list[str]) -> str:
-    return (f"| {r['label']} | {r['sparsity']} | " + " | ".join(_num(r['ppl'][l]) for l in langs)
-            + f" | {_num(r['mean_ppl'])} | {_num(r['worst_ppl'])} ({r['worst_lang']}) | {_num(r['mean_ratio'], '.3f')} | {_num(r['worst_ratio'], '.3f')} |")
+    return (
+        f"| {r['label']} | {r['sparsity']} | "
+        + " | ".join(_num(r["ppl"][l]) for l in langs)
+        + f" | {_num(r['mean_ppl'])} | {_num(r['worst_ppl'])} ({r['worst_lang']}) | {_num(r['mean_ratio'], '.3f')} | {_num(r['worst_ratio'], '.3f')} |"
+    )
 
 
 def verdict(report: dict) -> list[str]:
@@ -313,8 +375,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="default results/methods_<model>")
     parser.add_argument("--render", action="store_true", help="only rewrite the .md from the existing .json")
     parser.add_argument("--first-sentence", type=int, default=0, help="first FLORES sentence evaluated (500 to tune)")
-    parser.add_argument("--grid", default="wanda;lam=0;lam=0.25;lam=0.5;lam=1",
-                        help="the tune part's cells, ';'-separated: 'wanda' or M-Wanda switches, e.g. 'lam=0.5,layerwise=0.04;lam=0,profile=owl'")
+    parser.add_argument(
+        "--grid",
+        default="wanda;lam=0;lam=0.25;lam=0.5;lam=1",
+        help="the tune part's cells, ';'-separated: 'wanda' or M-Wanda switches, e.g. 'lam=0.5,layerwise=0.04;lam=0,profile=owl'",
+    )
     parser.add_argument("--merge", action="store_true", help="keep the parts of an existing .json that are not rerun")
     args = parser.parse_args()
     args.out = args.out or RESULTS / f"methods_{args.model}"
@@ -330,18 +395,31 @@ def main() -> None:
     started = time.perf_counter()
     bench = Bench(args.sentences, first_sentence=args.first_sentence, model=args.model)
     previous = json.loads(args.out.with_suffix(".json").read_text()) if args.merge else {}
-    report: dict[str, Any] = {**previous,
-        "setup": {"model": args.model, "command": "python " + " ".join(sys.argv), "languages": list(LANGUAGES), "calibration": f"{SAMPLES} x {SEQLEN} tokens per language",
-                  "sentences": args.sentences, "first_sentence": args.first_sentence, "context": CONTEXT, "mwanda_defaults": defaults(),
-                  "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine()},
+    report: dict[str, Any] = {
+        **previous,
+        "setup": {
+            "model": args.model,
+            "command": "python " + " ".join(sys.argv),
+            "languages": list(LANGUAGES),
+            "calibration": f"{SAMPLES} x {SEQLEN} tokens per language",
+            "sentences": args.sentences,
+            "first_sentence": args.first_sentence,
+            "context": CONTEXT,
+            "mwanda_defaults": defaults(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "machine": platform.machine(),
+        },
         "dense": bench.dense,
     }
     if previous:
         report["setup"]["command"] = f"{previous['setup']['command']}` and `{report['setup']['command']}"
-    steps = [("methods", "methods", lambda: run_methods(bench, sparsities)),
-             ("calib", "calibration_languages", lambda: run_calibration_languages(bench)),
-             ("ablation", "ablation", lambda: run_ablation(bench, sparsities[:1])),
-             ("tune", "tuning", lambda: run_tuning(bench, sparsities[0], args.grid))]
+    steps = [
+        ("methods", "methods", lambda: run_methods(bench, sparsities)),
+        ("calib", "calibration_languages", lambda: run_calibration_languages(bench)),
+        ("ablation", "ablation", lambda: run_ablation(bench, sparsities[:1])),
+        ("tune", "tuning", lambda: run_tuning(bench, sparsities[0], args.grid)),
+    ]
     for part, key, run in steps:
         if part in parts:
             report[key] = run()

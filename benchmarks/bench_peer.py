@@ -38,8 +38,15 @@ def run_hfprune(model_name: str, method: str, out: str) -> dict:
 
     row = bench_prune.run_one(model_name, method, "sequential", keep_model=True)
     model = row.pop("_model")
-    save_file({n: p.detach().contiguous() for n, p in model.named_parameters() if ".layers." in n and p.dim() == 2}, out)
-    return {"tool": "hfprune", "method": method, "seconds": row["prune_s"], "peak_rss_mb": row["peak_rss_during_prune_mb"]}
+    save_file(
+        {n: p.detach().contiguous() for n, p in model.named_parameters() if ".layers." in n and p.dim() == 2}, out
+    )
+    return {
+        "tool": "hfprune",
+        "method": method,
+        "seconds": row["prune_s"],
+        "peak_rss_mb": row["peak_rss_during_prune_mb"],
+    }
 
 
 def compare(model_name: str, files: dict[str, str]) -> dict[str, dict]:
@@ -56,7 +63,9 @@ def compare(model_name: str, files: dict[str, str]) -> dict[str, dict]:
     for tool, weights in pruned.items():
         model.load_state_dict(weights, strict=False)
         outputs = _decoder_outputs(model, calib)
-        error = sum(((d - o) ** 2).sum().item() for d, o in zip(dense_out, outputs)) / sum((d**2).sum().item() for d in dense_out)
+        error = sum(((d - o) ** 2).sum().item() for d, o in zip(dense_out, outputs)) / sum(
+            (d**2).sum().item() for d in dense_out
+        )
         zeros = sum((w == 0).sum().item() for w in weights.values()) / sum(w.numel() for w in weights.values())
         result[tool] = {"reconstruction_error": error, "sparsity": zeros}
         model.load_state_dict(dense_state, strict=False)
@@ -68,7 +77,9 @@ def compare(model_name: str, files: dict[str, str]) -> dict[str, dict]:
 
 def _decoder_outputs(model, calib) -> list[torch.Tensor]:
     with torch.no_grad():
-        return [model.model(input_ids=ids, use_cache=False).last_hidden_state for _, ids in calib.batches(bench_prune.BATCH)]
+        return [
+            model.model(input_ids=ids, use_cache=False).last_hidden_state for _, ids in calib.batches(bench_prune.BATCH)
+        ]
 
 
 def markdown(report: dict) -> str:
@@ -107,10 +118,15 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for method in args.methods.split(","):
-            files = {"hfprune": f"{tmp}/hfprune-{method}.safetensors", "llm-compressor": f"{tmp}/llmc-{method}.safetensors"}
+            files = {
+                "hfprune": f"{tmp}/hfprune-{method}.safetensors",
+                "llm-compressor": f"{tmp}/llmc-{method}.safetensors",
+            }
             ours = _last_json([sys.executable, __file__, "--llmc-python", args.llmc_python, "--batch-size", str(args.batch_size),
                                "--one-hfprune", args.model, method, files["hfprune"]])  # fmt: skip
-            peer = _last_json([args.llmc_python, str(PEER), str(folder), method, files["llm-compressor"], str(args.batch_size)])
+            peer = _last_json(
+                [args.llmc_python, str(PEER), str(folder), method, files["llm-compressor"], str(args.batch_size)]
+            )
             quality = compare(args.model, files)
             row = {
                 "method": method, "hfprune": {**ours, **quality["hfprune"]}, "llm-compressor": {**peer, **quality["llm-compressor"]},

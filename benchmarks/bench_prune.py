@@ -46,15 +46,47 @@ DEFAULT_RUNS = (
 )
 #: family -> (transformers config class name, default blocks, config arguments)
 SHAPES = {
-    "qwen2-0.5b-shape": ("Qwen2Config", 24, dict(
-        vocab_size=151936, hidden_size=896, intermediate_size=4864, num_attention_heads=14, num_key_value_heads=2,
-        max_position_embeddings=32768, tie_word_embeddings=True)),
-    "llama-3.2-1b-shape": ("LlamaConfig", 16, dict(
-        vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_attention_heads=32, num_key_value_heads=8,
-        head_dim=64, max_position_embeddings=131072, tie_word_embeddings=True, rope_theta=500000.0)),
-    "llama-2-7b-shape": ("LlamaConfig", 32, dict(
-        vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_attention_heads=32, num_key_value_heads=32,
-        max_position_embeddings=4096, tie_word_embeddings=False)),
+    "qwen2-0.5b-shape": (
+        "Qwen2Config",
+        24,
+        dict(
+            vocab_size=151936,
+            hidden_size=896,
+            intermediate_size=4864,
+            num_attention_heads=14,
+            num_key_value_heads=2,
+            max_position_embeddings=32768,
+            tie_word_embeddings=True,
+        ),
+    ),
+    "llama-3.2-1b-shape": (
+        "LlamaConfig",
+        16,
+        dict(
+            vocab_size=128256,
+            hidden_size=2048,
+            intermediate_size=8192,
+            num_attention_heads=32,
+            num_key_value_heads=8,
+            head_dim=64,
+            max_position_embeddings=131072,
+            tie_word_embeddings=True,
+            rope_theta=500000.0,
+        ),
+    ),
+    "llama-2-7b-shape": (
+        "LlamaConfig",
+        32,
+        dict(
+            vocab_size=32000,
+            hidden_size=4096,
+            intermediate_size=11008,
+            num_attention_heads=32,
+            num_key_value_heads=32,
+            max_position_embeddings=4096,
+            tie_word_embeddings=False,
+        ),
+    ),
 }
 
 
@@ -63,7 +95,7 @@ def _shape_dir(family: str, blocks: int) -> Path:
     import transformers
     from transformers import AutoModelForCausalLM
 
-    from hfprune import paths
+    from hfprune import constants as paths
 
     folder = paths.cache_dir() / f"bench-{family}-{blocks}blocks"
     if (folder / "config.json").is_file():
@@ -82,7 +114,7 @@ def _calibration(name: str, tokenizer, vocab: int):
     from hfprune.calibration import CalibrationSet, build_calibration, open_source
 
     if name == "tiny":
-        from hfprune.tiny_model import LANGUAGES
+        from hfprune.models.tiny import LANGUAGES
 
         mix = ",".join(f"{lang}:{SAMPLES // len(LANGUAGES)}" for lang in LANGUAGES)
         return build_calibration(tokenizer, open_source(None), mix, seqlen=SEQLEN, seed=0)
@@ -94,7 +126,7 @@ def _calibration(name: str, tokenizer, vocab: int):
 
 def _model_dir(name: str) -> Path:
     if name == "tiny":
-        from hfprune.tiny_model import tiny_model_path
+        from hfprune.models.tiny import tiny_model_path
 
         return tiny_model_path()
     family, blocks = _family_and_blocks(name)
@@ -141,8 +173,7 @@ def run_one(model_name: str, method: str, pipeline: str, keep_model: bool = Fals
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     import hfprune
-
-    from hfprune.memory import return_large_buffers_promptly
+    from hfprune.system import return_large_buffers_promptly
 
     return_large_buffers_promptly()  # as the hfprune command does
     runtime_mb = _current_rss_mb()  # python + torch + transformers, before any model
@@ -203,9 +234,9 @@ def run_streamed(model_name: str, method: str, device: str = "cpu") -> dict:
     from transformers import AutoConfig, AutoTokenizer
 
     import hfprune
-    from hfprune import paths
-    from hfprune.memory import return_large_buffers_promptly
-    from hfprune.streaming import CheckpointReader
+    from hfprune import constants as paths
+    from hfprune.models.streaming import CheckpointReader
+    from hfprune.system import return_large_buffers_promptly
 
     return_large_buffers_promptly()
     runtime_mb = _current_rss_mb()
@@ -218,8 +249,14 @@ def run_streamed(model_name: str, method: str, device: str = "cpu") -> dict:
     with tempfile.TemporaryDirectory(dir=paths.cache_dir()) as tmp:
         started = time.perf_counter()
         result = hfprune.prune_pretrained(
-            str(folder), Path(tmp) / "out", stream=True, method=method, sparsity=0.5, calibration=calib,
-            batch_size=BATCH, device=device,
+            str(folder),
+            Path(tmp) / "out",
+            stream=True,
+            method=method,
+            sparsity=0.5,
+            calibration=calib,
+            batch_size=BATCH,
+            device=device,
         )
         total_s = time.perf_counter() - started
     peak = _peak_rss_mb()
@@ -282,8 +319,7 @@ def _markdown(rows: list[dict], machine: dict) -> str:
     return (
         f"# hfprune prune on {machine.get('device', 'cpu')} ({machine['cpus']} CPU cores, torch {machine['torch']}, {SAMPLES} x {SEQLEN} tokens, 50% unstructured)\n\n"
         + "".join(f"Command: `{c}`\n\n" for c in commands)
-        +
-        "`forward s`: one plain forward of the decoder stack over the same calibration batches. "
+        + "`forward s`: one plain forward of the decoder stack over the same calibration batches. "
         "`peak RSS`: the process's peak resident memory while pruning (the model included), after the forward's "
         "memory was returned to the OS. `runtime`: the RSS of python + torch + transformers before the model is "
         "loaded (about 0.26 GB here; it does not grow with the model). `RSS before prune`: the model loaded and "
@@ -315,12 +351,18 @@ def main() -> None:
     parser.add_argument("--one", nargs=3, metavar=("MODEL", "METHOD", "PIPELINE"), help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(RESULTS / "prune_cpu"))
     parser.add_argument("--batch-size", type=int, default=BATCH, help="calibration samples per block call")
-    parser.add_argument("--merge", action="store_true", help="replace matching rows of the existing --out file, keep the rest")
+    parser.add_argument(
+        "--merge", action="store_true", help="replace matching rows of the existing --out file, keep the rest"
+    )
     args = parser.parse_args()
     _set_batch(args.batch_size)
     if args.one:
         model_name, method, pipeline = args.one
-        row = run_streamed(model_name, method, args.device) if pipeline == "stream" else run_one(*args.one, device=args.device)
+        row = (
+            run_streamed(model_name, method, args.device)
+            if pipeline == "stream"
+            else run_one(*args.one, device=args.device)
+        )
         print(json.dumps(row))
         return
     rows = []
@@ -328,8 +370,20 @@ def main() -> None:
         model_name, method, pipeline = run.split(":")
         _model_dir(model_name)  # build/train once, outside the timed runs
         done = subprocess.run(
-            [sys.executable, __file__, "--one", model_name, method, pipeline, "--device", args.device,
-             "--batch-size", str(args.batch_size)], capture_output=True, text=True
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                model_name,
+                method,
+                pipeline,
+                "--device",
+                args.device,
+                "--batch-size",
+                str(args.batch_size),
+            ],
+            capture_output=True,
+            text=True,
         )
         if done.returncode != 0:
             raise SystemExit(f"{run} failed:\n{done.stderr[-3000:]}")
@@ -338,8 +392,13 @@ def main() -> None:
     out = Path(args.out)
     if args.merge and out.with_suffix(".json").is_file():
         rows = _merged(json.loads(out.with_suffix(".json").read_text()), rows)
-    machine = {"cpus": os.cpu_count(), "torch": torch.__version__, "platform": platform.platform(),
-               "command": "python " + " ".join(sys.argv), "device": rows[0]["device_name"] if rows else args.device}
+    machine = {
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "command": "python " + " ".join(sys.argv),
+        "device": rows[0]["device_name"] if rows else args.device,
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"machine": machine, "results": rows}, indent=2) + "\n")
     out.with_suffix(".md").write_text(_markdown(rows, machine))

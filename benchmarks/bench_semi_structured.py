@@ -5,7 +5,7 @@
 
 Random-init models with real models' shapes (bench_prune.py's table; speed only, never quality), pruned 2:4
 by magnitude with hfprune (no calibration needed for speed), loaded twice: plain (dense kernels on the zeros)
-and through ``hfprune.semi_structured.to_semi_structured``. Measured per model: prefill throughput (batch x
+and through ``hfprune.models.semi_structured.to_semi_structured``. Measured per model: prefill throughput (batch x
 prompt tokens per second, where 2:4 kernels help most), greedy decoding tokens/s at batch 1 and batch 16, and
 the largest difference between the two models' logits. Every row records the device name. On a machine without
 such a GPU the script says so and writes nothing.
@@ -48,7 +48,12 @@ def measure(model, vocab: int, prompt: int, new_tokens: int) -> dict:
         out["prefill_tokens_per_s"] = round(prefill_ids.numel() / seconds, 1)
         for batch in (1, 16):
             ids = torch.randint(0, vocab, (batch, 32), generator=gen).cuda()
-            seconds = _timed(lambda: model.generate(ids, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False), repeats=2)
+            seconds = _timed(
+                lambda ids=ids: model.generate(
+                    ids, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False
+                ),
+                repeats=2,
+            )
             out[f"decode_tokens_per_s_batch{batch}"] = round(batch * new_tokens / seconds, 1)
     return out
 
@@ -57,7 +62,7 @@ def run(model_name: str, dtype: torch.dtype, prompt: int, new_tokens: int) -> di
     from transformers import AutoModelForCausalLM
 
     import hfprune
-    from hfprune.semi_structured import to_semi_structured
+    from hfprune.models.semi_structured import to_semi_structured
 
     folder = bench_prune._model_dir(model_name)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).eval()
@@ -88,7 +93,9 @@ def markdown(rows: list[dict], command: str) -> str:
         cells = []
         for key in ("prefill_tokens_per_s", "decode_tokens_per_s_batch1", "decode_tokens_per_s_batch16"):
             cells += [str(r["dense"][key]), str(r["two_four"][key]), f"{r['speedup'][key]:.2f}"]
-        lines.append(f"| {r['model']} | {r['device']} | {r['dtype']} | {r['converted_linears']} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {r['model']} | {r['device']} | {r['dtype']} | {r['converted_linears']} | " + " | ".join(cells) + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -100,7 +107,8 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--out", default=str(RESULTS / "semi_structured_gpu"))
     args = parser.parse_args()
-    from hfprune.semi_structured import SemiStructuredUnavailableError, check_device
+    from hfprune.errors import SemiStructuredUnavailableError
+    from hfprune.models.semi_structured import check_device
 
     try:
         check_device(torch.device("cuda"))

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from hfprune import paths
+from hfprune import constants as paths
 
 FOLDER = "gemma-3-270m-from-gguf"
 
@@ -71,7 +71,11 @@ def _convert(gguf: Path, out: Path) -> dict:
         raise RuntimeError(f"converted logits differ from the GGUF model's by {difference}")
     plain.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-    return {"source": gguf.name, "max_logit_difference": difference, "parameters": sum(p.numel() for p in plain.parameters())}
+    return {
+        "source": gguf.name,
+        "max_logit_difference": difference,
+        "parameters": sum(p.numel() for p in plain.parameters()),
+    }
 
 
 if __name__ == "__main__":

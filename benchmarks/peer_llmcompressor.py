@@ -43,7 +43,9 @@ def main(model_dir: str, method: str, out: str, batch: str = str(BATCH)) -> None
     dataset = Dataset.from_dict({"input_ids": ids.tolist(), "attention_mask": torch.ones_like(ids).tolist()})
     ignore = ["re:.*lm_head"]
     if method == "sparsegpt":  # hfprune's defaults: 1% damping, 128-column blocks
-        recipe = SparseGPTModifier(sparsity=0.5, mask_structure="0:0", dampening_frac=0.01, block_size=128, ignore=ignore)
+        recipe = SparseGPTModifier(
+            sparsity=0.5, mask_structure="0:0", dampening_frac=0.01, block_size=128, ignore=ignore
+        )
     elif method == "wanda":
         recipe = WandaPruningModifier(sparsity=0.5, mask_structure="0:0", ignore=ignore)
     else:

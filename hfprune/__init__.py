@@ -1,16 +1,24 @@
 """hfprune: one-shot pruning of multilingual LLMs with a calibration-language mix.
 
-The public API: :func:`prune` (in memory), :func:`save_pruned`, :func:`prune_pretrained` (load, prune,
-save), :func:`methods` (the registry), and the error classes in :mod:`hfprune.errors`.
+The public face: :func:`prune` (in memory), :func:`save_pruned`, :func:`prune_pretrained` (load, prune,
+save), :class:`PruneSettings` (what to prune and how), calibration (:class:`Mix`, :func:`build_calibration`),
+:func:`methods` (what is registered), and the error classes in :mod:`hfprune.errors`. Evaluation, cards and
+publishing live in :mod:`hfprune.evaluation`, :mod:`hfprune.card` and :mod:`hfprune.hub`.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from .api import PruneResult, prune, prune_pretrained, save_pruned  # noqa: E402
-from .calibration import CalibrationSet, build_calibration, parse_mix  # noqa: E402
-from .pruning.registry import available as _available  # noqa: E402
+from .api import PruneResult, PruneSettings, prune, prune_pretrained, save_pruned
+from .calibration import (
+    CalibrationSet,
+    Mix,
+    SourceSpec,
+    build_calibration,
+    open_source,
+    parse_mix,
+)
+from .constants import VERSION as __version__
+from .pruning.methods import available as _available
 
 
 def methods() -> list[str]:
@@ -20,10 +28,14 @@ def methods() -> list[str]:
 
 __all__ = [
     "CalibrationSet",
+    "Mix",
     "PruneResult",
+    "PruneSettings",
+    "SourceSpec",
     "__version__",
     "build_calibration",
     "methods",
+    "open_source",
     "parse_mix",
     "prune",
     "prune_pretrained",

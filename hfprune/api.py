@@ -3,12 +3,14 @@
 >>> import hfprune
 >>> result = hfprune.prune(model, tokenizer, method="wanda", sparsity=0.5, calibration="en:64,sw:64")
 >>> result.sparsity, result.by_kind()
+
+What to prune and how is one typed :class:`PruneSettings`; ``prune`` and ``prune_pretrained`` also take its
+fields as keywords (and a method's parameters, such as ``percdamp=0.01``), checked against it by name.
 """
 
 from __future__ import annotations
 
-import platform
-import resource
+import dataclasses
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,17 +19,108 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import __version__
-from .calibration import DEFAULT_SEQLEN, CalibrationSet, build_calibration, open_source, parse_mix
-from .errors import CalibrationSourceError
-from .models import all_prunable_layers, load_model
-from .output import atomic_folder, check_output, write_json
-from .pruning.engine import BlockLoader, EngineReport, LayerReport, SequentialPruner, SparsityFn
-from .pruning.profiles import InvalidProfileError, SparsityProfile, make_profile, resolve_profile
-from .pruning.registry import get_method
+from .calibration import (
+    CalibrationSet,
+    CalibrationSource,
+    Mix,
+    build_calibration,
+    open_source,
+)
+from .constants import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_SHARD_SIZE,
+    DEFAULT_METHOD,
+    DEFAULT_SEED,
+    DEFAULT_SEQLEN,
+    METADATA_FILE,
+    VERSION,
+)
+from .errors import (
+    CalibrationSourceError,
+    InvalidProfileError,
+    StreamingUnsupportedError,
+)
+from .io import atomic_folder, check_output, write_json
+from .models import (
+    all_prunable_layers,
+    checkpoint_folder,
+    describe_source,
+    find_block_stacks,
+    load_model,
+    load_tokenizer,
+)
+from .models.streaming import (
+    CheckpointReader,
+    ShardWriter,
+    StreamedBlocks,
+    load_non_block_weights,
+    non_block_state,
+    skeleton,
+)
+from .pruning.engine import BlockLoader, BlockwiseEngine, LayerReport, Pruner, SparsityFn
+from .pruning.methods import get_method
+from .pruning.profiles import SparsityProfile, make_profile, resolve_profile
+from .pruning.stats import needs_gradients
 from .pruning.structure import Structure, resolve_sparsity
+from .system import library_versions, peak_memory, resolve_device
 
-METADATA_FILE = "hfprune.json"
+
+@dataclass(frozen=True)
+class PruneSettings:
+    """What to prune and how: everything ``hfprune prune`` takes except where the model comes from and goes.
+
+    Attributes:
+        method: a registered method name (``hfprune.methods()`` lists them).
+        method_params: the method's options (e.g. ``{"percdamp": 0.01}`` for SparseGPT).
+        sparsity: share of each pruned layer's weights set to zero, in [0, 1); ``None``: implied by N:M, else 0.5.
+        structure: ``"unstructured"`` or ``"N:M"`` (N zeros in every M consecutive inputs).
+        calibration: ready samples, a language mix (``Mix`` or ``"en:64,sw:64"``), or ``None`` (128 samples spread
+            over the source's languages). Ignored by methods that need no data.
+        calib_source: where the mix is drawn from: a ``TextSource``, a ``SourceSpec``, a folder, a dataset id, or
+            ``None`` for the shared calibration corpora.
+        seqlen, seed: sample length in tokens and the sampling seed.
+        device: compute device; ``None`` or ``"auto"`` picks CUDA when available.
+        batch_size: calibration samples per forward (the activation peak grows with it).
+        profile: layerwise sparsity, ``"uniform"``, ``"owl"``, ``"crosslingual"`` or a profile object
+            (``hfprune.pruning.profiles``); measured on the dense model with the same calibration set.
+        pipeline: ``"sequential"`` (each block calibrated on the pruned outputs before it; two passes per block)
+            or ``"independent"`` (all blocks on dense inputs; one pass per block, about half the cost).
+        offload: keep calibration activations on CPU between uses, bounding accelerator memory to one block
+            plus one batch.
+    """
+
+    method: str = DEFAULT_METHOD
+    method_params: dict[str, Any] = field(default_factory=dict)
+    sparsity: float | None = None
+    structure: Structure | str = "unstructured"
+    calibration: CalibrationSet | Mix | str | None = None
+    calib_source: CalibrationSource = None
+    seqlen: int = DEFAULT_SEQLEN
+    seed: int = DEFAULT_SEED
+    device: str | torch.device | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+    profile: SparsityProfile | str | None = None
+    pipeline: str = "sequential"
+    offload: bool = False
+
+    def with_overrides(self, **overrides: Any) -> PruneSettings:
+        """A copy with ``overrides``: names of fields set those fields, any other name is a method parameter
+        (checked by the method when it is built)."""
+        names = {f.name for f in dataclasses.fields(self)}
+        params = {**self.method_params, **overrides.pop("method_params", {})}
+        params.update({k: v for k, v in overrides.items() if k not in names})
+        return dataclasses.replace(self, **{k: v for k, v in overrides.items() if k in names}, method_params=params)
+
+    def describe(self) -> dict[str, Any]:
+        """The settings as JSON-friendly data (what ``hfprune run`` hashes to decide whether to prune again)."""
+        profile = self.profile.describe() if isinstance(self.profile, SparsityProfile) else self.profile
+        calibration = self.calibration.spec if isinstance(self.calibration, CalibrationSet) else self.calibration
+        return {
+            "method": self.method, "method_params": dict(sorted(self.method_params.items())),
+            "sparsity": self.sparsity, "structure": str(self.structure), "calibration": str(calibration),
+            "calib_source": _describe_source(self.calib_source), "seqlen": self.seqlen, "seed": self.seed,
+            "batch_size": self.batch_size, "profile": profile, "pipeline": self.pipeline,
+        }  # fmt: skip
 
 
 @dataclass
@@ -68,7 +161,7 @@ class PruneResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "hfprune_version": __version__,
+            "hfprune_version": VERSION,
             "method": self.method,
             "params": self.params,
             "target_sparsity": self.target_sparsity,
@@ -88,108 +181,54 @@ class PruneResult:
         }
 
 
-def library_versions() -> dict[str, str]:
-    import huggingface_hub
-    import safetensors
-    import transformers
-
-    return {
-        "hfprune": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "huggingface_hub": huggingface_hub.__version__,
-        "safetensors": safetensors.__version__,
-    }
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None``/``"auto"``: CUDA when there is one, else CPU."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def peak_memory(device: torch.device) -> dict[str, float]:
-    """Peak resident memory of this process (and of the GPU when used) so far, in MiB."""
-    peak = {"cpu_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-    if device.type == "cuda":
-        peak["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
-    return peak
-
-
 def prune(
     model: nn.Module,
     tokenizer: Any = None,
+    settings: PruneSettings | None = None,
     *,
-    method: str = "wanda",
-    sparsity: float | None = 0.5,
-    structure: str | Structure = "unstructured",
-    calibration: CalibrationSet | str | None = None,
-    calib_source: Any = None,
-    seqlen: int = DEFAULT_SEQLEN,
-    seed: int = 0,
-    device: str | torch.device | None = None,
-    batch_size: int = 2,
     sparsity_fn: SparsityFn | None = None,
-    profile: SparsityProfile | str | None = None,
     input_cache: dict[str, Any] | None = None,
-    pipeline: str = "sequential",
-    offload: bool = False,
-    progress: bool = False,
     loader: BlockLoader | None = None,
-    **method_params: Any,
+    progress: bool = False,
+    **overrides: Any,
 ) -> PruneResult:
     """Prune ``model`` in place, block by block, and report what was done.
 
     Args:
         model: a transformers causal LM (or seq2seq model); its blocks may stay on CPU.
-        tokenizer: needed when ``calibration`` is a mix string or ``None`` for a calibrated method.
-        method: a registered method name (``hfprune.methods()`` lists them).
-        sparsity: share of each pruned layer's weights set to zero, in [0, 1); implied by N:M.
-        structure: ``"unstructured"`` or ``"N:M"`` (N zeros in every M consecutive inputs).
-        calibration: ready samples, a language mix such as ``"en:64,sw:64"``, or ``None`` (128 samples
-            spread over the source's languages). Ignored by methods that need no data.
-        calib_source: folder path or dataset id the mix is drawn from (default: the shared data).
-        seqlen, seed: sample length in tokens and the sampling seed.
-        device: compute device; ``None`` picks CUDA when available.
-        sparsity_fn: per-layer sparsity, used as given (no profile is measured, not even the method's
-            own); ``profile`` is the usual way to get one.
-        profile: layerwise sparsity, ``"uniform"``, ``"owl"``, ``"crosslingual"`` or a profile object
-            (``hfprune.pruning.profiles``); measured on the dense model with the same calibration set.
+        tokenizer: needed when the calibration is a mix (or ``None``) for a calibrated method.
+        settings: what to prune and how (:class:`PruneSettings`); ``overrides`` change single fields, and any
+            other keyword is a method parameter (``percdamp=0.01``).
+        sparsity_fn: per-layer sparsity, used as given (no profile is measured, not even the method's own);
+            ``settings.profile`` is the usual way to get one.
         input_cache: a dict kept across calls on the same dense model and calibration set, to reuse the
             captured first-block inputs (what ``hfprune sweep`` does).
-        pipeline: ``"sequential"`` (each block calibrated on the pruned outputs before it; two passes per
-            block) or ``"independent"`` (all blocks on dense inputs; one pass per block, about half the cost).
-        offload: keep calibration activations on CPU between uses, bounding accelerator memory to one
-            block plus one batch.
         loader: where blocks' weights come from when the model is not in memory whole
-            (``hfprune.streaming``); ``None`` for a loaded model.
-        method_params: method options (e.g. ``percdamp=0.01`` for SparseGPT).
+            (``hfprune.models.streaming``); ``None`` for a loaded model.
 
     Raises:
-        InvalidSparsityError, InvalidStructureError, UnknownMethodError, InvalidProfileError,
-        calibration errors.
+        InvalidSparsityError, InvalidStructureError, UnknownMethodError, InvalidMethodParameterError,
+        InvalidProfileError, InvalidPipelineError, calibration errors.
     """
-    structure = Structure.parse(structure)
-    target = resolve_sparsity(sparsity, structure)
-    pruning_method = get_method(method, **method_params)
-    if profile is not None and sparsity_fn is not None:
+    settings = (settings or PruneSettings()).with_overrides(**overrides)
+    structure = Structure.parse(settings.structure)
+    target = resolve_sparsity(settings.sparsity, structure)
+    method = get_method(settings.method, **settings.method_params)
+    if settings.profile is not None and sparsity_fn is not None:
         raise InvalidProfileError("give either a sparsity profile or a sparsity_fn, not both")
     layer_profile = None
     if sparsity_fn is None:
-        chosen = make_profile(profile) if isinstance(profile, str) else profile
-        layer_profile = resolve_profile(chosen, pruning_method, structure)
-    layers = all_prunable_layers(model)
-    structure.check_widths((layer.name, layer.in_features) for layer in layers)
-    compute = resolve_device(device)
+        chosen = make_profile(settings.profile) if isinstance(settings.profile, str) else settings.profile
+        layer_profile = resolve_profile(chosen, method, structure)
+    structure.check_widths((layer.name, layer.in_features) for layer in all_prunable_layers(model))
+    compute = resolve_device(settings.device)
     if compute.type == "cuda":
         torch.cuda.reset_peak_memory_stats(compute)
 
     started = time.perf_counter()
     calib = None
-    if pruning_method.needs_calibration or layer_profile is not None:
-        calib = _calibration_set(tokenizer, calibration, calib_source, seqlen, seed)
+    if method.needs_calibration or layer_profile is not None:
+        calib = calibration_set(tokenizer, settings)
     calib_s = time.perf_counter() - started
 
     was_training = model.training
@@ -198,53 +237,41 @@ def prune(
     if layer_profile is not None:
         assert calib is not None
         allocation = layer_profile.build(
-            model, calib, target, device=compute, batch_size=batch_size, input_cache=input_cache, loader=loader
-        )
+            model, calib, target, device=compute, batch_size=settings.batch_size, input_cache=input_cache,
+            loader=loader,
+        )  # fmt: skip
         sparsity_fn, profile_info = allocation, {**layer_profile.describe(), **allocation.to_dict()}
-    report: EngineReport = SequentialPruner(
-        model,
-        pruning_method,
-        sparsity=target,
-        structure=structure,
-        calibration=calib,
-        device=compute,
-        batch_size=batch_size,
-        sparsity_fn=sparsity_fn,
-        progress=progress,
-        input_cache=input_cache,
-        pipeline=pipeline,
-        offload=offload,
-        loader=loader,
-    ).run()
+    pruner = Pruner(method, sparsity=target, structure=structure, sparsity_fn=sparsity_fn)
+    timings = BlockwiseEngine(
+        model, pruner, calibration=calib, device=compute, batch_size=settings.batch_size, progress=progress,
+        input_cache=input_cache, pipeline=settings.pipeline, offload=settings.offload, loader=loader,
+    ).run()  # fmt: skip  # fmt: skip
     model.train(was_training)
     return PruneResult(
-        method=pruning_method.name,
-        params=pruning_method.params(),
+        method=method.name,
+        params=method.params(),
         target_sparsity=target,
         structure=str(structure),
-        layers=report.layers,
+        layers=pruner.layers,
         calibration=calib.spec if calib is not None else {"used": False},
-        timings={"calibration_data_s": calib_s, **report.timings},
+        timings={"calibration_data_s": calib_s, **timings},
         peak_memory=peak_memory(compute),
         device=str(compute),
-        seed=seed if calib is not None else None,
+        seed=settings.seed if calib is not None else None,
         sparsity_profile=profile_info,
-        pipeline=pipeline,
+        pipeline=settings.pipeline,
     )
 
 
-def _calibration_set(
-    tokenizer: Any, calibration: CalibrationSet | str | None, source: Any, seqlen: int, seed: int
-) -> CalibrationSet:
-    if isinstance(calibration, CalibrationSet):
-        return calibration
+def calibration_set(tokenizer: Any, settings: PruneSettings) -> CalibrationSet:
+    """The samples ``settings`` asks for: given ready, or drawn from its source with the tokenizer."""
+    if isinstance(settings.calibration, CalibrationSet):
+        return settings.calibration
     if tokenizer is None:
         raise CalibrationSourceError("calibration text needs a tokenizer, and this model has none")
-    mix = parse_mix(calibration) if calibration is not None else None
-    text_source = source if hasattr(source, "documents") else open_source(
-        source, langs=[entry.language for entry in mix or []]
-    )
-    return build_calibration(tokenizer, text_source, mix, seqlen=seqlen, seed=seed)
+    mix = Mix.parse(settings.calibration) if settings.calibration is not None else None
+    source = open_source(settings.calib_source, langs=mix.languages if mix else ())
+    return build_calibration(tokenizer, source, mix, seqlen=settings.seqlen, seed=settings.seed)
 
 
 def save_pruned(
@@ -254,7 +281,7 @@ def save_pruned(
     out: str | Path,
     *,
     overwrite: bool = False,
-    max_shard_size: str = "2GB",
+    max_shard_size: str = DEFAULT_MAX_SHARD_SIZE,
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write the pruned model, its tokenizer and ``hfprune.json`` to ``out`` atomically.
@@ -264,49 +291,122 @@ def save_pruned(
     """
     with atomic_folder(out, overwrite=overwrite) as tmp:
         model.save_pretrained(tmp, safe_serialization=True, max_shard_size=max_shard_size)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(tmp)
-        write_json(tmp / METADATA_FILE, {**result.to_dict(), **(extra or {})})
+        _finish_folder(tmp, tokenizer, {**result.to_dict(), **(extra or {})})
     return Path(out)
 
 
 def prune_pretrained(
     model_id: str,
     out: str | Path,
+    settings: PruneSettings | None = None,
     *,
     revision: str | None = None,
     token: str | bool | None = None,
     trust_remote_code: bool = False,
     dtype: str = "auto",
     overwrite: bool = False,
-    max_shard_size: str = "2GB",
+    max_shard_size: str = DEFAULT_MAX_SHARD_SIZE,
     stream: bool = False,
     command: list[str] | None = None,
-    **prune_kwargs: Any,
+    progress: bool = False,
+    **overrides: Any,
 ) -> PruneResult:
     """Load ``model_id`` (Hub id or folder), prune it and save it to ``out``: the ``hfprune prune`` job.
 
-    The output is checked first so a long run never ends in "already exists". ``stream``: never hold the
-    whole model; blocks are read and written one at a time (:mod:`hfprune.streaming`, one shard per block).
+    The output is checked first so a long run never ends in "already exists". ``stream``: never hold the whole
+    model; blocks are read and written one at a time (one shard per block; see :mod:`hfprune.models.streaming`).
+    ``settings`` and ``overrides`` as for :func:`prune`.
     """
-    if stream:
-        from .streaming import prune_streaming
-
-        return prune_streaming(
-            model_id, out, revision=revision, token=token, trust_remote_code=trust_remote_code, dtype=dtype,
-            overwrite=overwrite, command=command, **prune_kwargs,
-        )
+    settings = (settings or PruneSettings()).with_overrides(**overrides)
     check_output(out, overwrite)
+    extra = {"command": list(command)} if command else {}
+    if stream:
+        return _prune_streamed(
+            model_id, out, settings, revision=revision, token=token, trust_remote_code=trust_remote_code, dtype=dtype,
+            overwrite=overwrite, extra=extra, progress=progress,
+        )  # fmt: skip
     started = time.perf_counter()
     loaded = load_model(model_id, revision=revision, token=token, trust_remote_code=trust_remote_code, dtype=dtype)
     load_s = time.perf_counter() - started
-    result = prune(loaded.model, loaded.tokenizer, **prune_kwargs)
+    result = prune(loaded.model, loaded.tokenizer, settings, progress=progress)
     result.base_model = loaded.source
     result.timings["load_s"] = load_s
     started = time.perf_counter()
-    extra = {"command": command} if command else None
-    save_pruned(loaded.model, loaded.tokenizer, result, out, overwrite=overwrite, max_shard_size=max_shard_size, extra=extra)
+    save_pruned(
+        loaded.model, loaded.tokenizer, result, out, overwrite=overwrite, max_shard_size=max_shard_size, extra=extra
+    )
     result.timings["save_s"] = time.perf_counter() - started
-    result.peak_memory = peak_memory(resolve_device(prune_kwargs.get("device")))
+    result.peak_memory = peak_memory(resolve_device(settings.device))
     return result
 
+
+def _prune_streamed(
+    model_id: str,
+    out: str | Path,
+    settings: PruneSettings,
+    *,
+    revision: str | None,
+    token: str | bool | None,
+    trust_remote_code: bool,
+    dtype: str,
+    overwrite: bool,
+    extra: dict[str, Any],
+    progress: bool,
+) -> PruneResult:
+    """``prune --stream``: the model is a skeleton on ``meta``; each block is read from the checkpoint when the
+    engine reaches it and written to its own shard as soon as it is pruned. The masks are those of the
+    in-memory run: the engine does the same work in the same order (tested)."""
+    from transformers import GenerationConfig
+
+    method = get_method(settings.method, **settings.method_params)
+    if needs_gradients(method.needs):
+        raise StreamingUnsupportedError(
+            f"--method {method.name} back-propagates through the whole model, which --stream never holds in "
+            "memory; run without --stream"
+        )
+    started = time.perf_counter()
+    folder = checkpoint_folder(model_id, revision=revision, token=token)
+    model = skeleton(folder, dtype=dtype, trust_remote_code=trust_remote_code)
+    stacks = find_block_stacks(model)
+    if len(stacks) != 1:
+        raise StreamingUnsupportedError(f"--stream handles one stack of blocks; this model has {len(stacks)}")
+    stack = stacks[0]
+    reader = CheckpointReader(folder)
+    load_non_block_weights(model, stack.name, reader)
+    loader = StreamedBlocks(stack.blocks, stack.name, reader)
+    tokenizer = load_tokenizer(folder, trust_remote_code)
+    load_s = time.perf_counter() - started
+    with atomic_folder(out, overwrite=overwrite) as tmp:
+        writer = loader.writer = ShardWriter(tmp, len(stack.blocks) + 1)
+        result = prune(model, tokenizer, settings, loader=loader, progress=progress)
+        if not loader.all_written():
+            raise RuntimeError("a block was never written; the output is incomplete and was discarded")
+        started = time.perf_counter()
+        writer.write(non_block_state(model, stack.name))
+        writer.finish()
+        model.config.save_pretrained(tmp)
+        try:
+            GenerationConfig.from_pretrained(folder).save_pretrained(tmp)
+        except OSError:
+            pass  # the source has none
+        result.base_model = describe_source(str(model_id), revision, folder)
+        result.timings["load_s"] = load_s
+        result.timings["save_s"] = time.perf_counter() - started
+        result.peak_memory = peak_memory(resolve_device(settings.device))
+        _finish_folder(tmp, tokenizer, {**result.to_dict(), "streamed": True, **extra})
+    return result
+
+
+def _finish_folder(folder: Path, tokenizer: Any, metadata: dict[str, Any]) -> None:
+    """What every output folder gets beside its weights: the tokenizer and ``hfprune.json``."""
+    if tokenizer is not None:
+        tokenizer.save_pretrained(folder)
+    write_json(folder / METADATA_FILE, metadata)
+
+
+def _describe_source(source: CalibrationSource) -> Any:
+    if source is None or isinstance(source, (str, Path)):
+        return None if source is None else str(source)
+    if dataclasses.is_dataclass(source):
+        return asdict(source)  # type: ignore[arg-type]
+    return source.describe()

@@ -11,14 +11,10 @@ from __future__ import annotations
 import sysconfig
 from pathlib import Path
 
-from hfprune.errors import HfpruneError
+from .errors import AssetNotFoundError
 
 #: Where a wheel puts the data files, relative to the environment's data root.
 WHEEL_SHARE = Path("share") / "hfprune"
-
-
-class AssetNotFoundError(HfpruneError):
-    """A packaged file (template, Space app) is missing: the installation is incomplete."""
 
 
 def asset_path(relative: str) -> Path:

@@ -1,8 +1,9 @@
-"""Exceptions the user can act on.
+"""Every error hfprune raises on purpose, in one tree.
 
 Every failure a user can fix has its own class and a message that says what to do. The CLI prints
-``error: <message>`` on one line and exits with :attr:`HfpruneError.exit_code`; library users can catch
-the specific class.
+``error: <message>`` on one line and exits with :attr:`HfpruneError.exit_code`; library users can catch the
+specific class, a family (``CalibrationError``, ``PublishError``, ...) or :class:`HfpruneError` itself.
+Messages are built from ids, paths and numbers only, never from tokens or request headers.
 """
 
 from __future__ import annotations
@@ -14,65 +15,279 @@ class HfpruneError(Exception):
     exit_code = 2
 
 
-# --- models and the Hub -------------------------------------------------------------------------
-class ModelNotFoundError(HfpruneError):
+class InvalidOptionError(HfpruneError):
+    """An option value or a combination of options that cannot work (checked before any work starts)."""
+
+
+class InstallationError(HfpruneError):
+    """hfprune's own installation is incomplete."""
+
+
+class AssetNotFoundError(InstallationError):
+    """A packaged file (template, Space app) is missing: the installation is incomplete."""
+
+
+class NotAPrunedFolderError(HfpruneError):
+    """A folder that should hold an hfprune output lacks a readable ``hfprune.json``."""
+
+
+# --- models and the Hub ---------------------------------------------------------------------------------
+class ModelError(HfpruneError):
+    """The model cannot be found, fetched or handled."""
+
+
+class ModelNotFoundError(ModelError):
     """The model id is neither a local folder nor a repository on the Hub."""
 
 
-class RevisionNotFoundError(HfpruneError):
+class RevisionNotFoundError(ModelError):
     """The repository exists but the branch, tag or commit does not."""
 
 
-class GatedModelError(HfpruneError):
+class GatedModelError(ModelError):
     """The repository is gated or private and no (valid) token gives access."""
 
 
-class HubUnavailableError(HfpruneError):
+class HubUnavailableError(ModelError):
     """The Hub cannot be reached (offline mode, no network) and nothing is cached."""
 
 
-class UnsafeWeightsError(HfpruneError):
+class UnsafeWeightsError(ModelError):
     """The model ships no safetensors weights; pickled weights are never loaded."""
 
 
-class UnsupportedArchitectureError(HfpruneError):
+class UnsupportedArchitectureError(ModelError):
     """No stack of transformer blocks with prunable linear layers was found."""
 
 
-# --- pruning parameters -------------------------------------------------------------------------
-class InvalidSparsityError(HfpruneError):
+class StreamingUnsupportedError(ModelError):
+    """This model or method cannot be pruned block by block from disk; run without ``--stream``."""
+
+
+class SemiStructuredUnavailableError(ModelError):
+    """This machine or model cannot use the 2:4 sparse kernels."""
+
+
+# --- pruning settings -----------------------------------------------------------------------------------
+class PruningSettingsError(InvalidOptionError):
+    """A pruning parameter that is out of range or contradicts another."""
+
+
+class InvalidSparsityError(PruningSettingsError):
     """Sparsity outside [0, 1)."""
 
 
-class InvalidStructureError(HfpruneError):
+class InvalidStructureError(PruningSettingsError):
     """An N:M pattern that is malformed or does not fit the layer widths."""
 
 
-class UnknownMethodError(HfpruneError):
+class UnknownMethodError(PruningSettingsError):
     """A pruning method name that is not registered."""
 
 
-# --- calibration ----------------------------------------------------------------------------------
-class CalibrationMixError(HfpruneError):
+class InvalidMethodParameterError(PruningSettingsError):
+    """A method parameter the method does not take, or a value outside its range."""
+
+
+class InvalidMWandaParameterError(InvalidMethodParameterError):
+    """An M-Wanda switch outside its range."""
+
+
+class InvalidProfileError(PruningSettingsError):
+    """An unknown profile name, parameters out of range, or a profile that cannot apply (N:M)."""
+
+
+class AllocationError(PruningSettingsError):
+    """The layerwise allocation cannot meet its target inside its bounds."""
+
+
+class InvalidPipelineError(PruningSettingsError):
+    """An unknown calibration pipeline, or engine settings that cannot work together."""
+
+
+class MethodRegistrationError(HfpruneError):
+    """A pruning method class that cannot be registered (a name taken by another class)."""
+
+
+# --- pruning failures -----------------------------------------------------------------------------------
+class PruningFailedError(HfpruneError):
+    """The computation itself failed on this model and calibration text."""
+
+
+class HessianNotPositiveDefiniteError(PruningFailedError):
+    """Cholesky failed even with extra damping: the calibration data is degenerate for this layer."""
+
+
+class GradientPassError(PruningFailedError):
+    """The model could not be differentiated on the calibration text."""
+
+
+# --- calibration ----------------------------------------------------------------------------------------
+class CalibrationError(HfpruneError):
+    """Calibration text cannot be found, parsed or sampled as asked."""
+
+
+class CalibrationMixError(CalibrationError):
     """A malformed language mix such as ``en:``, ``en:-3`` or a language given twice."""
 
 
-class UnknownLanguageError(HfpruneError):
+class UnknownLanguageError(CalibrationError):
     """A language code that is not a valid ISO 639 / BCP 47 tag."""
 
 
-class CalibrationSourceError(HfpruneError):
+class CalibrationSourceError(CalibrationError):
     """The calibration source does not exist or holds no text for a requested language."""
 
 
-class NotEnoughCalibrationTextError(HfpruneError):
+class NotEnoughCalibrationTextError(CalibrationError):
     """A language has too little text for the requested samples x sequence length."""
 
 
-# --- outputs --------------------------------------------------------------------------------------
-class OutputExistsError(HfpruneError):
+# --- outputs --------------------------------------------------------------------------------------------
+class OutputError(HfpruneError):
+    """An output that cannot be written as asked."""
+
+
+class OutputExistsError(OutputError):
     """The output path exists and ``overwrite`` was not given."""
 
 
-class DiskFullError(HfpruneError):
+class DiskFullError(OutputError):
     """The disk filled up while writing; nothing was left half-written."""
+
+
+# --- evaluation -----------------------------------------------------------------------------------------
+class EvaluationError(HfpruneError):
+    """An evaluation that cannot run on the data or settings given."""
+
+
+class UnknownTaskError(EvaluationError):
+    """A task name that is not defined; the message lists the tasks that are."""
+
+
+class LanguageNotAvailableError(EvaluationError):
+    """The data has no file for a requested language; the message lists the languages it has."""
+
+
+class DataFileMissingError(EvaluationError):
+    """An expected data file (or the data folder itself) is missing; the message names the path."""
+
+
+class DataSourceError(EvaluationError):
+    """A text source (folder, file or ``datasets`` id) cannot be read."""
+
+
+class EmptyTextError(EvaluationError):
+    """A text to score holds too few tokens to compute a perplexity."""
+
+
+class ContextLengthError(EvaluationError):
+    """The context length or stride does not fit the model (above its maximum, or below 2 tokens)."""
+
+
+class BaselineMismatchError(EvaluationError):
+    """Dense and pruned results were computed on different data or settings and cannot be compared."""
+
+
+# --- cards ----------------------------------------------------------------------------------------------
+class CardError(HfpruneError):
+    """A model card that cannot be written."""
+
+
+class ResultsFormatError(CardError):
+    """An evaluation results file that ``hfprune eval`` did not write (or from an incompatible version)."""
+
+
+class CardTemplateError(CardError):
+    """The model card template is missing or fails to render."""
+
+
+# --- publishing -----------------------------------------------------------------------------------------
+class PublishError(HfpruneError):
+    """Publishing to the Hub (or a local Hub folder) failed in a way the user can fix."""
+
+
+class NotLoggedInError(PublishError):
+    """Pushing needs a token and none was found (no HF_TOKEN, no `hf auth login`)."""
+
+
+class InvalidTokenError(PublishError):
+    """The Hub rejected the token (revoked, mistyped, expired)."""
+
+
+class RepoPermissionError(PublishError):
+    """The token cannot write to that repo: another user's or organisation's namespace, or a read-only token."""
+
+
+class InvalidRepoIdError(PublishError):
+    """A repo id that is not ``owner/name``."""
+
+
+class MissingCardError(PublishError):
+    """The folder to push has no ``README.md`` model card."""
+
+
+class UploadInterruptedError(PublishError):
+    """The connection failed before the Hub recorded the commit; nothing new was published."""
+
+
+class PushVerificationError(PublishError):
+    """After the commit, the remote files do not match the local ones (missing, other size or other hash)."""
+
+
+class SecretInFolderError(PublishError):
+    """A file of the folder to publish holds the user's Hub token."""
+
+
+class LocalHubError(PublishError):
+    """The local Hub folder cannot be written (git missing, a branch moved during the commit, ...)."""
+
+
+# --- the comparison Space ---------------------------------------------------------------------------------
+class SpaceError(HfpruneError):
+    """The comparison page cannot be served or deployed."""
+
+
+class GradioMissingError(SpaceError):
+    """gradio is not importable (a broken or partial install)."""
+
+
+class ModelSourceError(SpaceError):
+    """A model argument that is neither an existing folder nor a Hub id ``OWNER/NAME``."""
+
+
+class SpaceModelLoadError(SpaceError):
+    """The page could not load the dense or the pruned model."""
+
+
+class PortInUseError(SpaceError):
+    """Another program already listens on the requested port."""
+
+
+class DenseModelUnknownError(SpaceError):
+    """``--dense`` was not given and the pruned repo records no base model on the Hub."""
+
+
+class PrunedRepoNotFoundError(SpaceError):
+    """The pruned model repo does not exist on the Hub (or the token cannot see it)."""
+
+
+class SpaceHardwareError(SpaceError):
+    """The Space was deployed, but the Hub refused the requested hardware (billing, unknown flavor)."""
+
+
+class UnknownHardwareError(SpaceError):
+    """A Space hardware flavor the Hub does not offer."""
+
+
+# --- analysis -------------------------------------------------------------------------------------------
+class AnalysisError(HfpruneError):
+    """A sweep or an analysis that cannot run on what was given."""
+
+
+class SweepSpecError(AnalysisError):
+    """A sweep grid that cannot run: no methods, a bad sparsity list, no evaluation language."""
+
+
+class AnalysisInputError(AnalysisError):
+    """Folders that cannot be compared: not pruned by hfprune, different architectures, missing weights."""

@@ -18,7 +18,7 @@ from .hub_mirror import OlahServer, free_port, point_hub_at
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
     """Folder of the tiny multilingual Llama; trained once per machine (a few CPU minutes), then cached."""
-    from hfprune.tiny_model import tiny_model_path
+    from hfprune.models.tiny import tiny_model_path
 
     return tiny_model_path()
 

@@ -35,7 +35,13 @@ def _configs() -> dict[str, T.PretrainedConfig]:
         "bloom": T.BloomConfig(vocab_size=VOCAB, hidden_size=64, n_layer=2, n_head=4),
         "gpt2": T.GPT2Config(vocab_size=VOCAB, n_embd=64, n_layer=2, n_head=4, bos_token_id=1, eos_token_id=2),
         "mt5": T.MT5Config(
-            vocab_size=VOCAB, d_model=64, d_ff=128, num_layers=2, num_decoder_layers=2, num_heads=4, d_kv=16,
+            vocab_size=VOCAB,
+            d_model=64,
+            d_ff=128,
+            num_layers=2,
+            num_decoder_layers=2,
+            num_heads=4,
+            d_kv=16,
             decoder_start_token_id=0,
         ),
     }

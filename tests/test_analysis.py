@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -13,15 +12,15 @@ import hfprune
 from hfprune.analysis import neurons as lape
 from hfprune.analysis.analyze import NeuronSpec, analyze
 from hfprune.analysis.analyze_report import write_analysis
-from hfprune.analysis.cli import add_analyze_parser, add_sweep_parser, method_params
 from hfprune.analysis.dense_weights import DenseWeights
-from hfprune.analysis.errors import AnalysisInputError, SweepSpecError
 from hfprune.analysis.flores_eval import flores_perplexities, flores_text
 from hfprune.analysis.overlap import overlap, total
 from hfprune.analysis.sweep import SweepSpec, run_sweep
 from hfprune.analysis.sweep_report import write_sweep
 from hfprune.calibration import FolderSource, build_calibration
-from hfprune.errors import HfpruneError
+from hfprune.cli.main import build_parser
+from hfprune.cli.options import method_params
+from hfprune.errors import AnalysisInputError, HfpruneError, InvalidMethodParameterError, SweepSpecError
 
 from .model_factory import make_model, make_tokenizer
 
@@ -44,7 +43,7 @@ def test_pooled_overlap_counts_weights_not_layers():
     big = overlap(torch.ones(10, 10, dtype=torch.bool), torch.ones(10, 10, dtype=torch.bool))  # IoU 1 over 100
     small = overlap(torch.tensor([True, False]), torch.tensor([False, True]))  # IoU 0 over 2
     assert total([big, small]).iou == pytest.approx(100 / 102)
-    with pytest.raises(ValueError, match="shapes"):
+    with pytest.raises(AnalysisInputError, match="shapes"):
         overlap(torch.zeros(2, 2, dtype=torch.bool), torch.zeros(4, dtype=torch.bool))
 
 
@@ -62,7 +61,9 @@ def test_language_specific_neurons_are_the_low_entropy_frequent_ones():
 
 def test_kept_share_reads_down_projection_columns():
     mask = torch.tensor([[True, False, True], [True, False, False]])  # [out, in]: columns are neurons
-    torch.testing.assert_close(lape.kept_share([mask, torch.zeros(2, 1, dtype=torch.bool)]), torch.tensor([0.0, 1.0, 0.5, 1.0]))
+    torch.testing.assert_close(
+        lape.kept_share([mask, torch.zeros(2, 1, dtype=torch.bool)]), torch.tensor([0.0, 1.0, 0.5, 1.0])
+    )
 
 
 # --- end to end on a tiny random model ----------------------------------------------------------------
@@ -70,11 +71,16 @@ def test_kept_share_reads_down_projection_columns():
 def text_dir(tmp_path_factory) -> Path:
     """A calibration folder with English- and Swahili-looking text (the shared FLORES is used for evaluation)."""
     folder = tmp_path_factory.mktemp("calib")
-    words = {"en": "the river of time flows over every stone and the people sing", "sw": "watu wote wamezaliwa huru na sawa kwa utu na haki zao"}
+    words = {
+        "en": "the river of time flows over every stone and the people sing",
+        "sw": "watu wote wamezaliwa huru na sawa kwa utu na haki zao",
+    }
     gen = torch.Generator().manual_seed(0)
     for lang, line in words.items():
         tokens = line.split()
-        rows = [" ".join(tokens[i] for i in torch.randint(len(tokens), (12,), generator=gen).tolist()) for _ in range(400)]
+        rows = [
+            " ".join(tokens[i] for i in torch.randint(len(tokens), (12,), generator=gen).tolist()) for _ in range(400)
+        ]
         (folder / f"{lang}.txt").write_text("\n".join(rows), encoding="utf-8")
     return folder
 
@@ -89,12 +95,25 @@ def tokenizer(text_dir):
 def test_sweep_runs_the_grid_reuses_and_restores(tokenizer, text_dir, tmp_path):
     model = make_model("llama", seed=9)
     dense = DenseWeights(model)
-    spec = SweepSpec(methods=["wanda", "mwanda"], sparsities=[0.5], mixes=["en:3", "en:2,sw:2"], eval_langs=list(LANGS),
-                     seqlen=24, eval_sentences=4, context_length=32, batch_size=2, profile="owl")
+    spec = SweepSpec(
+        methods=["wanda", "mwanda"],
+        sparsities=[0.5],
+        mixes=["en:3", "en:2,sw:2"],
+        eval_langs=list(LANGS),
+        seqlen=24,
+        eval_sentences=4,
+        context_length=32,
+        batch_size=2,
+        profile="owl",
+    )
     seen = []
     result = run_sweep(model, tokenizer, spec, calib_source=text_dir, on_cell=lambda r: seen.append(len(r.cells)))
     assert seen == [1, 2, 3, 4] and [(c.method, c.calib) for c in result.cells] == [
-        ("wanda", "en:3"), ("mwanda", "en:3"), ("wanda", "en:2,sw:2"), ("mwanda", "en:2,sw:2")]
+        ("wanda", "en:3"),
+        ("mwanda", "en:3"),
+        ("wanda", "en:2,sw:2"),
+        ("mwanda", "en:2,sw:2"),
+    ]
     assert dense.check_restored(), "the model must be dense again after the sweep"
     assert all(c.profile["profile"] == "owl" and abs(c.achieved_sparsity - 0.5) < 0.02 for c in result.cells)
     # a cell equals an independent prune + evaluation (reuse changes nothing)
@@ -120,16 +139,29 @@ def test_sweep_refuses_bad_grids():
 
 
 def test_sweep_options_go_to_the_methods_that_take_them():
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers()
-    add_sweep_parser(sub)
-    add_analyze_parser(sub)
-    args = parser.parse_args(["sweep", "M", "--methods", "wanda,mwanda", "--calib", "en:2", "--eval-langs", "en",
-                              "--out", "o", "--mw-lambda", "1.5"])
-    assert method_params(["wanda", "mwanda"], args) == {"wanda": {}, "mwanda": {"lam": 1.5}}
-    args = parser.parse_args(["sweep", "M", "--methods", "wanda", "--calib", "en:2", "--eval-langs", "en", "--out", "o", "--ria-alpha", "1"])
-    with pytest.raises(HfpruneError, match="--alpha apply to none"):
-        method_params(["wanda"], args)
+    parser = build_parser()
+    args = parser.parse_args(
+        [
+            "sweep",
+            "M",
+            "--methods",
+            "wanda,mwanda",
+            "--calib",
+            "en:2",
+            "--eval-langs",
+            "en",
+            "--out",
+            "o",
+            "--mw-lambda",
+            "1.5",
+        ]
+    )
+    assert method_params(args, ["wanda", "mwanda"], grid=True) == {"wanda": {}, "mwanda": {"lam": 1.5}}
+    args = parser.parse_args(
+        ["sweep", "M", "--methods", "wanda", "--calib", "en:2", "--eval-langs", "en", "--out", "o", "--ria-alpha", "1"]
+    )
+    with pytest.raises(InvalidMethodParameterError, match="--ria-alpha apply to none of --methods wanda"):
+        method_params(args, ["wanda"], grid=True)
 
 
 def _pruned_folder(tokenizer, text_dir, tmp_path, mix: str, name: str, method: str = "wanda") -> Path:
@@ -153,7 +185,15 @@ def test_analyze_pruned_folders_and_their_base(tokenizer, text_dir, tmp_path):
     assert pairs["en", "en_again"]["iou"] == 1.0
     assert all(v["iou"] == 1.0 for v in pairs["en", "en_again"]["by_kind"].values())
     assert 0 < pairs["en", "sw"]["iou"] < 1
-    assert set(pairs["en", "sw"]["by_kind"]) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert set(pairs["en", "sw"]["by_kind"]) == {
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    }
     assert set(pairs["en", "sw"]["by_block"]) == {"model.layers.0", "model.layers.1"}
     neurons = report["neurons"]
     assert neurons["languages"] == ["en", "sw"]  # the pruned models' calibration languages
@@ -161,7 +201,13 @@ def test_analyze_pruned_folders_and_their_base(tokenizer, text_dir, tmp_path):
     for kept in neurons["kept_share"].values():
         assert 0.4 < kept["all_neurons"] < 0.6  # half of the down-projection weights survive on average
     written = write_analysis(report, tmp_path / "analysis")
-    assert {p.name for p in written} == {"analysis.json", "analysis.md", "iou_by_block.png", "neurons_by_block.png", "neurons_kept.png"}
+    assert {p.name for p in written} == {
+        "analysis.json",
+        "analysis.md",
+        "iou_by_block.png",
+        "neurons_by_block.png",
+        "neurons_kept.png",
+    }
 
 
 def test_analyze_needs_something_to_compare(tokenizer, text_dir, tmp_path):
@@ -181,23 +227,100 @@ def test_sweep_and_analyze_commands_end_to_end(tokenizer, text_dir, tmp_path, ca
 
     base = save_model_folder(make_model("llama", seed=9), tokenizer, tmp_path / "base")
     common = ["--calib-source", str(text_dir), "--seqlen", "24", "--batch-size", "2"]
-    code = main(["sweep", str(base), "--methods", "wanda,mwanda", "--sparsity", "0.5", "--calib", "en:3", "--calib", "en:2,sw:2",
-                 "--eval-langs", "en,sw", "--eval-sentences", "4", "--context-length", "32", "--out", str(tmp_path / "sweep"),
-                 "--json", *common])
+    code = main(
+        [
+            "sweep",
+            str(base),
+            "--methods",
+            "wanda,mwanda",
+            "--sparsity",
+            "0.5",
+            "--calib",
+            "en:3",
+            "--calib",
+            "en:2,sw:2",
+            "--eval-langs",
+            "en,sw",
+            "--eval-sentences",
+            "4",
+            "--context-length",
+            "32",
+            "--out",
+            str(tmp_path / "sweep"),
+            "--json",
+            *common,
+        ]
+    )
     assert code == 0
     printed = json.loads(capsys.readouterr().out)
     assert [(c["method"], c["calib"]) for c in printed["cells"]] == [
-        ("wanda", "en:3"), ("mwanda", "en:3"), ("wanda", "en:2,sw:2"), ("mwanda", "en:2,sw:2")]
+        ("wanda", "en:3"),
+        ("mwanda", "en:3"),
+        ("wanda", "en:2,sw:2"),
+        ("mwanda", "en:2,sw:2"),
+    ]
     assert printed == json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert (tmp_path / "sweep" / "heatmap_s0.5.png").read_bytes()[:4] == b"\x89PNG"
-    assert main(["sweep", str(base), "--methods", "wanda", "--calib", "en:3", "--eval-langs", "en", "--out", str(tmp_path / "sweep"), *common]) != 0
+    assert (
+        main(
+            [
+                "sweep",
+                str(base),
+                "--methods",
+                "wanda",
+                "--calib",
+                "en:3",
+                "--eval-langs",
+                "en",
+                "--out",
+                str(tmp_path / "sweep"),
+                *common,
+            ]
+        )
+        != 0
+    )
     assert "--overwrite" in capsys.readouterr().err  # an existing output is never replaced silently
 
     for mix, name in (("en:4", "en"), ("sw:4", "sw")):
-        assert main(["prune", str(base), "--method", "wanda", "--sparsity", "0.5", "--calib", mix, "--out", str(tmp_path / name), *common]) == 0
+        assert (
+            main(
+                [
+                    "prune",
+                    str(base),
+                    "--method",
+                    "wanda",
+                    "--sparsity",
+                    "0.5",
+                    "--calib",
+                    mix,
+                    "--out",
+                    str(tmp_path / name),
+                    *common,
+                ]
+            )
+            == 0
+        )
     capsys.readouterr()
-    code = main(["analyze", str(tmp_path / "en"), str(tmp_path / "sw"), "--base", str(base), "--out", str(tmp_path / "analysis"),
-                 "--calib-source", str(text_dir), "--samples", "4", "--seqlen", "24", "--top-rate", "0.05", "--json"])
+    code = main(
+        [
+            "analyze",
+            str(tmp_path / "en"),
+            str(tmp_path / "sw"),
+            "--base",
+            str(base),
+            "--out",
+            str(tmp_path / "analysis"),
+            "--calib-source",
+            str(text_dir),
+            "--samples",
+            "4",
+            "--seqlen",
+            "24",
+            "--top-rate",
+            "0.05",
+            "--json",
+        ]
+    )
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert len(report["overlap"]) == 1 and 0 < report["overlap"][0]["iou"] < 1

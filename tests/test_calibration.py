@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from hfprune import paths
+from hfprune import constants as paths
 from hfprune.calibration import (
     DatasetSource,
     FolderSource,
+    Mix,
     build_calibration,
-    even_mix,
     open_source,
     parse_mix,
 )
@@ -64,9 +64,10 @@ def test_malformed_mixes_are_refused(spec, error, match):
 
 
 def test_even_mix_spreads_the_default_128():
-    mix = even_mix(["sw", "en", "zh"])
+    mix = Mix.even(["sw", "en", "zh"])
     assert [(e.language, e.samples) for e in mix] == [("en", 43), ("sw", 43), ("zh", 42)]
-    assert sum(e.samples for e in even_mix([f"l{i}" for i in range(200)])) == 128
+    assert str(mix) == "en:43,sw:43,zh:42"
+    assert sum(e.samples for e in Mix.even([f"l{i}" for i in range(200)])) == 128
 
 
 def test_shared_source_merges_corpora_per_language():

@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, ViTConfig, ViTModel
 
-from hfprune import paths
+from hfprune import constants as paths
 from hfprune.cli import main
 
 from .hub_mirror import publish
@@ -39,8 +39,21 @@ def test_prune_writes_a_complete_reloadable_folder(model_dir, tmp_path, capsys):
     out = tmp_path / "pruned"
     code, stdout, _ = run(
         [
-            "prune", str(model_dir), "--method", "wanda", "--sparsity", "0.5", "--calib", "en:4,sw:4",
-            "--seqlen", "64", "--seed", "3", "--out", str(out), "--quiet",
+            "prune",
+            str(model_dir),
+            "--method",
+            "wanda",
+            "--sparsity",
+            "0.5",
+            "--calib",
+            "en:4,sw:4",
+            "--seqlen",
+            "64",
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+            "--quiet",
         ],
         capsys,
     )
@@ -65,8 +78,21 @@ def test_same_command_gives_the_same_mask(model_dir, tmp_path, capsys):
     outs = []
     for name in ("a", "b"):
         out = tmp_path / name
-        args = ["prune", str(model_dir), "--method", "sparsegpt", "--structure", "2:4", "--calib", "en:3,de:3",
-                "--seqlen", "32", "--out", str(out), "--quiet"]
+        args = [
+            "prune",
+            str(model_dir),
+            "--method",
+            "sparsegpt",
+            "--structure",
+            "2:4",
+            "--calib",
+            "en:3,de:3",
+            "--seqlen",
+            "32",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
         assert run(args, capsys)[0] == 0
         outs.append(out)
     a = (outs[0] / "model.safetensors").read_bytes()
@@ -95,7 +121,9 @@ def test_overwrite_replaces_only_when_asked(model_dir, tmp_path, capsys):
     code, _, err = run(["prune", str(model_dir), "--method", "magnitude", "--out", str(out)], capsys)
     assert code == 2 and "already exists" in err and "--overwrite" in err
     assert (out / "keep.txt").read_text() == "mine"
-    code, _, _ = run(["prune", str(model_dir), "--method", "magnitude", "--out", str(out), "--overwrite", "--quiet"], capsys)
+    code, _, _ = run(
+        ["prune", str(model_dir), "--method", "magnitude", "--out", str(out), "--overwrite", "--quiet"], capsys
+    )
     assert code == 0 and not (out / "keep.txt").exists() and (out / "hfprune.json").exists()
 
 
@@ -112,6 +140,14 @@ BAD_INPUTS = [
     (["--calib", "en:100000", "--seqlen", "512"], "room for"),
     (["--calib", "en:2", "--calib-source", "./missing-folder/"], "neither an existing folder"),
     (["--calib", "en:2", "--percdamp", "0.1"], "do not apply to --method wanda"),
+    # raised by the engine and the library, printed by the CLI like any other user error
+    (["--calib", "en:2", "--batch-size", "0"], "batch size must be at least 1"),
+    (["--calib", "en:2", "--seqlen", "1"], "--seqlen must be at least 2"),
+    (["--calib", "en:2", "--sparsity-profile", "owl", "--owl-lambda", "1.5"], "must be in [0, 1)"),
+    (["--calib", "en:2", "--owl-m", "3"], "need --sparsity-profile owl or crosslingual"),
+    (["--calib", "en:2", "--sparsity-profile", "owl", "--structure", "2:4"], "which N:M (2:4) fixes"),
+    (["--calib", "en:2", "--method", "mwanda", "--mw-layerwise", "1.5"], "--mw-layerwise must be >= 0 and < 1"),
+    (["--calib", "en:2", "--method", "snip", "--stream"], "back-propagates through the whole model"),
 ]
 
 
@@ -130,14 +166,17 @@ def test_language_missing_from_source(model_dir, tmp_path, capsys):
     source.mkdir()
     (source / "en.txt").write_text("some english text here\n" * 500)
     code, _, err = run(
-        ["prune", str(model_dir), "--calib", "de:2", "--calib-source", str(source), "--out", str(tmp_path / "o")], capsys
+        ["prune", str(model_dir), "--calib", "de:2", "--calib-source", str(source), "--out", str(tmp_path / "o")],
+        capsys,
     )
     assert code == 2 and "no text for 'de'; it has: en" in err and not (tmp_path / "o").exists()
 
 
 def test_unsupported_architecture_says_what_it_found(tmp_path, capsys):
     folder = tmp_path / "vit"
-    ViTModel(ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)).save_pretrained(folder)
+    ViTModel(
+        ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    ).save_pretrained(folder)
     code, _, err = run(["prune", str(folder), "--method", "magnitude", "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "vit" in err.lower() and "cannot build" in err
 
@@ -169,7 +208,9 @@ def test_unknown_hub_model_and_revision(local_hub, model_dir, tmp_path, capsys):
         capsys,
     )
     assert code == 2 and "no-such-branch" in err
-    code, stdout, _ = run(["prune", "acme/tiny", "--method", "magnitude", "--out", str(tmp_path / "c"), "--quiet"], capsys)
+    code, stdout, _ = run(
+        ["prune", "acme/tiny", "--method", "magnitude", "--out", str(tmp_path / "c"), "--quiet"], capsys
+    )
     assert code == 0
     meta = json.loads((tmp_path / "c" / "hfprune.json").read_text())
     assert meta["base_model"]["id"] == "acme/tiny" and len(meta["base_model"]["commit"]) == 40
@@ -198,11 +239,80 @@ def test_full_disk_leaves_nothing_behind(model_dir, tiny_disk, capsys):
 def test_console_script_runs(model_dir, tmp_path):
     """The installed entry point, in a fresh process, as a user types it."""
     done = subprocess.run(
-        [sys.executable, "-m", "hfprune", "prune", str(model_dir), "--method", "wanda", "--calib", "en:2",
-         "--seqlen", "32", "--out", str(tmp_path / "o"), "--json"],
+        [
+            sys.executable,
+            "-m",
+            "hfprune",
+            "prune",
+            str(model_dir),
+            "--method",
+            "wanda",
+            "--calib",
+            "en:2",
+            "--seqlen",
+            "32",
+            "--out",
+            str(tmp_path / "o"),
+            "--json",
+        ],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["method"] == "wanda"
+
+
+def test_run_takes_every_prune_option_end_to_end(model_dir, tmp_path, capsys):
+    """`hfprune run` shares `prune`'s options: a layerwise profile, the independent pipeline, batch size 1."""
+    out = tmp_path / "run"
+    code, stdout, err = run(
+        [
+            "run", str(model_dir), "--method", "wanda", "--sparsity", "0.5", "--calib", "en:2,sw:2", "--seqlen", "32",
+            "--sparsity-profile", "owl", "--owl-lambda", "0.1", "--pipeline", "independent", "--batch-size", "1",
+            "--device", "cpu", "--out", str(out),
+        ],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    meta = json.loads((out / "hfprune.json").read_text())
+    assert meta["pipeline"] == "independent" and meta["sparsity_profile"]["profile"] == "owl"
+    assert meta["sparsity_profile"]["delta"] == 0.1
+    blocks = meta["sparsity_profile"]["blocks"]
+    assert len(set(blocks.values())) > 1 and abs(meta["achieved_sparsity"] - 0.5) < 0.01
+    assert meta["command"][:2] == ["hfprune", "run"] and "--batch-size" in meta["command"]
+    assert (out / "README.md").is_file() and f"card: {out / 'README.md'}" in stdout
+
+
+def test_prune_run_and_sweep_share_one_declaration_of_the_pruning_options():
+    from hfprune.cli.main import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices
+    options = {
+        name: {flag for action in sub[name]._actions for flag in action.option_strings}
+        for name in ("prune", "run", "sweep")
+    }
+    only_prune = options["prune"] - options["run"]
+    assert only_prune == {"--quiet"}, only_prune  # run always reports as it goes
+    assert options["prune"] - options["sweep"] == {"--quiet", "--method"}  # a sweep takes --methods
+    for flag in (
+        "--sparsity-profile",
+        "--pipeline",
+        "--batch-size",
+        "--offload",
+        "--stream",
+        "--device",
+        "--percdamp",
+        "--mw-lambda",
+    ):
+        assert all(flag in options[name] for name in ("prune", "run", "sweep")), flag
+    defaults = {
+        name: sub[name].parse_args(
+            ["M", "--out", "o", "--calib", "en:1", "--eval-langs", "en", "--methods", "wanda"]
+            if name == "sweep"
+            else ["M", "--out", "o"]
+        )
+        for name in ("prune", "run", "sweep")
+    }
+    for option in ("device", "batch_size", "pipeline", "seqlen", "seed", "sparsity_profile", "max_shard_size"):
+        assert len({getattr(defaults[name], option) for name in defaults}) == 1, option

@@ -21,6 +21,7 @@ from hfprune.errors import (
     RevisionNotFoundError,
     UnsafeWeightsError,
 )
+
 from .hub_mirror import OlahServer, free_port, point_hub_at, publish
 
 SECRET = "hf_NeverShowThisTokenAnywhere0123456789"
@@ -30,8 +31,13 @@ def make_tiny_llama(folder: Path, seed: int) -> Path:
     """A random-init Llama small enough to publish in milliseconds, plus a decoy pickle and a card."""
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64,
+        vocab_size=64,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=64,
     )
     LlamaForCausalLM(config).save_pretrained(folder)
     (folder / "pytorch_model.bin").write_bytes(b"decoy: a pickle must never be downloaded")
@@ -55,7 +61,10 @@ def test_pull_fetches_safetensors_and_configs_but_never_pickles(local_hub: OlahS
     folder = hub.pull("acme/tiny-main")
 
     assert sorted(p.name for p in folder.iterdir()) == [
-        "README.md", "config.json", "generation_config.json", "model.safetensors",
+        "README.md",
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
     ]
     assert Path(constants.HF_HUB_CACHE) in folder.parents  # went through the Hub cache under HF_HOME
     model = AutoModelForCausalLM.from_pretrained(folder)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from hfprune.memory import return_large_buffers_promptly
+from hfprune.system import return_large_buffers_promptly
 
 # After one large free, glibc would serve 2 MB buffers from the heap; the last one pins the heap's top, so
 # the 49 freed before it stay resident unless every 2 MB buffer went to mmap.
 _PROGRAM = """
 import sys
-from hfprune.memory import return_large_buffers_promptly
+from hfprune.system import return_large_buffers_promptly
 def rss_mb():
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS:"):

@@ -10,18 +10,16 @@ from torch import nn
 
 import hfprune
 from hfprune.calibration import CalibrationSet
+from hfprune.cli.options import add_profile_options
+from hfprune.cli.options import profile as profile_from_args
+from hfprune.errors import InvalidMWandaParameterError, InvalidProfileError
 from hfprune.models import PrunableLayer, all_prunable_layers
 from hfprune.pruning.allocation import AllocationError, allocate, bounds, weighted_mean
 from hfprune.pruning.dense_pass import block_key
 from hfprune.pruning.gradients import gradients
-from hfprune.pruning.methods.mwanda import InvalidMWandaParameterError, channel_importance
-from hfprune.pruning.profiles import (
-    InvalidProfileError,
-    add_profile_arguments,
-    cross_lingual_agreement,
-    profile_from_args,
-)
-from hfprune.pruning.registry import get_method
+from hfprune.pruning.methods import get_method
+from hfprune.pruning.methods.mwanda import channel_importance
+from hfprune.pruning.profiles import cross_lingual_agreement
 from hfprune.pruning.stats import LayerStats
 
 from .model_factory import VOCAB, forward, make_model
@@ -98,7 +96,9 @@ def test_mwanda_switches_change_the_mask_with_several_languages(calib):
         assert masks[label] != masks["off"], label
 
 
-def _stats(sq: dict[str, list[float]], tokens: dict[str, int], fires: dict[str, list[float]] | None = None) -> LayerStats:
+def _stats(
+    sq: dict[str, list[float]], tokens: dict[str, int], fires: dict[str, list[float]] | None = None
+) -> LayerStats:
     return LayerStats(
         sq_sum={k: torch.tensor(v) for k, v in sq.items()},
         tokens=dict(tokens),
@@ -140,7 +140,9 @@ def test_mwanda_equalize_gives_each_language_the_same_energy():
     expected = (torch.tensor([8.0, 2.0]) * energy / 5 + torch.tensor([0.01, 0.07]) * energy / 0.04).sqrt()
     torch.testing.assert_close(full, expected)
     assert full[1] > full[0]  # sw's channel now counts as much as en's
-    stronger = channel_importance(_stats({"en": [8.0, 2.0], "sw": [1.0, 7.0]}, {"en": 5, "sw": 5}), 0.0, 0.0, equalize=1.0)
+    stronger = channel_importance(
+        _stats({"en": [8.0, 2.0], "sw": [1.0, 7.0]}, {"en": 5, "sw": 5}), 0.0, 0.0, equalize=1.0
+    )
     torch.testing.assert_close(stronger / stronger[0], full / full[0])  # a language's overall scale no longer matters
 
 
@@ -156,11 +158,14 @@ def test_mwanda_refuses_switches_out_of_range(params):
 def test_ria_score_is_relative_importance_times_root_norm():
     w = torch.tensor([[1.0, -3.0], [2.0, 2.0]])
     stats = _stats({"en": [4.0, 16.0]}, {"en": 2})
-    expected = torch.tensor(
-        [[1 / 4 + 1 / 3, 3 / 4 + 3 / 5], [2 / 4 + 2 / 3, 2 / 4 + 2 / 5]]
-    ) * torch.tensor([2.0, 4.0]).sqrt()
+    expected = (
+        torch.tensor([[1 / 4 + 1 / 3, 3 / 4 + 3 / 5], [2 / 4 + 2 / 3, 2 / 4 + 2 / 5]]) * torch.tensor([2.0, 4.0]).sqrt()
+    )
     torch.testing.assert_close(get_method("ria").score(w, stats), expected)
-    torch.testing.assert_close(get_method("ria", alpha=1.0).score(w, stats), expected / torch.tensor([2.0, 4.0]).sqrt() * torch.tensor([2.0, 4.0]))
+    torch.testing.assert_close(
+        get_method("ria", alpha=1.0).score(w, stats),
+        expected / torch.tensor([2.0, 4.0]).sqrt() * torch.tensor([2.0, 4.0]),
+    )
 
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
@@ -238,17 +243,21 @@ def test_cross_lingual_agreement_on_hand_made_statistics():
 
 def test_profiles_refuse_conflicts(calib):
     # a profile the user names replaces the method's own layerwise part
-    result = hfprune.prune(make_model("llama"), method="mwanda", layerwise=0.1, sparsity=0.5, calibration=calib, profile="owl")
+    result = hfprune.prune(
+        make_model("llama"), method="mwanda", layerwise=0.1, sparsity=0.5, calibration=calib, profile="owl"
+    )
     assert result.sparsity_profile["profile"] == "owl"
     with pytest.raises(InvalidProfileError, match="N:M"):
-        hfprune.prune(make_model("llama"), method="wanda", sparsity=None, structure="2:4", calibration=calib, profile="owl")
+        hfprune.prune(
+            make_model("llama"), method="wanda", sparsity=None, structure="2:4", calibration=calib, profile="owl"
+        )
     with pytest.raises(InvalidProfileError, match="unknown"):
         hfprune.prune(make_model("llama"), method="wanda", sparsity=0.5, calibration=calib, profile="steep")
 
 
 def test_profile_arguments_parse_into_profiles():
     parser = argparse.ArgumentParser()
-    add_profile_arguments(parser)
+    add_profile_options(parser)
     assert profile_from_args(parser.parse_args([])) is None
     owl = profile_from_args(parser.parse_args(["--sparsity-profile", "owl", "--owl-m", "7", "--owl-lambda", "0.1"]))
     assert (owl.name, owl.m, owl.delta) == ("owl", 7.0, 0.1)
@@ -262,11 +271,14 @@ def test_reused_first_block_inputs_give_the_same_masks(calib):
     masks = []
     for use_cache in (None, cache, cache):
         model = make_model("llama", seed=6)
-        from hfprune.pruning.engine import SequentialPruner
+        from hfprune.pruning.engine import BlockwiseEngine, Pruner
         from hfprune.pruning.structure import Structure
 
-        SequentialPruner(model, get_method("wanda"), sparsity=0.5, structure=Structure(), calibration=calib,
-                         device=torch.device("cpu"), batch_size=2, input_cache=use_cache).run()
+        pruner = Pruner(get_method("wanda"), sparsity=0.5, structure=Structure())
+        engine = BlockwiseEngine(
+            model, pruner, calibration=calib, device=torch.device("cpu"), batch_size=2, input_cache=use_cache
+        )
+        engine.run()
         masks.append(_mask_bytes(model))
     assert cache and masks[0] == masks[1] == masks[2]
 

@@ -7,6 +7,7 @@ import torch
 
 import hfprune
 from hfprune.calibration import CalibrationSet
+from hfprune.errors import InvalidPipelineError
 from hfprune.models import all_prunable_layers
 from hfprune.pruning.methods.wanda import Wanda
 from hfprune.pruning.stats import HESSIAN, SQ_SUM, StatsCollector
@@ -81,7 +82,7 @@ def test_offload_keeps_the_masks(calib):
 
 
 def test_unknown_pipeline_is_refused(calib):
-    with pytest.raises(ValueError, match="independent"):
+    with pytest.raises(InvalidPipelineError, match="independent"):
         hfprune.prune(make_model("llama"), method="wanda", sparsity=0.5, calibration=calib, pipeline="parallel")
 
 
@@ -129,10 +130,28 @@ def test_cli_records_the_pipeline(tmp_path):
     calib_dir.mkdir()
     (calib_dir / "en.txt").write_text("\n".join(texts))
     out = tmp_path / "out"
-    code = main([
-        "prune", str(src), "--method", "wanda", "--sparsity", "0.5", "--calib", "en:2", "--seqlen", "16",
-        "--calib-source", str(calib_dir), "--pipeline", "independent", "--out", str(out), "--quiet", "--json",
-    ])
+    code = main(
+        [
+            "prune",
+            str(src),
+            "--method",
+            "wanda",
+            "--sparsity",
+            "0.5",
+            "--calib",
+            "en:2",
+            "--seqlen",
+            "16",
+            "--calib-source",
+            str(calib_dir),
+            "--pipeline",
+            "independent",
+            "--out",
+            str(out),
+            "--quiet",
+            "--json",
+        ]
+    )
     assert code == 0
     record = json.loads((out / "hfprune.json").read_text())
     assert record["pipeline"] == "independent"

@@ -12,7 +12,7 @@ from torch.sparse import SparseSemiStructuredTensor
 
 import hfprune
 from hfprune.calibration import CalibrationSet
-from hfprune.semi_structured import (
+from hfprune.models.semi_structured import (
     SemiStructuredUnavailableError,
     is_two_four,
     load_semi_structured,
@@ -26,7 +26,9 @@ from .model_factory import make_model
 def test_a_model_pruned_two_four_is_recognised_layer_by_layer():
     model = make_model("llama", seed=3)
     ids = torch.randint(0, model.config.vocab_size, (4, 16), generator=torch.Generator().manual_seed(0))
-    hfprune.prune(model, method="wanda", sparsity=0.5, structure="2:4", calibration=CalibrationSet.from_tensors(ids, ["en"] * 4))
+    hfprune.prune(
+        model, method="wanda", sparsity=0.5, structure="2:4", calibration=CalibrationSet.from_tensors(ids, ["en"] * 4)
+    )
     linears = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
     pruned = {n for n in linears if ".layers." in n}
     assert pruned and all(is_two_four(linears[n].weight) for n in pruned)

@@ -10,10 +10,10 @@ import torch
 from transformers import AutoModelForCausalLM
 
 import hfprune
-from hfprune import streaming
 from hfprune.calibration import CalibrationSet
 from hfprune.cli import main as cli_main
-from hfprune.streaming import StreamingUnsupportedError
+from hfprune.errors import StreamingUnsupportedError
+from hfprune.models import streaming
 
 from .model_factory import ARCHITECTURES, make_model
 
@@ -54,7 +54,9 @@ def test_streamed_prune_writes_what_the_in_memory_prune_writes(arch: str, tmp_pa
     assert meta[True]["calibration"]["sample_hashes"] == meta[False]["calibration"]["sample_hashes"]
 
 
-def test_at_most_one_block_is_in_memory_even_with_a_dense_profile_pass(tiny_model_dir: Path, tmp_path: Path, monkeypatch):
+def test_at_most_one_block_is_in_memory_even_with_a_dense_profile_pass(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch
+):
     """M-Wanda's default runs a dense statistics pass before pruning: that pass streams blocks too."""
     loaded: set[int] = set()
     most = [0]
@@ -85,7 +87,20 @@ def test_at_most_one_block_is_in_memory_even_with_a_dense_profile_pass(tiny_mode
 
 def test_cli_stream_flag_prunes_the_trained_model(tiny_model_dir: Path, tmp_path: Path, capsys):
     out = tmp_path / "pruned"
-    code = cli_main(["prune", str(tiny_model_dir), "--stream", "--calib", "en:2,de:2", "--seqlen", "64", "--out", str(out), "--json"])
+    code = cli_main(
+        [
+            "prune",
+            str(tiny_model_dir),
+            "--stream",
+            "--calib",
+            "en:2,de:2",
+            "--seqlen",
+            "64",
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert result["achieved_sparsity"] == pytest.approx(0.5, abs=1e-3)

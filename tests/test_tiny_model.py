@@ -13,8 +13,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from hfprune import paths, tiny_model
+from hfprune import constants as paths
 from hfprune.errors import CalibrationSourceError
+from hfprune.models import tiny as tiny_model
 
 EVAL_SENTENCES = 120  # of FLORES devtest's 1012: enough for a stable perplexity, cheap enough for CI
 
@@ -50,7 +51,10 @@ def test_loads_with_plain_auto_classes_as_a_gqa_llama(loaded):
     assert config.intermediate_size % 8 == 0 and config.hidden_size % 8 == 0  # 2:4 and 4:8 fit
     assert config.vocab_size == len(tokenizer) and config.max_position_embeddings == 1024
     assert {tokenizer.pad_token, tokenizer.eos_token, tokenizer.unk_token, tokenizer.bos_token} == {
-        "<pad>", "</s>", "<unk>", "<s>"
+        "<pad>",
+        "</s>",
+        "<unk>",
+        "<s>",
     }
 
 
@@ -84,7 +88,7 @@ def test_magnitude_pruning_raises_perplexity_measurably(loaded):
     results = {}
     try:
         for sparsity in (0.5, 0.7):
-            for name, module in model.model.layers.named_modules():
+            for module in model.model.layers.modules():
                 if isinstance(module, torch.nn.Linear):
                     weight = module.weight.data
                     k = int(weight.numel() * sparsity)
@@ -156,7 +160,7 @@ def test_interrupted_training_leaves_no_folder_and_a_later_call_trains_once(tmp_
 
 def test_train_if_missing_false_raises_instead_of_training(tmp_path: Path, monkeypatch):
     monkeypatch.setenv(paths.CACHE_DIR_ENV, str(tmp_path))
-    with pytest.raises(CalibrationSourceError, match="python -m hfprune.tiny_model"):
+    with pytest.raises(CalibrationSourceError, match="python -m hfprune.models.tiny"):
         tiny_model.tiny_model_path(train_if_missing=False)
     assert os.listdir(tmp_path) == []
 

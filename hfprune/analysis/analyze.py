@@ -17,11 +17,11 @@ from typing import Any
 
 import torch
 
-from ..calibration import build_calibration, open_source
+from ..calibration import Mix, MixEntry, build_calibration, normalize, open_source
+from ..errors import AnalysisInputError
 from ..models import load_model
 from . import neurons as lape
 from .checkpoints import Checkpoint, LayerInfo, open_checkpoint, prunable_layer_info
-from .errors import AnalysisInputError
 from .overlap import Overlap, overlap, total
 
 
@@ -38,7 +38,9 @@ class NeuronSpec:
     calib_source: Any = None
 
 
-def analyze(paths: list[str | Path], *, base: str | Path | None = None, neuron_spec: NeuronSpec | None = None) -> dict[str, Any]:
+def analyze(
+    paths: list[str | Path], *, base: str | Path | None = None, neuron_spec: NeuronSpec | None = None
+) -> dict[str, Any]:
     """The analysis of ``paths`` (pruned folders, at most one dense) as a JSON-ready dict.
 
     Raises:
@@ -51,9 +53,16 @@ def analyze(paths: list[str | Path], *, base: str | Path | None = None, neuron_s
         raise AnalysisInputError("give two or more pruned folders, or a pruned folder and its dense base (--base)")
     layers = prunable_layer_info(pruned)
     report: dict[str, Any] = {
-        "models": [{"label": c.label, "path": str(c.path), "method": c.metadata.get("method"),
-                    "calibration": c.metadata.get("calibration", {}).get("mix"),
-                    "sparsity": c.metadata.get("achieved_sparsity")} for c in pruned],
+        "models": [
+            {
+                "label": c.label,
+                "path": str(c.path),
+                "method": c.metadata.get("method"),
+                "calibration": c.metadata.get("calibration", {}).get("mix"),
+                "sparsity": c.metadata.get("achieved_sparsity"),
+            }
+            for c in pruned
+        ],
         "overlap": [pair_overlap(a, b, layers) for a, b in itertools.combinations(pruned, 2)],
     }
     if base_ckpt is not None:
@@ -90,7 +99,8 @@ def pair_overlap(a: Checkpoint, b: Checkpoint, layers: list[LayerInfo]) -> dict[
         return {name: total(items).to_dict() for name, items in groups.items()}
 
     return {
-        "a": a.label, "b": b.label,
+        "a": a.label,
+        "b": b.label,
         **total(per_layer.values()).to_dict(),
         "by_kind": grouped("kind"),
         "by_block": grouped("block"),
@@ -105,8 +115,8 @@ def neuron_report(base: Checkpoint, pruned: list[Checkpoint], spec: NeuronSpec) 
     langs = spec.langs or _calibration_languages(pruned)
     if len(langs) < 2:
         raise AnalysisInputError("language-specific neurons need two or more languages; pass --langs en,sw,...")
-    mix = ",".join(f"{lang}:{spec.samples}" for lang in langs)
-    source = spec.calib_source if hasattr(spec.calib_source, "documents") else open_source(spec.calib_source, langs=langs)
+    mix = Mix(tuple(MixEntry(normalize(lang), spec.samples) for lang in langs))
+    source = open_source(spec.calib_source, langs=mix.languages)
     calib = build_calibration(loaded.tokenizer, source, mix, seqlen=spec.seqlen, seed=spec.seed)
     order, sites, p = lape.firing_probabilities(loaded.model, calib, spec.batch_size)
     specific = lape.language_specific(p, top_rate=spec.top_rate, filter_rate=spec.filter_rate, bar_rate=spec.bar_rate)

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from safetensors import safe_open
 
-from ..api import METADATA_FILE
-from .errors import AnalysisInputError
+from ..constants import METADATA_FILE
+from ..errors import AnalysisInputError
 
 
 @dataclass
@@ -46,11 +46,13 @@ def open_checkpoint(path: str | Path, label: str | None = None) -> Checkpoint:
     folder = Path(path).expanduser()
     shards = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
     if not shards:
-        raise AnalysisInputError(f"{folder} is not a folder with *.safetensors weights; give `hfprune prune --out` folders")
+        raise AnalysisInputError(
+            f"{folder} is not a folder with *.safetensors weights; give `hfprune prune --out` folders"
+        )
     index = {}
     for shard in shards:
         with safe_open(str(shard), framework="pt") as f:
-            index.update({key: shard for key in f.keys()})
+            index.update({key: shard for key in f.keys()})  # noqa: SIM118 - safe_open handles are not dicts
     meta_path = folder / METADATA_FILE
     metadata = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     return Checkpoint(folder, label or default_label(folder, metadata), metadata, index)
@@ -78,7 +80,9 @@ def prunable_layer_info(checkpoints: list[Checkpoint]) -> list[LayerInfo]:
     names = [layer["name"] for layer in pruned[0].metadata.get("layers", [])]
     for other in pruned[1:]:
         if [layer["name"] for layer in other.metadata.get("layers", [])] != names:
-            raise AnalysisInputError(f"{pruned[0].path} and {other.path} prune different layers: are they the same base model?")
+            raise AnalysisInputError(
+                f"{pruned[0].path} and {other.path} prune different layers: are they the same base model?"
+            )
     return [LayerInfo(layer["name"], layer["kind"], block_of(layer["name"])) for layer in pruned[0].metadata["layers"]]
 
 

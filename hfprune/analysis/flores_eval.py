@@ -38,12 +38,21 @@ def flores_perplexities(
     return out
 
 
-def summarise(per_lang: dict[str, dict[str, float]], dense: dict[str, dict[str, float]] | None = None) -> dict[str, float]:
+def summarise(
+    per_lang: dict[str, dict[str, float]], dense: dict[str, dict[str, float]] | None = None
+) -> dict[str, float]:
     """Mean and worst-language perplexity, and (against ``dense``) mean and worst ratio to the dense model."""
     ppl = {lang: v["ppl"] for lang, v in per_lang.items()}
-    row = {"mean_ppl": sum(ppl.values()) / len(ppl), "worst_ppl": max(ppl.values()), "worst_lang": max(ppl, key=ppl.get)}
+    row = {
+        "mean_ppl": sum(ppl.values()) / len(ppl),
+        "worst_ppl": max(ppl.values()),
+        "worst_lang": max(ppl, key=ppl.get),
+    }
     if dense:
         ratio = {lang: ppl[lang] / dense[lang]["ppl"] for lang in ppl}
-        row.update(mean_ratio=sum(ratio.values()) / len(ratio), worst_ratio=max(ratio.values()),
-                   worst_ratio_lang=max(ratio, key=ratio.get))
+        row.update(
+            mean_ratio=sum(ratio.values()) / len(ratio),
+            worst_ratio=max(ratio.values()),
+            worst_ratio_lang=max(ratio, key=ratio.get),
+        )
     return row

@@ -74,7 +74,9 @@ def _firing_counters(sites: list[NeuronSite], counts: dict[str, torch.Tensor], s
 
 
 @torch.no_grad()
-def firing_probabilities(model: nn.Module, calibration: CalibrationSet, batch_size: int = 8) -> tuple[list[str], list[NeuronSite], torch.Tensor]:
+def firing_probabilities(
+    model: nn.Module, calibration: CalibrationSet, batch_size: int = 8
+) -> tuple[list[str], list[NeuronSite], torch.Tensor]:
     """``(languages, sites, p)`` with ``p[l, j]`` over all sites' neurons concatenated in site order."""
     sites = neuron_sites(model)
     counts: dict[str, torch.Tensor] = {}
@@ -97,7 +99,9 @@ def _quantile(values: torch.Tensor, q: float) -> float:
     return float(ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))])
 
 
-def language_specific(p: torch.Tensor, *, top_rate: float = 0.01, filter_rate: float = 0.95, bar_rate: float = 0.95) -> torch.Tensor:
+def language_specific(
+    p: torch.Tensor, *, top_rate: float = 0.01, filter_rate: float = 0.95, bar_rate: float = 0.95
+) -> torch.Tensor:
     """``[L, N]`` boolean: neuron ``j`` is specific to language ``l`` (LAPE's selection, see the module doc)."""
     share = p / p.sum(0, keepdim=True).clamp_min(1e-12)
     entropy = -(share * share.clamp_min(1e-12).log()).sum(0)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import AnalysisInputError
+
 
 @dataclass
 class Overlap:
@@ -32,17 +34,25 @@ class Overlap:
         return both / (a + b - both) if a + b - both > 0 else 1.0
 
     def __add__(self, other: Overlap) -> Overlap:
-        return Overlap(*(getattr(self, f) + getattr(other, f) for f in ("intersection", "union", "pruned_a", "pruned_b", "size")))
+        return Overlap(
+            *(getattr(self, f) + getattr(other, f) for f in ("intersection", "union", "pruned_a", "pruned_b", "size"))
+        )
 
     def to_dict(self) -> dict[str, float]:
-        return {"iou": self.iou, "random_iou": self.random_iou, "sparsity_a": self.pruned_a / self.size,
-                "sparsity_b": self.pruned_b / self.size}
+        return {
+            "iou": self.iou,
+            "random_iou": self.random_iou,
+            "sparsity_a": self.pruned_a / self.size,
+            "sparsity_b": self.pruned_b / self.size,
+        }
 
 
 def overlap(a: torch.Tensor, b: torch.Tensor) -> Overlap:
     """Overlap of two boolean masks of the same shape (``True`` = pruned)."""
     if a.shape != b.shape:
-        raise ValueError(f"masks of different shapes {tuple(a.shape)} and {tuple(b.shape)}")
+        raise AnalysisInputError(
+            f"masks of different shapes {tuple(a.shape)} and {tuple(b.shape)}: compare models pruned from the same base"
+        )
     a, b = a.bool(), b.bool()
     return Overlap(int((a & b).sum()), int((a | b).sum()), int(a.sum()), int(b.sum()), a.numel())
 

@@ -38,7 +38,9 @@ def heatmaps(
         for i, row in enumerate(values):
             for j, value in enumerate(row):
                 dark = high > low and (value - low) / (high - low) > 0.6
-                ax.text(j, i, fmt.format(value), ha="center", va="center", fontsize=8, color="white" if dark else "black")
+                ax.text(
+                    j, i, fmt.format(value), ha="center", va="center", fontsize=8, color="white" if dark else "black"
+                )
         fig.colorbar(image, ax=ax, label=colorbar, shrink=0.8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -53,17 +55,18 @@ def lines(series: dict[str, list[float]], x_labels: list[str], path: Path, *, yl
     for label, values in series.items():
         ax.plot(range(len(values)), values, marker="o", markersize=3, label=label)
     ax.set_xticks(range(len(x_labels)), x_labels, rotation=90, fontsize=6)
+    return _save(plt, fig, ax, path, ylabel=ylabel, title=title)
+
+
+def _save(plt, fig, ax, path: Path, *, ylabel: str, title: str) -> Path:
+    """Label the axes, put the legend under them, write the PNG and free the figure."""
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
-    _legend_below(ax)
+    # Model labels are long (method + calibration mix): the legend goes under the axes, one entry a line.
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=1, frameon=False)
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
-
-
-def _legend_below(ax) -> None:
-    """Model labels are long (method + calibration mix): put the legend under the axes, one entry a line."""
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=1, frameon=False)
 
 
 def grouped_bars(groups: list[str], series: dict[str, list[float]], path: Path, *, ylabel: str, title: str) -> Path:
@@ -74,9 +77,4 @@ def grouped_bars(groups: list[str], series: dict[str, list[float]], path: Path, 
     for k, (label, values) in enumerate(series.items()):
         ax.bar([i + k * width for i in range(len(groups))], values, width, label=label)
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(groups))], groups, rotation=45, ha="right", fontsize=7)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    _legend_below(ax)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return _save(plt, fig, ax, path, ylabel=ylabel, title=title)

@@ -15,13 +15,27 @@ from typing import Any
 
 from torch import nn
 
-from ..api import prune
-from ..calibration import CalibrationSet, build_calibration, open_source, parse_mix
-from ..pruning.profiles import BlockImportance, SparsityProfile, make_profile, resolve_profile
-from ..pruning.registry import get_method
+from ..api import PruneSettings, calibration_set, prune
+from ..calibration import CalibrationSet, CalibrationSource, Mix
+from ..constants import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CONTEXT_LENGTH,
+    DEFAULT_EVAL_BATCH_SIZE,
+    DEFAULT_SEED,
+    DEFAULT_SEQLEN,
+)
+from ..errors import SweepSpecError
+from ..pruning.engine import PIPELINES
+from ..pruning.methods import get_method
+from ..pruning.profiles import (
+    BlockImportance,
+    SparsityProfile,
+    make_profile,
+    resolve_profile,
+)
 from ..pruning.structure import Structure, check_sparsity
+from ..system import resolve_device
 from .dense_weights import DenseWeights
-from .errors import SweepSpecError
 from .flores_eval import flores_perplexities, flores_text
 
 
@@ -36,27 +50,43 @@ class SweepSpec:
     profile_delta: float | None = None
     owl_m: float | None = None
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> its options
-    seqlen: int = 512
-    seed: int = 0
+    seqlen: int = DEFAULT_SEQLEN
+    seed: int = DEFAULT_SEED
     eval_sentences: int | None = None
-    context_length: int = 512
-    batch_size: int = 8
-    device: str = "cpu"
+    context_length: int = DEFAULT_CONTEXT_LENGTH
+    batch_size: int = DEFAULT_BATCH_SIZE  # calibration samples per forward
+    eval_batch_size: int = DEFAULT_EVAL_BATCH_SIZE  # perplexity windows per forward
+    device: str | None = None  # None / "auto": CUDA when there is one
+    pipeline: str = "sequential"
+    offload: bool = False
 
     def check(self) -> None:
         """Fail before any minute is spent: unknown methods, bad sparsities or mixes, nothing to evaluate."""
         if not self.methods or not self.mixes or not self.eval_langs:
-            raise SweepSpecError("a sweep needs at least one --methods entry, one --calib mix and one --eval-langs language")
+            raise SweepSpecError(
+                "a sweep needs at least one --methods entry, one --calib mix and one --eval-langs language"
+            )
         for name in self.methods:
             get_method(name, **self.method_params.get(name, {}))
         for sparsity in self.sparsities:
             check_sparsity(sparsity)
-        for mix in self.mixes:
-            parse_mix(mix)
-        if len(set(self.mixes)) != len(self.mixes):
+        parsed = [str(Mix.parse(mix)) for mix in self.mixes]
+        if len(set(parsed)) != len(parsed):
             raise SweepSpecError("the same --calib mix is given twice; give each mix once")
         Structure.parse(self.structure)
         make_profile(self.profile, delta=self.profile_delta, owl_m=self.owl_m)
+        if self.pipeline not in PIPELINES:
+            raise SweepSpecError(f"unknown --pipeline '{self.pipeline}'; choose one of {', '.join(PIPELINES)}")
+
+    def settings(self, method: str, sparsity: float, calibration: CalibrationSet) -> PruneSettings:
+        """One cell's pruning settings."""
+        structure = Structure.parse(self.structure)
+        return PruneSettings(
+            method=method, method_params=self.method_params.get(method, {}),
+            sparsity=None if structure.is_nm else sparsity, structure=structure, calibration=calibration,
+            seqlen=self.seqlen, seed=self.seed, device=self.device, batch_size=self.batch_size,
+            pipeline=self.pipeline, offload=self.offload,
+        )  # fmt: skip
 
 
 @dataclass
@@ -79,7 +109,12 @@ class SweepResult:
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"spec": asdict(self.spec), "dense": self.dense, "cells": [asdict(c) for c in self.cells], "timings": self.timings}
+        return {
+            "spec": asdict(self.spec),
+            "dense": self.dense,
+            "cells": [asdict(c) for c in self.cells],
+            "timings": self.timings,
+        }
 
 
 def run_sweep(
@@ -87,7 +122,7 @@ def run_sweep(
     tokenizer: Any,
     spec: SweepSpec,
     *,
-    calib_source: Any = None,
+    calib_source: CalibrationSource = None,
     on_cell: Callable[[SweepResult], None] | None = None,
 ) -> SweepResult:
     """Run every cell of ``spec`` on ``model`` (restored to dense between cells); ``on_cell`` sees progress."""
@@ -95,13 +130,21 @@ def run_sweep(
     started = time.perf_counter()
     texts = {lang: flores_text(lang, spec.eval_sentences) for lang in spec.eval_langs}
     evaluate = lambda: flores_perplexities(  # noqa: E731
-        model, tokenizer, spec.eval_langs, context_length=spec.context_length, batch_size=spec.batch_size, texts=texts
+        model,
+        tokenizer,
+        spec.eval_langs,
+        context_length=spec.context_length,
+        batch_size=spec.eval_batch_size,
+        texts=texts,
     )
     dense_weights = DenseWeights(model)
     result = SweepResult(spec, evaluate())
     result.timings["dense_eval_s"] = time.perf_counter() - started
     for mix in spec.mixes:
-        calib = _calibration(tokenizer, mix, calib_source, spec)
+        mix_settings = PruneSettings(
+            calibration=Mix.parse(mix), calib_source=calib_source, seqlen=spec.seqlen, seed=spec.seed
+        )
+        calib = calibration_set(tokenizer, mix_settings)
         reuse = _MixReuse(calib)
         for name in spec.methods:
             for sparsity in spec.sparsities:
@@ -112,12 +155,6 @@ def run_sweep(
     dense_weights.restore()
     result.timings["total_s"] = time.perf_counter() - started
     return result
-
-
-def _calibration(tokenizer: Any, mix: str, source: Any, spec: SweepSpec) -> CalibrationSet:
-    entries = parse_mix(mix)
-    text_source = source if hasattr(source, "documents") else open_source(source, langs=[e.language for e in entries])
-    return build_calibration(tokenizer, text_source, entries, seqlen=spec.seqlen, seed=spec.seed)
 
 
 @dataclass
@@ -132,13 +169,23 @@ class _MixReuse:
         key = (profile.name, getattr(profile, "m", None))  # delta only rescales: one measurement serves all
         if key not in self.measured:
             self.measured[key] = profile.measure(
-                model, self.calibration, device=spec.device, batch_size=spec.batch_size, input_cache=self.input_cache
+                model,
+                self.calibration,
+                device=resolve_device(spec.device),
+                batch_size=spec.batch_size,
+                input_cache=self.input_cache,
             )
         return self.measured[key]
 
 
 def _run_cell(
-    model: nn.Module, tokenizer: Any, spec: SweepSpec, name: str, sparsity: float, mix: str, reuse: _MixReuse,
+    model: nn.Module,
+    tokenizer: Any,
+    spec: SweepSpec,
+    name: str,
+    sparsity: float,
+    mix: str,
+    reuse: _MixReuse,
     evaluate: Callable[[], dict[str, dict[str, float]]],
 ) -> SweepCell:
     params = spec.method_params.get(name, {})
@@ -147,15 +194,17 @@ def _run_cell(
     profile = resolve_profile(user_profile, get_method(name, **params), structure)
     allocation = profile.allocate(reuse.importance(profile, model, spec), sparsity) if profile else None
     started = time.perf_counter()
-    pruned = prune(
-        model, tokenizer, method=name, sparsity=None if structure.is_nm else sparsity, structure=structure,
-        calibration=reuse.calibration, device=spec.device, batch_size=spec.batch_size, sparsity_fn=allocation,
-        input_cache=reuse.input_cache, **params,
-    )
+    settings = spec.settings(name, sparsity, reuse.calibration)
+    pruned = prune(model, tokenizer, settings, sparsity_fn=allocation, input_cache=reuse.input_cache)
     prune_s = time.perf_counter() - started
     evaluation = evaluate()
     return SweepCell(
-        method=name, sparsity=pruned.target_sparsity, calib=mix, achieved_sparsity=pruned.sparsity,
+        method=name,
+        sparsity=pruned.target_sparsity,
+        calib=mix,
+        achieved_sparsity=pruned.sparsity,
         profile=allocation.to_dict() if allocation else {"profile": "uniform"},
-        prune_s=prune_s, eval_s=time.perf_counter() - started - prune_s, eval=evaluation,
+        prune_s=prune_s,
+        eval_s=time.perf_counter() - started - prune_s,
+        eval=evaluation,
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..output import write_json
+from ..io import write_json
 from . import plots
 from .flores_eval import summarise
 from .sweep import SweepResult
@@ -32,22 +32,50 @@ def markdown_table(result: SweepResult) -> str:
     lines.append(_row("dense", "0", "-", [result.dense[l]["ppl"] for l in langs], dense, 1.0))
     for cell in result.cells:
         summary = summarise(cell.eval, result.dense)
-        lines.append(_row(cell.method, f"{cell.achieved_sparsity:.3f}", cell.calib,
-                          [cell.eval[l]["ppl"] for l in langs], summary, summary["mean_ratio"]))
-    bpb = ["", "Bits per byte (tokenizer-independent):", "",
-           "| method | sparsity | calibration | " + " | ".join(langs) + " |", "|" + "---|" * (3 + len(langs))]
+        lines.append(
+            _row(
+                cell.method,
+                f"{cell.achieved_sparsity:.3f}",
+                cell.calib,
+                [cell.eval[l]["ppl"] for l in langs],
+                summary,
+                summary["mean_ratio"],
+            )
+        )
+    bpb = [
+        "",
+        "Bits per byte (tokenizer-independent):",
+        "",
+        "| method | sparsity | calibration | " + " | ".join(langs) + " |",
+        "|" + "---|" * (3 + len(langs)),
+    ]
     bpb.append("| dense | 0 | - | " + " | ".join(f"{result.dense[l]['bits_per_byte']:.3f}" for l in langs) + " |")
     for cell in result.cells:
-        bpb.append(f"| {cell.method} | {cell.sparsity:g} | {cell.calib} | "
-                   + " | ".join(f"{cell.eval[l]['bits_per_byte']:.3f}" for l in langs) + " |")
-    intro = ["# Calibration-language sweep", "", "FLORES devtest perplexity per evaluation language "
-             f"({result.spec.eval_sentences or 'all'} sentences, context {result.spec.context_length}).", ""]
+        bpb.append(
+            f"| {cell.method} | {cell.sparsity:g} | {cell.calib} | "
+            + " | ".join(f"{cell.eval[l]['bits_per_byte']:.3f}" for l in langs)
+            + " |"
+        )
+    intro = [
+        "# Calibration-language sweep",
+        "",
+        "FLORES devtest perplexity per evaluation language "
+        f"({result.spec.eval_sentences or 'all'} sentences, context {result.spec.context_length}).",
+        "",
+    ]
     return "\n".join(intro + lines + bpb) + "\n"
 
 
 def _row(method: str, sparsity: str, calib: str, ppl: list[float], summary: dict, ratio: float) -> str:
-    cells = [method, sparsity, calib, *(f"{p:.2f}" for p in ppl), f"{summary['mean_ppl']:.2f}",
-             f"{summary['worst_ppl']:.2f} ({summary['worst_lang']})", f"{ratio:.3f}"]
+    cells = [
+        method,
+        sparsity,
+        calib,
+        *(f"{p:.2f}" for p in ppl),
+        f"{summary['mean_ppl']:.2f}",
+        f"{summary['worst_ppl']:.2f} ({summary['worst_lang']})",
+        f"{ratio:.3f}",
+    ]
     return "| " + " | ".join(cells) + " |"
 
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from hfprune.paths import cache_dir
+from hfprune.constants import cache_dir
+from hfprune.io import atomic_write_text
 
 #: Bump when a change to scoring makes old cached numbers wrong.
 CACHE_VERSION = 1
@@ -37,12 +36,7 @@ class ResultCache:
     def put(self, model_hash: str, task: str, lang: str, settings: dict[str, Any], value: dict[str, Any]) -> None:
         """Store ``value`` (JSON-serialisable) atomically."""
         path = self._path(model_hash, task, lang, settings)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = json.dumps({"settings": settings, "value": value}, sort_keys=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(payload)
-        os.replace(temporary, path)
+        atomic_write_text(path, json.dumps({"settings": settings, "value": value}, sort_keys=True))
 
     def _path(self, model_hash: str, task: str, lang: str, settings: dict[str, Any]) -> Path:
         keyed = json.dumps({"v": CACHE_VERSION, **settings}, sort_keys=True, default=str)

@@ -7,13 +7,13 @@ as missing rather than as a language the data does not have.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from functools import lru_cache
 from pathlib import Path
 
-from hfprune.evaluation.errors import DataFileMissingError, DataSourceError
-from hfprune.paths import DATA_DIR_ENV, default_data_dir
+from hfprune.constants import DATA_DIR_ENV, default_data_dir
+from hfprune.errors import DataFileMissingError, DataSourceError
+from hfprune.io import sha256_file
 
 
 def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
@@ -61,15 +61,14 @@ def read_jsonl(path: Path) -> list[dict]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as error:
-                raise DataSourceError(f"{path}, line {number}, is not valid JSON ({error.msg}); fix or replace the file") from error
+                raise DataSourceError(
+                    f"{path}, line {number}, is not valid JSON ({error.msg}); fix or replace the file"
+                ) from error
     return rows
 
 
 @lru_cache(maxsize=256)
 def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes, recorded in results so a number can be traced to its data."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """Hex sha256 of a data file, recorded in results so a number can be traced to its data (cached: the same
+    file is hashed once per process however many tasks read it)."""
+    return sha256_file(path)

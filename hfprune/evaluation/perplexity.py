@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from hfprune.errors import DataFileMissingError, EmptyTextError
 from hfprune.evaluation.batching import model_device, right_pad
-from hfprune.evaluation.errors import DataFileMissingError, EmptyTextError
 from hfprune.evaluation.limits import check_context_length
 from hfprune.evaluation.metrics import WindowedPerplexity
 from hfprune.evaluation.next_token import span_logprob_sums

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hfprune.evaluation.results import LOWER_IS_BETTER, Comparison, EvalResult
+from hfprune.evaluation.tasks import HEADLINE_METRICS
 
 
 def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
@@ -12,19 +13,22 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
     panels = [(s.task, s.metric) for s in comparison.summaries]
     return _plot(
         panels,
-        lambda task, metric: [(r.lang, r.dense, r.pruned) for r in comparison.rows if r.task == task and r.metric == metric],
+        lambda task, metric: [
+            (r.lang, r.dense, r.pruned) for r in comparison.rows if r.task == task and r.metric == metric
+        ],
         path,
     )
 
 
 def plot_result(result: EvalResult, path: str | Path) -> Path:
     """Without a baseline: one panel per (task, metric) with the model's per-language values."""
-    from hfprune.evaluation.runner import HEADLINE_METRICS
 
     panels = list(dict.fromkeys((r.task, m) for r in result.results for m in HEADLINE_METRICS.get(r.task, ())[:1]))
     return _plot(
         panels,
-        lambda task, metric: [(r.lang, None, r.metrics[metric]) for r in result.results if r.task == task and metric in r.metrics],
+        lambda task, metric: [
+            (r.lang, None, r.metrics[metric]) for r in result.results if r.task == task and metric in r.metrics
+        ],
         path,
     )
 
@@ -50,11 +54,23 @@ def _plot(panels, values_of, path: str | Path) -> Path:
         width = 0.4 if has_dense else 0.8
         if has_dense:
             axis.bar([p - width / 2 for p in positions], [v[1] for v in values], width, label="dense", color="#4c72b0")
-        bars = axis.bar([p + (width / 2 if has_dense else 0) for p in positions], [v[2] for v in values], width, label="pruned" if has_dense else None, color="#dd8452")
+        bars = axis.bar(
+            [p + (width / 2 if has_dense else 0) for p in positions],
+            [v[2] for v in values],
+            width,
+            label="pruned" if has_dense else None,
+            color="#dd8452",
+        )
         if has_dense:
             for bar, (_, dense, pruned) in zip(bars, values):
                 change = (pruned - dense) / dense if dense else float("nan")
-                axis.annotate(f"{change:+.0%}", (bar.get_x() + bar.get_width() / 2, max(dense, pruned)), ha="center", va="bottom", fontsize=7)
+                axis.annotate(
+                    f"{change:+.0%}",
+                    (bar.get_x() + bar.get_width() / 2, max(dense, pruned)),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
             axis.legend(fontsize=7)
         direction = "lower is better" if metric in LOWER_IS_BETTER else "higher is better"
         axis.set_title(f"{task}: {metric} ({direction})", fontsize=9)

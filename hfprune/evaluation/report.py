@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hfprune.evaluation.results import Comparison, EvalResult
+from hfprune.evaluation.tasks import HEADLINE_METRICS
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -20,22 +21,40 @@ def comparison_table(comparison: Comparison) -> Table:
     """Dense, pruned, absolute and relative change per task/metric/language, then mean and worst language."""
     table = Table(title="dense vs pruned, per language")
     for column in ("task", "metric", "lang", "dense", "pruned", "abs change", "rel change"):
-        table.add_column(column, justify="right" if column in {"dense", "pruned", "abs change", "rel change"} else "left")
+        table.add_column(
+            column, justify="right" if column in {"dense", "pruned", "abs change", "rel change"} else "left"
+        )
     for summary in comparison.summaries:
         group = [r for r in comparison.rows if r.task == summary.task and r.metric == summary.metric]
         for row in group:
-            table.add_row(row.task, row.metric, row.lang, _fmt(row.dense), _fmt(row.pruned), _fmt(row.absolute), f"{row.relative:+.1%}")
+            table.add_row(
+                row.task,
+                row.metric,
+                row.lang,
+                _fmt(row.dense),
+                _fmt(row.pruned),
+                _fmt(row.absolute),
+                f"{row.relative:+.1%}",
+            )
         table.add_row(
             summary.task, summary.metric, "[bold]average[/bold]", _fmt(summary.dense_mean), _fmt(summary.pruned_mean),
             _fmt(summary.absolute_mean), f"{summary.relative_mean:+.1%}",
         )  # fmt: skip
-        table.add_row(summary.task, summary.metric, f"[bold red]worst: {summary.worst_lang}[/bold red]", "", "", "", f"{summary.worst_relative:+.1%}", end_section=True)
+        table.add_row(
+            summary.task,
+            summary.metric,
+            f"[bold red]worst: {summary.worst_lang}[/bold red]",
+            "",
+            "",
+            "",
+            f"{summary.worst_relative:+.1%}",
+            end_section=True,
+        )
     return table
 
 
 def result_table(result: EvalResult) -> Table:
     """One model's headline metrics per task and language, with standard errors."""
-    from hfprune.evaluation.runner import HEADLINE_METRICS
 
     table = Table(title=f"{result.model.get('name')} per language")
     for column in ("task", "metric", "lang", "value", "stderr", "n", "split"):

@@ -8,15 +8,23 @@ data lacks is skipped with a note; a language no requested task knows is an erro
 from __future__ import annotations
 
 import logging
-import platform
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
+from hfprune.errors import (
+    BaselineMismatchError,
+    DataFileMissingError,
+    LanguageNotAvailableError,
+)
 from hfprune.evaluation.cache import ResultCache
 from hfprune.evaluation.data import resolve_data_dir
-from hfprune.evaluation.errors import BaselineMismatchError, DataFileMissingError, LanguageNotAvailableError
-from hfprune.evaluation.fingerprint import linear_sparsity, model_sha256, tokenizer_sha256
+from hfprune.evaluation.fingerprint import (
+    linear_sparsity,
+    model_sha256,
+    tokenizer_sha256,
+)
 from hfprune.evaluation.limits import check_context_length
 from hfprune.evaluation.perplexity import perplexity
 from hfprune.evaluation.results import (
@@ -28,16 +36,16 @@ from hfprune.evaluation.results import (
     TaskLanguageResult,
 )
 from hfprune.evaluation.sources import TextSource
-from hfprune.evaluation.task_data import listed_languages, load_task_data, local_languages
-from hfprune.evaluation.tasks import PPL, TASKS, parse_tasks
+from hfprune.evaluation.task_data import (
+    listed_languages,
+    load_task_data,
+    local_languages,
+)
+from hfprune.evaluation.tasks import HEADLINE_METRICS, PPL, TASKS, parse_tasks
 from hfprune.evaluation.zeroshot import evaluate_task, model_scorer
+from hfprune.system import library_versions
 
 logger = logging.getLogger(__name__)
-
-#: Metrics each task reports in tables and plots (all metrics stay in the JSON).
-HEADLINE_METRICS: dict[str, tuple[str, ...]] = {PPL: ("ppl", "bits_per_byte")} | {
-    name: spec.metrics for name, spec in TASKS.items()
-}
 
 
 def evaluate_model(
@@ -64,7 +72,7 @@ def evaluate_model(
     Args:
         langs: ISO 639-1 codes, e.g. ``["en", "de", "sw"]``.
         tasks: task names (``ppl``, ``xcopa``, ...) or one comma-separated string; ``"all"`` for every task.
-        data_dir: the data folder; default the shared one (``hfprune.paths.default_data_dir``).
+        data_dir: the data folder; default the shared one (``hfprune.constants.default_data_dir``).
         ppl_source: ``flores``, a folder of ``{lang}.txt`` or ``hf:ID[:CONFIG[:SPLIT[:COLUMN]]]``.
         context_length, stride: perplexity windows (see :func:`~hfprune.evaluation.perplexity.perplexity`).
         limit: at most this many items (sentences for perplexity) per language and task.
@@ -96,7 +104,9 @@ def evaluate_model(
         for lang in languages:
             began = time.perf_counter()
             if task == PPL:
-                outcome = _run_ppl(model, tokenizer, lang, folder, source, settings, device, progress, store, model_hash, tok_hash)
+                outcome = _run_ppl(
+                    model, tokenizer, lang, folder, source, settings, device, progress, store, model_hash, tok_hash
+                )
             else:
                 outcome = _run_task(task, lang, folder, hub_data, limit, scorer, store, model_hash, tok_hash)
             if isinstance(outcome, Skipped):
@@ -117,7 +127,7 @@ def evaluate_model(
         settings=settings,
         results=results,
         skipped=skipped,
-        versions=versions(),
+        versions=library_versions(),
         seconds=time.perf_counter() - started,
     )
 
@@ -142,19 +152,6 @@ def compare(pruned: EvalResult, dense: EvalResult) -> Comparison:
             if metric in result.metrics and metric in base.metrics:
                 rows.append(ChangeRow(result.task, metric, result.lang, base.metrics[metric], result.metrics[metric]))
     return Comparison(dense=dense, pruned=pruned, rows=rows, summaries=_summaries(rows))
-
-
-def versions() -> dict[str, str]:
-    """Versions of hfprune and of the libraries that produce the numbers."""
-    from importlib import metadata
-
-    found = {"python": platform.python_version()}
-    for package in ("hfprune", "torch", "transformers", "tokenizers", "datasets", "evaluate"):
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = "not installed"
-    return found
 
 
 def _run_ppl(model, tokenizer, lang, folder, source, settings, device, progress, store, model_hash, tok_hash):
@@ -263,4 +260,4 @@ def _summaries(rows: list[ChangeRow]) -> list[MetricSummary]:
     return summaries
 
 
-__all__ = ["HEADLINE_METRICS", "compare", "evaluate_model", "versions"]
+__all__ = ["compare", "evaluate_model"]

@@ -29,7 +29,9 @@ class EncodedRequest:
     n_continuation: int
 
 
-def encode_request(tokenizer: Any, context: str, continuation: str, prefix: list[int], max_length: int | None) -> EncodedRequest:
+def encode_request(
+    tokenizer: Any, context: str, continuation: str, prefix: list[int], max_length: int | None
+) -> EncodedRequest:
     """Tokens of ``prefix + context + continuation``, cut from the left to ``max_length`` if needed."""
     stripped = context.rstrip()
     if stripped != context:

@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from hfprune.errors import DataSourceError, EmptyTextError
 from hfprune.evaluation.data import file_sha256
-from hfprune.evaluation.errors import DataSourceError, EmptyTextError
 
 FLORES = "flores"
 
@@ -82,7 +82,9 @@ class TextSource:
             rows = datasets.load_dataset(dataset_id, config, split=split if limit is None else f"{split}[:{limit}]")
             lines = [str(row[column]) for row in rows if str(row[column]).strip()]
         except Exception as error:  # network, unknown config, missing column ...
-            raise DataSourceError(f"could not read {dataset_id} ({config}, {split}, column {column!r}): {error}") from error
+            raise DataSourceError(
+                f"could not read {dataset_id} ({config}, {split}, column {column!r}): {error}"
+            ) from error
         if not lines:
             raise EmptyTextError(f"{dataset_id} ({config}, {split}) has no text in column {column!r}")
         return LoadedText(text="\n".join(lines), source=f"hf://datasets/{dataset_id}/{config}@{split}", sha256=None)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from hfprune.errors import DataFileMissingError, DataSourceError
 from hfprune.evaluation.data import file_sha256, manifest_files, read_jsonl
-from hfprune.evaluation.errors import DataFileMissingError, DataSourceError
 from hfprune.evaluation.tasks import TaskSpec
 
 

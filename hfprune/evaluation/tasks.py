@@ -7,11 +7,11 @@ that split is used and recorded in the results, since its numbers are not from t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
+from hfprune.errors import UnknownTaskError
 from hfprune.evaluation import prompts
-from hfprune.evaluation.errors import UnknownTaskError
 
 #: ISO 639-1 -> FLORES-200 code, for Belebele's Hub configs.
 FLORES_CODES = {
@@ -43,6 +43,7 @@ class TaskSpec:
         return f"{self.name}/{lang}.{split}.jsonl"
 
 
+# One declarative entry per task: the entries are alike in shape by design.
 TASKS: dict[str, TaskSpec] = {
     spec.name: spec
     for spec in (
@@ -99,6 +100,10 @@ TASKS: dict[str, TaskSpec] = {
 
 #: Every task name ``hfprune eval --tasks`` accepts, perplexity first.
 TASK_NAMES: tuple[str, ...] = (PPL, *TASKS)
+#: Metrics each task reports in tables, plots and cards (all metrics stay in the JSON).
+HEADLINE_METRICS: dict[str, tuple[str, ...]] = {PPL: ("ppl", "bits_per_byte")} | {
+    name: spec.metrics for name, spec in TASKS.items()
+}
 
 
 def get_task(name: str) -> TaskSpec:

@@ -7,8 +7,9 @@ harness defines it). Accuracy and its standard error come from the ``ChoiceAccur
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from hfprune.evaluation.metrics import ChoiceAccuracy
 from hfprune.evaluation.prompts import Prompt

@@ -12,14 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..errors import HfpruneError
+from ..errors import AllocationError
 
 #: no block is pruned beyond this, whatever delta says: a fully pruned block breaks the model
 MAX_BLOCK_SPARSITY = 0.99
-
-
-class AllocationError(HfpruneError):
-    """The allocation cannot meet its target inside its bounds."""
 
 
 def bounds(target: float, delta: float) -> tuple[float, float]:

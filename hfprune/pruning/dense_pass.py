@@ -1,7 +1,7 @@
 """Statistics of every block of the *dense* model, in one sequential pass that prunes nothing.
 
 Layerwise profiles (OWL, cross-lingual) must see all blocks before the first one is pruned, so they run the
-engine once with a recording "method" whose masks are empty: the engine's capture, per-block arguments and
+engine once with a visitor that summarises instead of pruning: the engine's capture, per-block arguments and
 propagation are reused as they are. Memory stays bounded by one block: each layer is summarised as it
 comes, and a block's layer summaries are reduced to one value as soon as the block is done.
 """
@@ -10,17 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..calibration import CalibrationSet
 from ..models import PrunableLayer
-from .engine import SequentialPruner
-from .registry import PruningMethod
+from .engine import BlockLoader, BlockwiseEngine
 from .stats import SQ_SUM, LayerStats
-from .structure import Structure
 
 #: (layer, its dense statistics) -> what to keep about the layer until its block is done
 SummariseLayer = Callable[[PrunableLayer, LayerStats], Any]
@@ -39,37 +37,22 @@ class BlockRecord:
     value: Any  # what ``reduce_block`` made of it
 
 
-@dataclass
-class _Recorder(PruningMethod):
-    """A stand-in method: the engine needs one, but :class:`_DensePass` never lets it prune."""
+class _Summariser:
+    """The engine's visitor for the dense pass: summarise each layer, reduce each block; prune nothing."""
 
-    name: ClassVar[str] = "dense-pass"
+    name = "dense statistics"
+    final = False  # the weights stay dense: a streaming loader must not write them
 
-    def prune_layer(self, layer, stats, sparsity, structure) -> torch.Tensor:  # pragma: no cover
-        raise AssertionError("the dense pass never prunes")
-
-
-class _DensePass(SequentialPruner):
-    """The engine with pruning replaced by summarising, and blocks reduced as soon as they are complete."""
-
-    prunes = False
-
-    def __init__(self, *args: Any, summarise: SummariseLayer, reduce: ReduceBlock, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.summarise, self.reduce = summarise, reduce
+    def __init__(self, needs: frozenset[str], summarise: SummariseLayer, reduce: ReduceBlock) -> None:
+        self.needs, self.summarise, self.reduce = needs, summarise, reduce
         self.blocks: dict[str, BlockRecord] = {}
-        self._pending: list[tuple[PrunableLayer, Any]] = []
 
-    def _prune_layer(self, layer: PrunableLayer, block_index: int, stats: Any) -> None:  # type: ignore[override]
-        if self._pending and block_key(self._pending[0][0]) != block_key(layer):
-            self.flush()
-        self._pending.append((layer, self.summarise(layer, stats)))
-
-    def flush(self) -> None:
-        if self._pending:
-            params = sum(layer.out_features * layer.in_features for layer, _ in self._pending)
-            self.blocks[block_key(self._pending[0][0])] = BlockRecord(params, self.reduce(self._pending))
-            self._pending = []
+    def visit(self, block_index: int, layers: list[PrunableLayer], stats: dict[str, LayerStats]) -> None:
+        if not layers:
+            return
+        summaries = [(layer, self.summarise(layer, stats[layer.name])) for layer in layers]
+        params = sum(layer.out_features * layer.in_features for layer in layers)
+        self.blocks[block_key(layers[0])] = BlockRecord(params, self.reduce(summaries))
 
 
 def collect_dense(
@@ -82,19 +65,15 @@ def collect_dense(
     device: torch.device | str = "cpu",
     batch_size: int = 8,
     input_cache: dict[str, Any] | None = None,
-    loader: Any = None,
+    loader: BlockLoader | None = None,
 ) -> dict[str, BlockRecord]:
     """One record per block (in execution order) of the dense model on ``calibration``; weights untouched."""
-    recorder = _Recorder()
-    recorder.needs = needs  # type: ignore[misc]  (per-instance statistics request)
+    summariser = _Summariser(needs, summarise, reduce)
     was_training = model.training
     model.eval()
-    dense = _DensePass(
-        model, recorder, sparsity=0.0, structure=Structure(), calibration=calibration,
-        device=torch.device(device), batch_size=batch_size, input_cache=input_cache, loader=loader,
-        summarise=summarise, reduce=reduce,
-    )
-    dense.run()
-    dense.flush()
+    BlockwiseEngine(
+        model, summariser, calibration=calibration, device=torch.device(device), batch_size=batch_size,
+        input_cache=input_cache, loader=loader,
+    ).run()  # fmt: skip
     model.train(was_training)
-    return dense.blocks
+    return summariser.blocks

@@ -33,7 +33,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
@@ -41,15 +41,33 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..calibration import CalibrationSet
+from ..errors import InvalidPipelineError, StreamingUnsupportedError
 from ..models import BlockStack, PrunableLayer, find_block_stacks
-from .registry import PruningMethod
-from .stats import HESSIAN_GRADIENT, StatsCollector, needs_gradients
+from .base import PruningMethod
+from .stats import HESSIAN_GRADIENT, LayerStats, StatsCollector, needs_gradients
 from .structure import Structure
 
 #: Calibration pipelines: see the module docstring.
 PIPELINES = ("sequential", "independent")
 #: (layer, block index, target sparsity) -> the sparsity to use for that layer (layerwise profiles)
 SparsityFn = Callable[[PrunableLayer, int, float], float]
+
+
+class BlockVisitor(Protocol):
+    """What the engine does with each block once the block's statistics are collected: the engine's one hook.
+
+    :class:`Pruner` prunes the block's layers; ``dense_pass`` summarises them for layerwise profiles.
+    """
+
+    #: shown on the progress bar
+    name: str
+    #: statistics the engine must collect (``stats.SQ_SUM``, ``stats.HESSIAN``, ...); empty: no calibration data
+    needs: frozenset[str]
+    #: whether the block's weights are final after :meth:`visit` (a streaming loader then writes them)
+    final: bool
+
+    def visit(self, block_index: int, layers: list[PrunableLayer], stats: dict[str, LayerStats]) -> None:
+        """Act on one block; ``stats`` maps each layer's name to its statistics (empty without data)."""
 
 
 class BlockLoader(Protocol):
@@ -71,13 +89,6 @@ class LayerReport:
     target: float
     achieved: float
     zeros: int
-
-
-@dataclass
-class EngineReport:
-    layers: list[LayerReport] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    calibration_tokens: int = 0
 
 
 _Call = tuple[tuple[Any, ...], dict[str, Any]]
@@ -211,23 +222,47 @@ def _non_block_params_on(model: nn.Module, stacks: list[BlockStack], device: tor
                 module._buffers[name] = tensor
 
 
-class SequentialPruner:
-    """Runs one pruning method over every block of a model. See the module docstring for the flow."""
+class Pruner:
+    """The visitor that prunes: each layer of a block by the method, at the sparsity the profile gives it."""
 
-    #: whether a finished block's weights are final (False for the dense statistics pass)
-    prunes: bool = True
+    final = True
+
+    def __init__(
+        self, method: PruningMethod, *, sparsity: float, structure: Structure, sparsity_fn: SparsityFn | None = None
+    ) -> None:
+        self.method, self.sparsity, self.structure, self.sparsity_fn = method, sparsity, structure, sparsity_fn
+        self.name = method.name
+        self.needs = method.needs
+        self.layers: list[LayerReport] = []
+
+    def visit(self, block_index: int, layers: list[PrunableLayer], stats: dict[str, LayerStats]) -> None:
+        for layer in layers:
+            target = self.sparsity_fn(layer, block_index, self.sparsity) if self.sparsity_fn else self.sparsity
+            mask = self.method.prune_layer(layer, stats.get(layer.name), target, self.structure)
+            zeros = int(mask.sum())
+            self.layers.append(
+                LayerReport(
+                    name=layer.name,
+                    kind=layer.kind,
+                    shape=(layer.out_features, layer.in_features),
+                    target=target,
+                    achieved=zeros / mask.numel(),
+                    zeros=zeros,
+                )  # fmt: skip
+            )
+
+
+class BlockwiseEngine:
+    """Runs a :class:`BlockVisitor` over every block of a model on calibration data. See the module docstring."""
 
     def __init__(
         self,
         model: nn.Module,
-        method: PruningMethod,
+        visitor: BlockVisitor,
         *,
-        sparsity: float,
-        structure: Structure,
         calibration: CalibrationSet | None,
         device: torch.device,
         batch_size: int = 8,
-        sparsity_fn: SparsityFn | None = None,
         progress: bool = False,
         input_cache: dict[str, Any] | None = None,
         pipeline: str = "sequential",
@@ -235,15 +270,16 @@ class SequentialPruner:
         loader: BlockLoader | None = None,
     ) -> None:
         if pipeline not in PIPELINES:
-            raise ValueError(f"unknown calibration pipeline '{pipeline}'; choose one of {', '.join(PIPELINES)}")
+            raise InvalidPipelineError(
+                f"unknown calibration pipeline '{pipeline}'; choose one of {', '.join(PIPELINES)}"
+            )
+        if batch_size < 1:
+            raise InvalidPipelineError(f"the calibration batch size must be at least 1, got {batch_size}")
         self.model = model
-        self.method = method
-        self.sparsity = sparsity
-        self.structure = structure
+        self.visitor = visitor
         self.calibration = calibration
         self.device = device
         self.batch_size = batch_size
-        self.sparsity_fn = sparsity_fn
         self.progress = progress
         #: first-stack block-0 inputs, reusable by later runs on the same dense model and calibration set
         self.input_cache = input_cache
@@ -253,21 +289,24 @@ class SequentialPruner:
         self.stacks = find_block_stacks(model)
         #: blocks read from disk when their turn comes (``hfprune.streaming``); None: all in memory
         self.loader = loader
-        if method.needs_calibration and calibration is None:
-            raise ValueError(f"method '{method.name}' needs calibration data")
-        if loader is not None and needs_gradients(method.needs):
-            raise ValueError(f"method '{method.name}' back-propagates through the whole model: it cannot stream blocks")
+        if visitor.needs and calibration is None:
+            raise InvalidPipelineError(f"'{visitor.name}' needs calibration data, and none was given")
+        if loader is not None and needs_gradients(visitor.needs):
+            raise StreamingUnsupportedError(
+                f"'{visitor.name}' back-propagates through the whole model, which a streamed run never holds in "
+                "memory; run without --stream"
+            )
 
     # -- public -------------------------------------------------------------------------------------
     @torch.no_grad()
-    def run(self) -> EngineReport:
-        report = EngineReport()
+    def run(self) -> dict[str, float]:
+        """Visit every block in order; return the timings (``prune_s``)."""
         started = time.perf_counter()
-        use_data = self.method.needs_calibration
+        use_data = bool(self.visitor.needs)
         probe = self._probe_block_args() if use_data else {}
-        grads = self._gradient_pass() if needs_gradients(self.method.needs) else ({}, {})
+        grads = self._gradient_pass() if needs_gradients(self.visitor.needs) else ({}, {})
         total = sum(len(stack.blocks) for stack in self.stacks)
-        bar = tqdm(total=total, desc=f"{self.method.name}", unit="block", disable=not self.progress)
+        bar = tqdm(total=total, desc=self.visitor.name, unit="block", disable=not self.progress)
         # Independent: every stack's inputs come from the dense model (MT5's decoder sees the dense encoder).
         dense_first_inputs = (
             {stack.name: self._first_block_inputs(stack, n == 0) for n, stack in enumerate(self.stacks)}
@@ -290,22 +329,16 @@ class SequentialPruner:
                 stats, dense_outputs = (
                     self._collect(block, layers, inputs, refs, keep_dense_outputs) if use_data else ({}, [])
                 )
-                stats = _with_gradients(stats, *grads)
-                for layer in layers:
-                    report.layers.append(self._prune_layer(layer, index, stats.get(layer.name)))
+                self.visitor.visit(index, layers, _with_gradients(stats, *grads))
                 if use_data and not last:
                     inputs = dense_outputs if keep_dense_outputs else self._propagate(block, inputs, refs)
                 if self.device.type != "cpu":
                     block.to("cpu")
                 if self.loader is not None:
-                    self.loader.release(block, pruned=self.prunes)
+                    self.loader.release(block, pruned=self.visitor.final)
                 bar.update(1)
         bar.close()
-        if use_data:
-            assert self.calibration is not None
-            report.calibration_tokens = self.calibration.input_ids.numel()
-        report.timings["prune_s"] = time.perf_counter() - started
-        return report
+        return {"prune_s": time.perf_counter() - started}
 
     # -- calibration passes --------------------------------------------------------------------------
     def _forward(self, ids: torch.Tensor) -> None:
@@ -332,9 +365,11 @@ class SequentialPruner:
 
         handles.append(self.stacks[-1].blocks[-1].register_forward_hook(stop))
         try:
-            with _non_block_params_on(self.model, self.stacks, self.device), _blocks_onloaded(
-                self.stacks, self.device
-            ), _blocks_loaded_per_call(self.stacks, self.loader):
+            with (
+                _non_block_params_on(self.model, self.stacks, self.device),
+                _blocks_onloaded(self.stacks, self.device),
+                _blocks_loaded_per_call(self.stacks, self.loader),
+            ):
                 self._forward(self.calibration.input_ids[:1])
         except _StopForward:
             pass
@@ -360,8 +395,11 @@ class SequentialPruner:
         self.model.to(self.device)
         try:
             return gradients(
-                self.model, layers, self.calibration, batch_size=self.batch_size,
-                hessian_gradient=HESSIAN_GRADIENT in self.method.needs,
+                self.model,
+                layers,
+                self.calibration,
+                batch_size=self.batch_size,
+                hessian_gradient=HESSIAN_GRADIENT in self.visitor.needs,
             )
         finally:
             if self.device.type != "cpu":
@@ -379,10 +417,8 @@ class SequentialPruner:
 
         handle = stack.blocks[0].register_forward_pre_hook(hook, with_kwargs=True)
         try:
-            with _non_block_params_on(self.model, self.stacks, self.device), _blocks_onloaded(
-                self.stacks, self.device
-            ):
-                for language, ids in self.calibration.batches(self.batch_size):
+            with _non_block_params_on(self.model, self.stacks, self.device), _blocks_onloaded(self.stacks, self.device):
+                for language, ids in self.calibration.batches(self.batch_size):  # noqa: B007 - read by the hook
                     try:
                         self._forward(ids)
                     except _StopForward:
@@ -412,11 +448,11 @@ class SequentialPruner:
         keep_outputs: bool = False,
     ) -> tuple[dict[str, Any], list[_BlockInputs]]:
         """Statistics of the block's layer inputs, and (``keep_outputs``) the dense block's outputs."""
-        collector = StatsCollector(layers, self.method.needs)
+        collector = StatsCollector(layers, self.visitor.needs)
         outputs = []
         with collector.attached():
             # Independent pipeline: each batch's input is dropped once its dense output exists (half the memory).
-            for item in (_consumed(inputs) if keep_outputs else inputs):
+            for item in _consumed(inputs) if keep_outputs else inputs:
                 collector.language = item.language
                 hidden = self._block_call(block, item, refs)
                 collector.end_batch()
@@ -430,20 +466,6 @@ class SequentialPruner:
             _BlockInputs(item.language, self._block_call(block, item, refs), item.args, item.kwargs)
             for item in _consumed(inputs)
         ]
-
-    # -- pruning -------------------------------------------------------------------------------------
-    def _prune_layer(self, layer: PrunableLayer, block_index: int, stats: Any) -> LayerReport:
-        target = self.sparsity_fn(layer, block_index, self.sparsity) if self.sparsity_fn else self.sparsity
-        mask = self.method.prune_layer(layer, stats, target, self.structure)
-        zeros = int(mask.sum())
-        return LayerReport(
-            name=layer.name,
-            kind=layer.kind,
-            shape=(layer.out_features, layer.in_features),
-            target=target,
-            achieved=zeros / mask.numel(),
-            zeros=zeros,
-        )
 
 
 def _with_gradients(

@@ -20,14 +20,10 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..calibration import CalibrationSet
-from ..errors import HfpruneError
+from ..errors import GradientPassError
 from ..models import PrunableLayer
 
 Grads = dict[str, torch.Tensor]  # layer name -> [out, in] fp32, CPU
-
-
-class GradientPassError(HfpruneError):
-    """The model could not be differentiated on the calibration text."""
 
 
 def _loss(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
@@ -89,7 +85,11 @@ def gradients(
 
 
 def _hessian_gradient(
-    model: nn.Module, batches: list[torch.Tensor], weights: list[nn.Parameter], g: list[torch.Tensor], out: list[torch.Tensor]
+    model: nn.Module,
+    batches: list[torch.Tensor],
+    weights: list[nn.Parameter],
+    g: list[torch.Tensor],
+    out: list[torch.Tensor],
 ) -> None:
     """Add ``H g`` to ``out``, batch by batch, with ``g`` held fixed."""
     for ids in batches:

@@ -16,7 +16,6 @@ parameter-weighted mean of exactly ``s``. The statistics come from one dense pas
 
 from __future__ import annotations
 
-import argparse
 import itertools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -26,15 +25,11 @@ import torch
 from torch import nn
 
 from ..calibration import CalibrationSet
-from ..errors import HfpruneError
+from ..errors import InvalidProfileError
 from ..models import PrunableLayer
 from .allocation import allocate
 from .dense_pass import block_key, collect_dense
 from .stats import SQ_SUM, LayerStats
-
-
-class InvalidProfileError(HfpruneError):
-    """An unknown profile name, parameters out of range, or a profile that cannot apply (N:M)."""
 
 
 @dataclass
@@ -68,19 +63,33 @@ class SparsityProfile(ABC):
     delta: float
 
     def measure(
-        self, model: nn.Module, calibration: CalibrationSet, *, device: Any = "cpu", batch_size: int = 8,
-        input_cache: dict[str, Any] | None = None, loader: Any = None,
+        self,
+        model: nn.Module,
+        calibration: CalibrationSet,
+        *,
+        device: Any = "cpu",
+        batch_size: int = 8,
+        input_cache: dict[str, Any] | None = None,
+        loader: Any = None,
     ) -> BlockImportance:
         blocks = collect_dense(
-            model, calibration, summarise=self.summarise_layer, reduce=self.reduce_block,
-            needs=frozenset({SQ_SUM}), device=device, batch_size=batch_size, input_cache=input_cache,
+            model,
+            calibration,
+            summarise=self.summarise_layer,
+            reduce=self.reduce_block,
+            needs=frozenset({SQ_SUM}),
+            device=device,
+            batch_size=batch_size,
+            input_cache=input_cache,
             loader=loader,
         )
         return BlockImportance({k: float(b.value) for k, b in blocks.items()}, {k: b.params for k, b in blocks.items()})
 
     def allocate(self, measured: BlockImportance, target: float) -> Allocation:
         keys = list(measured.params)
-        values = allocate([measured.importance[k] for k in keys], [measured.params[k] for k in keys], target, self.delta)
+        values = allocate(
+            [measured.importance[k] for k in keys], [measured.params[k] for k in keys], target, self.delta
+        )
         return Allocation(self.name, target, dict(zip(keys, values)), measured.importance)
 
     def build(self, model: nn.Module, calibration: CalibrationSet, target: float, **kwargs: Any) -> Allocation:
@@ -142,38 +151,26 @@ PROFILES = ("uniform", "owl", "crosslingual")
 
 
 def make_profile(name: str, *, delta: float | None = None, owl_m: float | None = None) -> SparsityProfile | None:
-    """The profile called ``name`` (``None`` for uniform); ``delta`` is the half-width of its range."""
+    """The profile called ``name`` (``None`` for uniform); ``delta`` is the half-width of its range.
+
+    Raises:
+        InvalidProfileError: an unknown name, parameters out of range, or parameters the profile does not take.
+    """
+    if name == "uniform" and (delta is not None or owl_m is not None):
+        raise InvalidProfileError("--owl-m/--owl-lambda need --sparsity-profile owl or crosslingual")
+    if name == "crosslingual" and owl_m is not None:
+        raise InvalidProfileError("--owl-m applies to --sparsity-profile owl only")
     if name not in PROFILES:
         raise InvalidProfileError(f"unknown sparsity profile '{name}'; choose one of {', '.join(PROFILES)}")
     if delta is not None and not 0 <= delta < 1:
-        raise InvalidProfileError(f"--owl-lambda/--profile-delta must be in [0, 1), got {delta}")
+        raise InvalidProfileError(f"the profile's half-width (--owl-lambda) must be in [0, 1), got {delta}")
     if owl_m is not None and owl_m <= 0:
-        raise InvalidProfileError(f"--owl-m must be positive, got {owl_m}")
+        raise InvalidProfileError(f"the OWL outlier threshold (--owl-m) must be positive, got {owl_m}")
     if name == "owl":
         return OwlProfile(**{k: v for k, v in {"m": owl_m, "delta": delta}.items() if v is not None})
     if name == "crosslingual":
         return CrosslingualProfile(**({"delta": delta} if delta is not None else {}))
     return None
-
-
-def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--sparsity-profile``, ``--owl-m``, ``--owl-lambda`` for ``hfprune prune`` (and ``sweep``)."""
-    group = parser.add_argument_group("layerwise sparsity")
-    group.add_argument("--sparsity-profile", default="uniform", choices=PROFILES,
-                       help="how sparsity is spread over blocks; the mean over prunable weights stays the target (default uniform)")
-    group.add_argument("--owl-m", type=float, default=None,
-                       help="[owl] outlier threshold: scores above M x mean count as outliers (default 5)")
-    group.add_argument("--owl-lambda", type=float, default=None,
-                       help="[owl, crosslingual] block sparsities stay within target +- lambda (default 0.08)")
-
-
-def profile_from_args(args: argparse.Namespace) -> SparsityProfile | None:
-    """The profile the options ask for, or ``None`` for uniform (pass it as ``hfprune.prune(profile=...)``)."""
-    if args.sparsity_profile == "uniform" and (args.owl_m is not None or args.owl_lambda is not None):
-        raise InvalidProfileError("--owl-m/--owl-lambda need --sparsity-profile owl or crosslingual")
-    if args.sparsity_profile == "crosslingual" and args.owl_m is not None:
-        raise InvalidProfileError("--owl-m applies to --sparsity-profile owl only")
-    return make_profile(args.sparsity_profile, delta=args.owl_lambda, owl_m=args.owl_m)
 
 
 def resolve_profile(profile: SparsityProfile | None, method: Any, structure: Any) -> SparsityProfile | None:

@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..constants import DEFAULT_SPARSITY
 from ..errors import InvalidSparsityError, InvalidStructureError
 
 _NM = re.compile(r"\s*(\d+)\s*:\s*(\d+)\s*")
@@ -58,7 +59,10 @@ class Structure:
 
 
 def resolve_sparsity(sparsity: float | None, structure: Structure) -> float:
-    """The target sparsity: given, or implied by N:M; the two must agree when both are given."""
+    """The target sparsity: given, or implied by N:M, or the default (0.5); given and implied must agree.
+
+    The one place the default is decided, for the library and every command alike.
+    """
     if structure.is_nm:
         implied = structure.sparsity
         assert implied is not None
@@ -69,7 +73,7 @@ def resolve_sparsity(sparsity: float | None, structure: Structure) -> float:
             )
         return implied
     if sparsity is None:
-        raise InvalidSparsityError("give a sparsity in [0, 1), e.g. --sparsity 0.5")
+        return DEFAULT_SPARSITY
     check_sparsity(sparsity)
     return float(sparsity)
 

@@ -16,11 +16,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from hfprune.assets import asset_path
-from hfprune.space.errors import GradioMissingError, ModelSourceError, PortInUseError, SpaceModelLoadError
+from ..assets import asset_path
+from ..constants import SPACE_APP_FILE, SPACE_FOLDER
+from ..errors import (
+    GradioMissingError,
+    ModelSourceError,
+    PortInUseError,
+    SpaceModelLoadError,
+)
 
-SPACE_FOLDER = "spaces/compare"
-APP_FILE = "app.py"
 _MODULE_NAME = "hfprune_space_compare_app"
 _REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
 
@@ -49,7 +53,7 @@ def load_app_module() -> ModuleType:
             "the comparison page needs gradio, which hfprune installs; reinstall hfprune (`pip install -e .` "
             "from a checkout) or `pip install gradio`"
         ) from err
-    path = asset_path(SPACE_FOLDER) / APP_FILE
+    path = asset_path(SPACE_FOLDER) / SPACE_APP_FILE
     spec = importlib.util.spec_from_file_location(_MODULE_NAME, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

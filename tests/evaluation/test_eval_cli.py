@@ -1,20 +1,18 @@
-import argparse
 import json
 import shutil
 import time
 
 import pytest
 
-from hfprune.evaluation.cli import add_eval_parser
-from hfprune.evaluation.errors import DataFileMissingError, EmptyTextError, LanguageNotAvailableError, UnknownTaskError
-from hfprune.paths import default_data_dir
+from hfprune.cli.main import build_parser
+from hfprune.constants import default_data_dir
+from hfprune.errors import DataFileMissingError, EmptyTextError, LanguageNotAvailableError, UnknownTaskError
 
 
 def _run(*argv):
-    parser = argparse.ArgumentParser()
-    add_eval_parser(parser.add_subparsers())
-    args = parser.parse_args(["eval", *map(str, argv)])
-    return args.func(args)
+    """``hfprune eval ...``'s handler, so that errors reach the test as exceptions (the CLI prints them)."""
+    args = build_parser().parse_args(["eval", *map(str, argv)])
+    return args.handler(args)
 
 
 def test_eval_compares_writes_json_and_plot_and_caches(saved_models, tmp_path, capsys):
@@ -27,7 +25,14 @@ def test_eval_compares_writes_json_and_plot_and_caches(saved_models, tmp_path, c
     data = json.loads(out.read_text())
     assert (tmp_path / "results.png").read_bytes()[:4] == b"\x89PNG"
     assert {(r["task"], r["lang"]) for r in data["pruned"]["results"]} == {
-        ("ppl", "en"), ("ppl", "de"), ("ppl", "sw"), ("xcopa", "en"), ("xcopa", "sw"), ("belebele", "en"), ("belebele", "de")}
+        ("ppl", "en"),
+        ("ppl", "de"),
+        ("ppl", "sw"),
+        ("xcopa", "en"),
+        ("xcopa", "sw"),
+        ("belebele", "en"),
+        ("belebele", "de"),
+    }
     assert {(s["task"], s["lang"]) for s in data["pruned"]["skipped"]} == {("xcopa", "de"), ("belebele", "sw")}
     assert data["pruned"]["model"]["sha256"] != data["dense"]["model"]["sha256"]
     ppl_en = next(r for r in data["pruned"]["results"] if (r["task"], r["lang"]) == ("ppl", "en"))
@@ -65,7 +70,9 @@ def test_data_folder_missing_a_listed_file_is_named(saved_models, tmp_path):
     (data / "xcopa" / "sw.test.jsonl").unlink()
     (data / "xcopa" / "sw.validation.jsonl").unlink()
     with pytest.raises(DataFileMissingError, match=r"xcopa/sw\.test\.jsonl"):
-        _run(saved_models["pruned"], "--langs", "sw,zh", "--tasks", "xcopa", "--data", data, "--no-cache", "--limit", "2")
+        _run(
+            saved_models["pruned"], "--langs", "sw,zh", "--tasks", "xcopa", "--data", data, "--no-cache", "--limit", "2"
+        )
 
 
 def test_empty_text_file_in_a_custom_folder(saved_models, tmp_path):
@@ -75,7 +82,7 @@ def test_empty_text_file_in_a_custom_folder(saved_models, tmp_path):
 
 
 def test_context_length_above_maximum_is_an_error(saved_models):
-    from hfprune.evaluation.errors import ContextLengthError
+    from hfprune.errors import ContextLengthError
 
     with pytest.raises(ContextLengthError, match="--context-length 256 or less"):
         _run(saved_models["pruned"], "--langs", "en", "--context-length", "4096", "--no-cache", "--limit", "3")

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from hfprune.evaluation.errors import DataSourceError
+from hfprune.constants import default_data_dir
+from hfprune.errors import DataSourceError
 from hfprune.evaluation.task_data import load_task_data
 from hfprune.evaluation.tasks import TASKS
-from hfprune.paths import default_data_dir
 
 from ..hub_mirror import publish
 
@@ -45,10 +45,14 @@ def _publish_xcopa(mirror_root: Path, tmp_path: Path, langs: tuple[str, ...]) ->
 def test_hub_data_fetches_the_language_config_and_split(hub_datasets, tmp_path):
     _publish_xcopa(hub_datasets.mirror_root, tmp_path, ("sw", "et"))
     data = load_task_data(TASKS["xcopa"], "sw", None, hub=True, limit=5)
-    local = [json.loads(line) for line in (default_data_dir() / "xcopa" / "sw.test.jsonl").read_text("utf-8").splitlines()[:5]]
+    local = [
+        json.loads(line)
+        for line in (default_data_dir() / "xcopa" / "sw.test.jsonl").read_text("utf-8").splitlines()[:5]
+    ]
     assert data is not None and data.split == "test"
     assert [(d["premise"], d["choice1"], d["choice2"], d["label"]) for d in data.docs] == [
-        (d["premise"], d["choice1"], d["choice2"], d["label"]) for d in local]
+        (d["premise"], d["choice1"], d["choice2"], d["label"]) for d in local
+    ]
     assert data.source == "hf://datasets/cambridgeltl/xcopa/sw@test"
 
 

@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
+from hfprune.errors import ContextLengthError, DataFileMissingError, EmptyTextError
 from hfprune.evaluation import load_flores, perplexity
-from hfprune.evaluation.errors import ContextLengthError, DataFileMissingError, EmptyTextError
 from hfprune.evaluation.windows import plan_windows
 
 

@@ -16,7 +16,10 @@ def test_xcopa_drops_the_period_adds_the_connector_and_lowers_the_choice():
            "question": "cause", "label": 1}  # fmt: skip
     full, prompt = _pairs("xcopa", doc, "sw")
     assert prompt.contexts[0] == "Kifaa kilikuwa kimefungwa kwa sababu"
-    assert full == ["Kifaa kilikuwa kimefungwa kwa sababu kilikuwa nyepesi.", "Kifaa kilikuwa kimefungwa kwa sababu kilikuwa kidogo."]
+    assert full == [
+        "Kifaa kilikuwa kimefungwa kwa sababu kilikuwa nyepesi.",
+        "Kifaa kilikuwa kimefungwa kwa sababu kilikuwa kidogo.",
+    ]
     assert prompt.gold == 1
     effect = _pairs("xcopa", {**doc, "question": "effect"}, "zh")[1]
     assert effect.contexts[0] == "Kifaa kilikuwa kimefungwa 所以"
@@ -24,7 +27,10 @@ def test_xcopa_drops_the_period_adds_the_connector_and_lowers_the_choice():
 
 def test_xstorycloze_joins_four_sentences_and_appends_the_ending():
     doc = {f"input_sentence_{i}": f"S{i}." for i in range(1, 5)} | {
-        "sentence_quiz1": "Bad end.", "sentence_quiz2": "Good end.", "answer_right_ending": 2}
+        "sentence_quiz1": "Bad end.",
+        "sentence_quiz2": "Good end.",
+        "answer_right_ending": 2,
+    }
     full, prompt = _pairs("xstorycloze", doc, "en")
     assert full == ["S1. S2. S3. S4. Bad end.", "S1. S2. S3. S4. Good end."]
     assert prompt.gold == 1
@@ -41,7 +47,7 @@ def test_xwinograd_varies_the_context_and_shares_the_target():
 
 
 def test_pawsx_has_empty_context_no_then_yes_and_detokenizes():
-    doc = {"sentence1": "He said , \" it is n't here ( now ) \" .", "sentence2": "Es ist nicht hier.", "label": 1}
+    doc = {"sentence1": 'He said , " it is n\'t here ( now ) " .', "sentence2": "Es ist nicht hier.", "label": 1}
     full, prompt = _pairs("pawsx", doc, "de")
     assert prompt.contexts == ("", "")
     # the harness's general_detokenize also glues quotes to their neighbours: ' "' -> '"'

@@ -3,14 +3,21 @@ import math
 import pytest
 import torch
 
+from hfprune.constants import default_data_dir
 from hfprune.evaluation.data import read_jsonl
 from hfprune.evaluation.scoring import loglikelihoods
 from hfprune.evaluation.task_data import load_task_data
 from hfprune.evaluation.tasks import TASKS, get_task
 from hfprune.evaluation.zeroshot import build_prompts, evaluate_task
-from hfprune.paths import default_data_dir
 
-CASES = [("xcopa", "sw"), ("xstorycloze", "en"), ("xwinograd", "en"), ("pawsx", "de"), ("xnli", "zh"), ("belebele", "de")]
+CASES = [
+    ("xcopa", "sw"),
+    ("xstorycloze", "en"),
+    ("xwinograd", "en"),
+    ("pawsx", "de"),
+    ("xnli", "zh"),
+    ("belebele", "de"),
+]
 
 
 def _prefers(choice: int):
@@ -39,7 +46,10 @@ def test_accuracy_of_always_choice_one_is_share_of_label_one(task, lang):
 def test_acc_norm_divides_by_choice_length():
     spec = TASKS["xstorycloze"]
     doc = {f"input_sentence_{i}": "x." for i in range(1, 5)} | {
-        "sentence_quiz1": "short", "sentence_quiz2": "much much longer", "answer_right_ending": 2}
+        "sentence_quiz1": "short",
+        "sentence_quiz2": "much much longer",
+        "answer_right_ending": 2,
+    }
     spec_norm = type(spec)(**{**spec.__dict__, "metrics": ("acc", "acc_norm")})
     score = evaluate_task(spec_norm, [doc], "en", lambda requests: [-5.0, -8.0])  # total favours 1, per char 2
     assert score.predictions == {"acc": [0], "acc_norm": [1]}
@@ -67,5 +77,5 @@ def test_batched_padded_scores_equal_one_by_one(tiny_model, bos_tokenizer):
 def test_trailing_space_moves_to_the_continuation_and_empty_context_gets_bos(tiny_model, bos_tokenizer):
     moved, plain = loglikelihoods(tiny_model, bos_tokenizer, [("Hello ", "world"), ("Hello", " world")])
     assert moved == pytest.approx(plain)
-    empty, = loglikelihoods(tiny_model, bos_tokenizer, [("", "Hello world")])
+    (empty,) = loglikelihoods(tiny_model, bos_tokenizer, [("", "Hello world")])
     assert empty == pytest.approx(_manual_logprob(tiny_model, bos_tokenizer, "", "Hello world"), rel=1e-4)

@@ -17,7 +17,7 @@ It answers the requests ``HfApi.whoami`` / ``create_repo`` / ``create_branch`` /
 
 Spaces (``create_repo(repo_type="space", space_sdk=...)``) take the same routes under ``/api/spaces/`` and
 ``/spaces/{repo}.git``, and live under ``<mirror_root>/spaces/``, as olah expects them.
-Commits go into the git mirror layout olah serves (through :mod:`hfprune.publish.local_hub`), and every other
+Commits go into the git mirror layout olah serves (through :mod:`hfprune.hub.local`), and every other
 request is forwarded to olah, so one ``HF_ENDPOINT`` reads and writes like huggingface.co. Auth as on the Hub:
 401 without a token or with a wrong one, 403 for a namespace the token's user does not own.
 ``drop_next_commit`` closes the connection in the middle of the next commit request, after the body was read
@@ -43,7 +43,7 @@ from typing import Any
 import yaml
 from huggingface_hub import SpaceHardware
 
-from hfprune.publish import local_hub
+from hfprune.hub import local as local_hub
 
 _REPO = r"(?P<repo>[\w.-]+/[\w.-]+)"
 _KIND = r"(?P<kind>models|spaces|datasets)"  # the URL's plural repo type
@@ -133,7 +133,9 @@ class HubWriteEmulator:
             raise HttpError(400, f"Invalid repo type: {repo_type}")
         kind = _KINDS[repo_type]
         if namespace not in (self.user, *self.orgs):
-            raise HttpError(403, f'You don\'t have the rights to create a {repo_type} under the namespace "{namespace}"')
+            raise HttpError(
+                403, f'You don\'t have the rights to create a {repo_type} under the namespace "{namespace}"'
+            )
         if repo_type == "space" and payload.get("sdk") not in ("gradio", "docker", "static"):
             raise HttpError(400, "A Space needs an sdk: gradio, docker or static")
         url = f"{self.url}/{repo_id}" if kind == "models" else f"{self.url}/{kind}/{repo_id}"
@@ -159,7 +161,9 @@ class HubWriteEmulator:
             raise HttpError(400, "YAML metadata must be a mapping")
         return {"warnings": []}
 
-    def create_branch(self, auth: str | None, body: bytes, repo: str, branch: str, kind: str = "models") -> dict[str, Any] | tuple[int, dict]:
+    def create_branch(
+        self, auth: str | None, body: bytes, repo: str, branch: str, kind: str = "models"
+    ) -> dict[str, Any] | tuple[int, dict]:
         self.require_write(auth, repo, kind)
         branch = urllib.parse.unquote(branch)
         start = (json.loads(body) if body else {}).get("startingPoint") or "main"
@@ -179,7 +183,9 @@ class HubWriteEmulator:
             lfs = local_hub.uses_lfs(item["path"], item["size"], sample)
             current = existing.get(item["path"])
             oid = None if current is None else (current.sha256 if lfs else current.git_blob_id)
-            answers.append({"path": item["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid})
+            answers.append(
+                {"path": item["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid}
+            )
         return {"files": answers}
 
     def lfs_batch(self, auth: str | None, body: bytes, repo: str, kind: str | None = None) -> dict[str, Any]:
@@ -194,7 +200,9 @@ class HubWriteEmulator:
             objects.append(entry)
         return {"transfer": "basic", "objects": objects, "hash_algo": "sha256"}
 
-    def lfs_upload(self, query: dict[str, list[str]], body: bytes, repo: str, oid: str, kind: str = "models") -> dict[str, Any]:
+    def lfs_upload(
+        self, query: dict[str, list[str]], body: bytes, repo: str, oid: str, kind: str = "models"
+    ) -> dict[str, Any]:
         if query.get("sig") != [self._signature]:
             raise HttpError(403, "Request has expired or the signature does not match")
         if hashlib.sha256(body).hexdigest() != oid:
@@ -202,7 +210,9 @@ class HubWriteEmulator:
         local_hub.store_lfs_object(self.repo(repo, kind), body, oid=oid)
         return {}
 
-    def commit(self, auth: str | None, body: bytes, repo: str, rev: str, create_pr: bool, kind: str = "models") -> dict[str, Any]:
+    def commit(
+        self, auth: str | None, body: bytes, repo: str, rev: str, create_pr: bool, kind: str = "models"
+    ) -> dict[str, Any]:
         self.require_write(auth, repo, kind)
         git_repo = self.repo(repo, kind)
         lines = [json.loads(line) for line in body.splitlines() if line.strip()]
@@ -232,7 +242,9 @@ class HubWriteEmulator:
                 git_repo, files, message=header["summary"], description=header.get("description", ""),
                 branch=branch, ref=ref, parent=parent, deletions=tuple(deletions),
             )  # fmt: skip
-            self.commits.append({"repo": repo, "kind": kind, "ref": ref or f"refs/heads/{branch}", "oid": oid, "files": sorted(files)})
+            self.commits.append(
+                {"repo": repo, "kind": kind, "ref": ref or f"refs/heads/{branch}", "oid": oid, "files": sorted(files)}
+            )
         return {"commitUrl": f"{self._page(repo, kind)}/commit/{oid}", "commitOid": oid, "pullRequestUrl": pr_url}
 
     # --- Spaces: variables and hardware (settings, not git) --------------------------------------------
@@ -377,7 +389,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         for key, value in response.getheaders():
             if key.lower() not in ("transfer-encoding", "content-length", "connection", "content-encoding"):
                 self.send_header(key, value.replace(self.hub.olah_url, self.hub.url))
-        self.send_header("Content-Length", str(len(data)) if method != "HEAD" else response.getheader("content-length", "0"))
+        self.send_header(
+            "Content-Length", str(len(data)) if method != "HEAD" else response.getheader("content-length", "0")
+        )
         self.end_headers()
         if method != "HEAD":
             self.wfile.write(data)

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
-from hfprune.card import PLOT_FILE, RESULTS_FILE, write_card
-from hfprune.publish.errors import NotAPrunedFolderError, ResultsFormatError
+from hfprune.card import write_card
+from hfprune.constants import PLOT_FILE, RESULTS_FILE
+from hfprune.errors import NotAPrunedFolderError, ResultsFormatError
 
 from ..hub_mirror import publish
 from .conftest import make_pruned_folder

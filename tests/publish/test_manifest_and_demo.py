@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hfprune.publish.manifest import local_manifest, mismatches
+from hfprune.hub.manifest import local_manifest, mismatches
 
 
 def test_mismatches_name_missing_resized_and_altered_files(tmp_path: Path):
@@ -31,12 +31,12 @@ def test_mismatches_name_missing_resized_and_altered_files(tmp_path: Path):
 def test_demo_prunes_two_methods_evaluates_and_publishes_locally(tiny_model_dir, tmp_path: Path):
     from huggingface_hub import ModelCard
 
-    from hfprune.demo import DemoOptions, run_demo, side_by_side
-    from hfprune.publish import local_hub
-    from hfprune.tiny_model import LANGUAGES
+    from hfprune.hub import local as local_hub
+    from hfprune.models.tiny import LANGUAGES
+    from hfprune.workflow.demo import DemoOptions, run_demo, side_by_side
 
     options = DemoOptions(out=tmp_path / "demo", methods=("wanda", "magnitude"), samples_per_language=2, eval_limit=20)
-    outcomes = run_demo(options, report=lambda line: None)
+    outcomes = run_demo(options, log=lambda line: None)
 
     assert [json.loads((o.folder / "hfprune.json").read_text())["method"] for o in outcomes] == ["wanda", "magnitude"]
     for outcome in outcomes:

@@ -13,18 +13,19 @@ from huggingface_hub import constants
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from hfprune.errors import HfpruneError
-from hfprune.publish import local_hub
-from hfprune.publish.errors import (
+from hfprune.errors import (
+    HfpruneError,
     InvalidRepoIdError,
     InvalidTokenError,
     MissingCardError,
     NotAPrunedFolderError,
     NotLoggedInError,
     RepoPermissionError,
+    SecretInFolderError,
     UploadInterruptedError,
 )
-from hfprune.publish.push import push_folder
+from hfprune.hub import local as local_hub
+from hfprune.hub.push import push_folder
 
 from ..hub_mirror import point_hub_at, publish
 from .conftest import TEST_TOKEN, make_pruned_folder
@@ -159,7 +160,7 @@ def test_folder_without_hfprune_json_or_card_is_refused_unless_forced(write_hub,
 
 def test_a_folder_holding_the_token_is_never_pushed(write_hub, pruned_folder):
     (pruned_folder / "notes.txt").write_text(f"export HF_TOKEN={TEST_TOKEN}\n")
-    with pytest.raises(NotAPrunedFolderError, match="notes.txt") as caught:
+    with pytest.raises(SecretInFolderError, match="notes.txt") as caught:
         push_folder(pruned_folder, "tester/leaky", force=True)
     assert TEST_TOKEN not in str(caught.value)
     assert not write_hub.repo("tester/leaky").exists()

@@ -11,8 +11,9 @@ from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from hfprune.pipeline import RunOptions, run_pipeline
-from hfprune.publish import local_hub
+from hfprune import PruneSettings
+from hfprune.hub import local as local_hub
+from hfprune.workflow.run import RunOptions, run_job
 
 from ..model_factory import make_model, make_tokenizer, save_model_folder
 from .conftest import TEST_TOKEN
@@ -26,17 +27,17 @@ def base_dir(tmp_path: Path) -> Path:
     return save_model_folder(make_model("llama", seed=5), tokenizer, tmp_path / "base")
 
 
-def options(base: Path, out: Path, **overrides) -> RunOptions:
+def options(base: Path, out: Path, sparsity: float = 0.5, **overrides) -> RunOptions:
     settings = dict(
-        model=str(base), out=out, method="magnitude", sparsity=0.5, eval_langs=["en"], eval_limit=3,
-        context_length=64, push_to="tester/run-local",
+        model=str(base), out=out, prune=PruneSettings(method="magnitude", sparsity=sparsity), eval_langs=["en"],
+        eval_limit=3, context_length=64, push_to="tester/run-local",
     )  # fmt: skip
     return RunOptions(**{**settings, **overrides})
 
 
 def test_run_publishes_to_a_local_hub_that_olah_serves_and_reruns_skip_everything(local_hub, base_dir, tmp_path):
     out = tmp_path / "out"
-    first = run_pipeline(options(base_dir, out, local_hub=local_hub.mirror_root), report=lambda line: None)
+    first = run_job(options(base_dir, out, local_hub=local_hub.mirror_root), log=lambda line: None)
 
     assert first.ran == ALL_STEPS and first.skipped == []
     assert ModelCard.load(first.card).data.eval_results  # the card holds the evaluation
@@ -48,7 +49,7 @@ def test_run_publishes_to_a_local_hub_that_olah_serves_and_reruns_skip_everythin
     assert {"README.md", "hfprune.json", "eval_results.json", "eval_results.png", "model.safetensors"} <= published
     assert ".hfprune-run.json" not in published
 
-    again = run_pipeline(options(base_dir, out, local_hub=local_hub.mirror_root), report=lambda line: None)
+    again = run_job(options(base_dir, out, local_hub=local_hub.mirror_root), log=lambda line: None)
 
     assert again.ran == [] and again.skipped == ALL_STEPS
     assert again.push["commit"] == first.push["commit"] == local_hub_resolve(local_hub_repo)
@@ -56,9 +57,9 @@ def test_run_publishes_to_a_local_hub_that_olah_serves_and_reruns_skip_everythin
 
 def test_changing_the_sparsity_reruns_prune_and_everything_after_it(local_hub, base_dir, tmp_path):
     out = tmp_path / "out"
-    first = run_pipeline(options(base_dir, out, local_hub=local_hub.mirror_root), report=lambda line: None)
+    first = run_job(options(base_dir, out, local_hub=local_hub.mirror_root), log=lambda line: None)
 
-    second = run_pipeline(options(base_dir, out, local_hub=local_hub.mirror_root, sparsity=0.7), report=lambda line: None)
+    second = run_job(options(base_dir, out, local_hub=local_hub.mirror_root, sparsity=0.7), log=lambda line: None)
 
     assert second.skipped == ["pull"] and second.ran == ["prune", "eval", "card", "push"]
     assert second.push["commit"] != first.push["commit"]
@@ -67,10 +68,10 @@ def test_changing_the_sparsity_reruns_prune_and_everything_after_it(local_hub, b
 
 def test_an_edited_card_is_rewritten_on_rerun(local_hub, base_dir, tmp_path):
     out = tmp_path / "out"
-    run_pipeline(options(base_dir, out, push_to=None, eval_langs=[]), report=lambda line: None)
+    run_job(options(base_dir, out, push_to=None, eval_langs=[]), log=lambda line: None)
     (out / "README.md").write_text("tampered")
 
-    again = run_pipeline(options(base_dir, out, push_to=None, eval_langs=[]), report=lambda line: None)
+    again = run_job(options(base_dir, out, push_to=None, eval_langs=[]), log=lambda line: None)
 
     assert again.ran == ["card"] and (out / "README.md").read_text().startswith("---\n")
 

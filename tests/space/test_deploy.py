@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from pathlib import Path
 
 import gradio
 import pytest
@@ -12,9 +13,8 @@ from huggingface_hub import HfApi, hf_hub_download
 
 from hfprune.assets import asset_path
 from hfprune.cli import main
-from hfprune.publish.errors import RepoPermissionError
-from hfprune.space.deploy import SHORT_DESCRIPTION_MAX, deploy_space, front_matter
-from hfprune.space.errors import DenseModelUnknownError, PrunedRepoNotFoundError, UnknownHardwareError
+from hfprune.errors import DenseModelUnknownError, PrunedRepoNotFoundError, RepoPermissionError, UnknownHardwareError
+from hfprune.hub.space import SHORT_DESCRIPTION_MAX, deploy_space, front_matter
 
 from ..hub_mirror import publish
 from .conftest import TEST_TOKEN, make_pruned_folder
@@ -51,8 +51,8 @@ def test_deploy_creates_the_space_with_its_files_front_matter_and_variables(writ
         "requirements.txt",
     ]
     app = hf_hub_download(SPACE, "app.py", repo_type="space")
-    assert open(app, "rb").read() == (asset_path("spaces/compare") / "app.py").read_bytes()
-    readme = open(hf_hub_download(SPACE, "README.md", repo_type="space"), encoding="utf-8").read()
+    assert Path(app).read_bytes() == (asset_path("spaces/compare") / "app.py").read_bytes()
+    readme = Path(hf_hub_download(SPACE, "README.md", repo_type="space")).read_text(encoding="utf-8")
     meta = yaml.safe_load(readme.split("---\n")[1])
     assert meta["sdk"] == "gradio" and meta["sdk_version"] == gradio.__version__ and meta["app_file"] == "app.py"
     assert meta["models"] == ["acme/base-llama", PRUNED]  # dense defaults to the base model in hfprune.json

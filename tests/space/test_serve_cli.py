@@ -11,14 +11,14 @@ import socket
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from gradio_client import Client
 
 from hfprune.cli import main
-from hfprune.space.errors import PortInUseError
+from hfprune.errors import PortInUseError
 from hfprune.space.serve import serve
 
 from ..hub_mirror import free_port

@@ -37,16 +37,13 @@ from typing import ClassVar
 
 import torch
 
-from ...errors import HfpruneError
+from ...errors import InvalidMWandaParameterError
+from ..base import ScoreMethod, register
 from ..profiles import CrosslingualProfile
-from ..registry import ScoreMethod, register
 from ..stats import FIRES, SQ_SUM, LayerStats
 
 
-class InvalidMWandaParameterError(HfpruneError):
-    """An M-Wanda switch outside its range."""
-
-
+# The shape every method shares (name, summary, needs, parameters as fields): see pruning/base.py.
 @register
 @dataclass
 class MWanda(ScoreMethod):
@@ -54,14 +51,36 @@ class MWanda(ScoreMethod):
     summary: ClassVar[str] = "Wanda with per-language statistics: balanced mean + spread, firing prob., layerwise"
     needs: ClassVar[frozenset[str]] = frozenset({SQ_SUM, FIRES})
 
-    lam: float = field(default=0.25, metadata={"flag": "--mw-lambda", "help": "weight of the cross-lingual spread of activation norms (0: off)"})
-    prob: float = field(default=0.0, metadata={"flag": "--mw-prob", "help": "weight of the language-specific firing probability, max minus mean over languages (0: off)"})
-    layerwise: float = field(default=0.04, metadata={"flag": "--mw-layerwise", "help": "half-width of the cross-lingual layerwise sparsity range (0: uniform)"})
-    equalize: float = field(default=0.0, metadata={"flag": "--mw-equalize", "help": "give every language's activation energy the same weight, 0 (off) to 1 (fully)"})
+    lam: float = field(
+        default=0.25,
+        metadata={"flag": "--mw-lambda", "help": "weight of the cross-lingual spread of activation norms (0: off)"},
+    )
+    prob: float = field(
+        default=0.0,
+        metadata={
+            "flag": "--mw-prob",
+            "help": "weight of the language-specific firing probability, max minus mean over languages (0: off)",
+        },
+    )
+    layerwise: float = field(
+        default=0.04,
+        metadata={
+            "flag": "--mw-layerwise",
+            "help": "half-width of the cross-lingual layerwise sparsity range (0: uniform)",
+        },
+    )
+    equalize: float = field(
+        default=0.0,
+        metadata={
+            "flag": "--mw-equalize",
+            "help": "give every language's activation energy the same weight, 0 (off) to 1 (fully)",
+        },
+    )
 
     def __post_init__(self) -> None:
         checks = (
-            ("--mw-lambda", self.lam, "", True), ("--mw-prob", self.prob, "", True),
+            ("--mw-lambda", self.lam, "", True),
+            ("--mw-prob", self.prob, "", True),
             ("--mw-layerwise", self.layerwise, " and < 1", self.layerwise < 1),
             ("--mw-equalize", self.equalize, " and <= 1", self.equalize <= 1),
         )

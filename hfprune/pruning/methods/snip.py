@@ -12,10 +12,11 @@ from typing import ClassVar
 
 import torch
 
-from ..registry import ScoreMethod, register
+from ..base import ScoreMethod, register
 from ..stats import GRADIENT, LayerStats
 
 
+# The shape every method shares (name, summary, needs, parameters as fields): see pruning/base.py.
 @register
 @dataclass
 class SNIP(ScoreMethod):

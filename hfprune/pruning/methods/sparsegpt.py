@@ -13,18 +13,15 @@ from typing import ClassVar
 
 import torch
 
-from ...errors import HfpruneError
+from ...errors import HessianNotPositiveDefiniteError
 from ...models import PrunableLayer
 from .. import masks
-from ..registry import PruningMethod, register
+from ..base import PruningMethod, register
 from ..stats import HESSIAN, LayerStats
 from ..structure import Structure
 
 
-class HessianNotPositiveDefiniteError(HfpruneError):
-    """Cholesky failed even with extra damping: the calibration data is degenerate for this layer."""
-
-
+# The shape every method shares (name, summary, needs, parameters as fields): see pruning/base.py.
 @register
 @dataclass
 class SparseGPT(PruningMethod):
@@ -32,7 +29,9 @@ class SparseGPT(PruningMethod):
     summary: ClassVar[str] = "OBS mask + weight update from the layer Hessian (second order)"
     needs: ClassVar[frozenset[str]] = frozenset({HESSIAN})
 
-    percdamp: float = field(default=0.01, metadata={"flag": "--percdamp", "help": "SparseGPT damping, share of mean diag(H)"})
+    percdamp: float = field(
+        default=0.01, metadata={"flag": "--percdamp", "help": "SparseGPT damping, share of mean diag(H)"}
+    )
     blocksize: int = field(default=128, metadata={"flag": "--blocksize", "help": "SparseGPT column block size"})
 
     def prune_layer(

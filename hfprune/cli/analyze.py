@@ -1,0 +1,59 @@
+"""``hfprune analyze``: mask overlap between pruned models and the fate of language-specific neurons."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ..analysis.analyze import NeuronSpec, analyze
+from ..analysis.analyze_report import markdown, write_analysis
+from ..io import check_output
+from .options import comma_list
+
+
+# argparse declarations look alike across commands by shape only; the options commands share are declared
+# once in options.py.
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "analyze",
+        help="mask overlap between pruned models and the fate of language-specific neurons",
+        description="Compare pruned FOLDERs (and their dense base): IoU per layer and module type; LAPE neurons.",
+    )
+    parser.add_argument(
+        "folders", nargs="+", metavar="FOLDER", help="pruned folders (hfprune prune --out); one may be the dense base"
+    )
+    parser.add_argument("--base", default=None, help="the dense base model folder (enables the neuron analysis)")
+    parser.add_argument("--out", required=True, help="output folder for analysis.json, analysis.md and PNGs")
+    parser.add_argument(
+        "--langs", default=None, help="languages for the neuron analysis (default: the models' calibration languages)"
+    )
+    parser.add_argument(
+        "--samples", type=int, default=8, help="calibration samples per language for firing rates (default 8)"
+    )
+    parser.add_argument("--seqlen", type=int, default=256, help="tokens per sample (default 256)")
+    parser.add_argument(
+        "--calib-source",
+        default=None,
+        help="text folder for the neuron analysis (default: the shared calibration data)",
+    )
+    parser.add_argument(
+        "--top-rate", type=float, default=0.01,
+        help="LAPE: share of neurons (lowest entropy) called language-specific (default 0.01)",
+    )  # fmt: skip
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument("--json", action="store_true", help="print analysis.json instead of the Markdown")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    out = check_output(args.out, args.overwrite)
+    spec = NeuronSpec(
+        langs=comma_list(args.langs) or None, samples=args.samples, seqlen=args.seqlen, top_rate=args.top_rate,
+        calib_source=args.calib_source,
+    )  # fmt: skip
+    report = analyze(args.folders, base=args.base, neuron_spec=spec)
+    write_analysis(report, Path(out))
+    print(json.dumps(report, indent=2) if args.json else markdown(report))
+    return 0

@@ -1,0 +1,100 @@
+"""``hfprune eval``: load the model(s), evaluate per language, print a table (or JSON), write results and a plot."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+from pathlib import Path
+from typing import Any
+
+from ..constants import DEFAULT_CONTEXT_LENGTH, DEFAULT_EVAL_BATCH_SIZE
+from ..evaluation.cache import ResultCache
+from ..evaluation.plot import plot_comparison, plot_result
+from ..evaluation.report import print_report
+from ..evaluation.results import Comparison, EvalResult
+from ..evaluation.runner import compare, evaluate_model
+from ..evaluation.tasks import TASK_NAMES
+from ..io import write_json
+from ..models import load_model
+
+
+# argparse declarations look alike across commands by shape only; the options commands share are declared
+# once in options.py.
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="evaluate a (pruned) model per language, optionally against its dense baseline",
+        description="Per-language perplexity (token and bits per byte) and zero-shot accuracy "
+        "(lm-evaluation-harness prompts), dense vs pruned.",
+    )
+    parser.add_argument("model", help="the model to evaluate (the pruned one): local folder or Hub id")
+    parser.add_argument("--baseline", help="the dense model to compare with: local folder or Hub id")
+    parser.add_argument("--langs", required=True, help="comma-separated ISO 639-1 codes, e.g. en,de,sw,zh")
+    parser.add_argument("--tasks", default="ppl", help=f"comma-separated, or 'all' (known: {','.join(TASK_NAMES)})")
+    parser.add_argument("--out", type=Path, help="write the results JSON here (and the plot beside it)")
+    parser.add_argument("--plot", type=Path, help="write the PNG plot here (default: --out with .png)")
+    parser.add_argument("--data", type=Path, help="data folder (default: the shared data folder)")
+    parser.add_argument("--hub-data", action="store_true", help="fetch what the data folder lacks with `datasets`")
+    parser.add_argument(
+        "--ppl-source", default="flores", help="flores, a folder of {lang}.txt, or hf:ID[:CONFIG[:SPLIT[:COLUMN]]]"
+    )
+    parser.add_argument(
+        "--context-length", type=int, default=DEFAULT_CONTEXT_LENGTH,
+        help=f"perplexity window, BOS included (default {DEFAULT_CONTEXT_LENGTH})",
+    )  # fmt: skip
+    parser.add_argument("--stride", type=int, help="new tokens scored per window (default context length - 1)")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_EVAL_BATCH_SIZE)
+    parser.add_argument("--limit", type=int, help="at most N items (sentences for ppl) per language and task")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cpu)")
+    parser.add_argument("--no-cache", action="store_true", help="recompute even what is cached")
+    parser.add_argument("--cache-dir", type=Path, help="where cached results live (default: hfprune's cache)")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Evaluate ``args.model`` (and ``args.baseline``); print a table or JSON; write JSON and PNG."""
+    pruned = _evaluate_path(args.model, args)
+    outcome: EvalResult | Comparison = compare(pruned, _evaluate_path(args.baseline, args)) if args.baseline else pruned
+    payload = outcome.to_dict()
+    if args.out:
+        write_json(args.out, payload)
+    plot_path = args.plot or (args.out.with_suffix(".png") if args.out else None)
+    if plot_path:
+        (plot_comparison if args.baseline else plot_result)(outcome, plot_path)
+    if args.json:
+        print(json.dumps(payload, ensure_ascii=False))
+    else:
+        print_report(outcome)
+        for label, path in (("results", args.out), ("plot", plot_path)):
+            if path:
+                print(f"{label}: {path}")
+    return 0
+
+
+def _evaluate_path(path: str, args: argparse.Namespace) -> EvalResult:
+    """Load one model, evaluate it, and free it before the next one is loaded."""
+    loaded = load_model(path, device=args.device, require_tokenizer=True)
+    try:
+        # One keyword per option: alike in shape with other calls of the library, not shared logic.
+        return evaluate_model(
+            loaded.model,
+            loaded.tokenizer,
+            langs=args.langs,
+            tasks=args.tasks,
+            data_dir=args.data,
+            ppl_source=args.ppl_source,
+            context_length=args.context_length,
+            stride=args.stride,
+            batch_size=args.batch_size,
+            limit=args.limit,
+            device=args.device,
+            cache=False if args.no_cache else ResultCache(args.cache_dir) if args.cache_dir else True,
+            hub_data=args.hub_data,
+            progress=not args.json,
+            model_name=str(path),
+        )
+    finally:
+        del loaded
+        gc.collect()

@@ -1,0 +1,50 @@
+"""``hfprune prune``: prune MODEL one-shot with a calibration-language mix and write the sparse checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from ..api import prune_pretrained
+from . import options
+from .summary import print_prune_summary
+
+
+# argparse declarations look alike across commands by shape only; the options commands share are declared
+# once in options.py.
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "prune",
+        help="prune a model one-shot with a calibration-language mix",
+        description="Prune MODEL (Hub id or local folder) and write the sparse checkpoint to --out.",
+    )
+    options.add_model_options(parser)
+    parser.add_argument("--out", required=True, help="output folder (refused if it exists, unless --overwrite)")
+    options.add_pruning_options(parser)
+    options.add_output_options(parser)
+    parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    # One keyword per option: alike in shape with other calls of the library, not shared logic.
+    result = prune_pretrained(
+        args.model,
+        args.out,
+        options.prune_settings(args),
+        revision=args.revision,
+        trust_remote_code=args.trust_remote_code,
+        dtype=args.dtype,
+        overwrite=args.overwrite,
+        max_shard_size=args.max_shard_size,
+        stream=args.stream,
+        command=args.invocation,
+        progress=not (args.quiet or args.json),
+    )
+    if args.json:
+        print(json.dumps({"out": args.out, **result.to_dict()}, indent=2, default=str))
+    else:
+        print_prune_summary(result, args.out)
+    return 0

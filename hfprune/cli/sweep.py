@@ -1,0 +1,75 @@
+"""``hfprune sweep``: methods x sparsities x calibration mixes, each cell evaluated per language (FLORES perplexity)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from ..analysis.sweep import SweepSpec, run_sweep
+from ..analysis.sweep_report import markdown_table, write_sweep
+from ..constants import DEFAULT_CONTEXT_LENGTH, DEFAULT_EVAL_BATCH_SIZE
+from ..errors import InvalidOptionError
+from ..io import check_output
+from ..models import load_model
+from . import options
+
+
+# argparse declarations look alike across commands by shape only; the options commands share are declared
+# once in options.py.
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "sweep",
+        help="grid of methods x sparsities x calibration mixes, each evaluated per language (FLORES perplexity)",
+        description="Prune MODEL once per cell of the grid and write sweep.json, sweep.md and heatmaps to --out.",
+    )
+    options.add_model_options(parser)
+    parser.add_argument(
+        "--eval-langs", required=True, help="comma-separated FLORES languages to evaluate, e.g. en,sw,zh"
+    )
+    parser.add_argument("--out", required=True, help="output folder (refused if it exists, unless --overwrite)")
+    options.add_pruning_options(parser, grid=True)
+    options.add_output_options(parser)
+    group = parser.add_argument_group("evaluation")
+    group.add_argument(
+        "--eval-sentences", type=int, default=None, help="first N FLORES sentences per language (default all)"
+    )
+    group.add_argument(
+        "--context-length", type=int, default=DEFAULT_CONTEXT_LENGTH,
+        help=f"perplexity window in tokens (default {DEFAULT_CONTEXT_LENGTH})",
+    )  # fmt: skip
+    group.add_argument(
+        "--eval-batch-size", type=int, default=DEFAULT_EVAL_BATCH_SIZE,
+        help=f"perplexity windows per forward (default {DEFAULT_EVAL_BATCH_SIZE})",
+    )  # fmt: skip
+    parser.add_argument("--no-plots", action="store_true", help="skip the heatmap PNGs")
+    parser.add_argument("--json", action="store_true", help="print sweep.json instead of the table")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    if args.stream:
+        raise InvalidOptionError(
+            "a sweep evaluates every cell with the whole model in memory, so --stream cannot bound its memory; "
+            "prune each cell with `hfprune prune --stream` instead"
+        )
+    methods = options.comma_list(args.methods)
+    spec = SweepSpec(
+        methods=methods, sparsities=options.sparsities(args.sparsity), mixes=args.calib,
+        eval_langs=options.comma_list(args.eval_langs), structure=args.structure, profile=args.sparsity_profile,
+        profile_delta=args.owl_lambda, owl_m=args.owl_m, method_params=options.method_params(args, methods, grid=True),
+        seqlen=args.seqlen, seed=args.seed, eval_sentences=args.eval_sentences, context_length=args.context_length,
+        batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, device=args.device, pipeline=args.pipeline,
+        offload=args.offload,
+    )  # fmt: skip
+    spec.check()
+    out = check_output(args.out, args.overwrite)
+    loaded = load_model(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code, dtype=args.dtype)
+
+    def partial(result: Any) -> None:  # progress survives a crash
+        write_sweep(result, out, plots_too=False)
+
+    result = run_sweep(loaded.model, loaded.tokenizer, spec, calib_source=options.source_spec(args), on_cell=partial)
+    write_sweep(result, out, plots_too=not args.no_plots)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else markdown_table(result))
+    return 0

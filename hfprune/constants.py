@@ -1,0 +1,80 @@
+"""Names and defaults every room shares: file names, default settings, environment variables, data folders.
+
+One place, so a file name is never spelled twice and a default never drifts between ``prune``, ``run`` and
+``sweep``. Nothing here imports the rest of hfprune.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+VERSION = "0.1.0"
+
+# --- files hfprune writes -------------------------------------------------------------------------------
+#: What a pruning run did (method, parameters, calibration, per-layer sparsity, versions): beside the weights.
+METADATA_FILE = "hfprune.json"
+#: The model card, as the Hub names it.
+CARD_FILE = "README.md"
+#: Evaluation results copied into a model folder (and their plot), published with it.
+RESULTS_FILE = "eval_results.json"
+PLOT_FILE = "eval_results.png"
+#: ``hfprune run``'s record of finished steps: a dot-file, never published.
+LEDGER_FILE = ".hfprune-run.json"
+#: The index of sharded safetensors weights (transformers' name).
+WEIGHTS_INDEX = "model.safetensors.index.json"
+#: The model card template in ``model_cards/``.
+CARD_TEMPLATE = "model_cards/hfprune_model_card.md"
+#: The comparison page in ``spaces/``: the folder and its entry file.
+SPACE_FOLDER = "spaces/compare"
+SPACE_APP_FILE = "app.py"
+
+# --- defaults of a pruning run ----------------------------------------------------------------------------
+DEFAULT_METHOD = "wanda"
+DEFAULT_SPARSITY = 0.5
+#: Tokens per calibration sample; never taken from the model's maximum (a 128k context would not fit).
+DEFAULT_SEQLEN = 512
+#: Samples drawn when the user gives no mix: spread evenly over the languages the source holds.
+DEFAULT_TOTAL_SAMPLES = 128
+#: Calibration samples per forward: the activation peak grows with it.
+DEFAULT_BATCH_SIZE = 2
+DEFAULT_SEED = 0
+DEFAULT_MAX_SHARD_SIZE = "2GB"
+#: Perplexity window (tokens, BOS included) and texts per forward in evaluation.
+DEFAULT_CONTEXT_LENGTH = 512
+DEFAULT_EVAL_BATCH_SIZE = 8
+
+# --- environment ------------------------------------------------------------------------------------------
+#: Overrides the shared data folder (the one holding ``flores/``, ``calib/``, ``xcopa/`` ...).
+DATA_DIR_ENV = "HFPRUNE_DATA_DIR"
+#: Overrides the cache folder (trained tiny model, evaluation cache).
+CACHE_DIR_ENV = "HFPRUNE_CACHE"
+
+
+def default_data_dir() -> Path | None:
+    """The multilingual data folder: ``$HFPRUNE_DATA_DIR``, else a ``shared/data`` beside a parent folder.
+
+    The project's checkout sits beside ``shared/`` in our environment (``../shared/data``); we look from
+    the working directory and from the installed package upwards so both a checkout and an editable
+    install find it. Returns ``None`` when there is none.
+    """
+    env = os.environ.get(DATA_DIR_ENV)
+    if env:
+        return Path(env).expanduser()
+    starts = [Path.cwd(), Path(__file__).resolve().parent]
+    for start in starts:
+        for parent in [start, *start.parents]:
+            candidate = parent / "shared" / "data"
+            if (candidate / "manifest.json").is_file():
+                return candidate
+    return None
+
+
+def cache_dir() -> Path:
+    """hfprune's own cache: ``$HFPRUNE_CACHE``, else ``$XDG_CACHE_HOME/hfprune``, else ``~/.cache/hfprune``."""
+    env = os.environ.get(CACHE_DIR_ENV)
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "hfprune"

@@ -1,0 +1,57 @@
+"""``push`` to a folder instead of huggingface.co: the same files, one commit, the same verification.
+
+Used by the README demo, which must run without Hub access: the result is a repository in the layout Hub
+mirrors serve (see :mod:`hfprune.hub.local`), so it can be inspected with git, served by a mirror
+such as olah, and published later with ``hfprune push`` unchanged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import local as local_hub
+from .manifest import local_manifest, require_identical
+from .preflight import check_publishable
+from .push import PushResult, check_repo_id, default_commit_message
+
+
+def push_to_local_hub(
+    folder: str | Path,
+    root: str | Path,
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    force: bool = False,
+) -> PushResult:
+    """Commit every file of ``folder`` to ``<root>/models/<repo_id>`` on ``revision`` and verify it.
+
+    Raises:
+        NotAPrunedFolderError, MissingCardError, InvalidRepoIdError, PushVerificationError, LocalHubError.
+    """
+    folder = Path(folder)
+    check_repo_id(repo_id)
+    metadata = check_publishable(folder, force=force)
+    files = local_manifest(folder)
+    repo = local_hub.repo_dir(root, repo_id).absolute()
+    if not (repo / ".git").is_dir():
+        local_hub.init_repo(repo)
+    contents: dict[str, bytes | local_hub.LfsPointer] = {}
+    for path, entry in files.items():
+        source = folder / path
+        with source.open("rb") as handle:
+            sample = handle.read(512)
+        if local_hub.uses_lfs(path, entry.size, sample):
+            contents[path] = local_hub.store_lfs_object(repo, source, oid=entry.sha256)
+        else:
+            contents[path] = source.read_bytes()
+    branch = revision or "main"
+    parent = local_hub.resolve(repo, f"refs/heads/{branch}") or local_hub.resolve(repo, "refs/heads/main")
+    commit = local_hub.commit(
+        repo, contents, message=commit_message or default_commit_message(metadata), branch=branch, parent=parent
+    )
+    require_identical(files, local_hub.tree_manifest(repo, commit), repo_id, commit)
+    return PushResult(
+        repo_id=repo_id, url=repo.as_uri(), commit=commit, revision=branch,
+        files=len(files), bytes=sum(entry.size for entry in files.values()),
+    )  # fmt: skip

@@ -1,0 +1,72 @@
+"""What a folder holds, file by file (size, sha256, git blob id), and the check that a remote copy matches it.
+
+A push is only reported as published once every local file is on the remote with the same size and the same
+content hash. LFS files are compared by sha256 (the Hub stores it); small files kept in git directly are
+compared by their git blob id, which is itself a hash of the content (the Hub lists it, not the sha256).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import PushVerificationError
+from ..io import file_digests
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file: its size and content hashes (``None`` when the remote does not say)."""
+
+    size: int
+    sha256: str | None = None
+    git_blob_id: str | None = None
+
+
+def local_manifest(folder: str | Path) -> dict[str, FileEntry]:
+    """Every file under ``folder`` (posix relative paths), skipping dot-files such as our temp files."""
+    root = Path(folder)
+    files = {}
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if path.is_file() and not any(part.startswith(".") for part in relative.parts):
+            files[relative.as_posix()] = hash_file(path)
+    return files
+
+
+def hash_file(path: Path) -> FileEntry:
+    """Size, sha256 and git blob id in one read."""
+    size, sha256, blob = file_digests(path, git_blob=True)
+    return FileEntry(size=size, sha256=sha256, git_blob_id=blob)
+
+
+def mismatches(local: dict[str, FileEntry], remote: dict[str, FileEntry]) -> list[str]:
+    """Human-readable differences: local files missing remotely, or with another size or hash.
+
+    Files only on the remote (``.gitattributes``, files of earlier commits) are not differences.
+    """
+    problems = []
+    for path, mine in sorted(local.items()):
+        theirs = remote.get(path)
+        if theirs is None:
+            problems.append(f"{path}: missing on the remote")
+        elif theirs.size != mine.size:
+            problems.append(f"{path}: {theirs.size} bytes on the remote, {mine.size} locally")
+        elif theirs.sha256 is not None and theirs.sha256 != mine.sha256:
+            problems.append(f"{path}: sha256 differs ({theirs.sha256[:12]} on the remote, {mine.sha256[:12]} locally)")
+        elif theirs.sha256 is None and theirs.git_blob_id not in (None, mine.git_blob_id):
+            problems.append(f"{path}: content differs (git blob {theirs.git_blob_id[:12]} on the remote)")
+        elif theirs.sha256 is None and theirs.git_blob_id is None:
+            problems.append(f"{path}: the remote gives no hash to compare")
+    return problems
+
+
+def require_identical(local: dict[str, FileEntry], remote: dict[str, FileEntry], repo_id: str, commit: str) -> None:
+    """Raise unless every local file is on the remote at ``commit`` with the same size and hash."""
+    problems = mismatches(local, remote)
+    if problems:
+        listed = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
+        raise PushVerificationError(
+            f"commit {commit[:12]} on '{repo_id}' does not match the local folder: {listed}. Run the push again; "
+            "if it keeps failing, compare the files on the repo page"
+        )

@@ -1,0 +1,27 @@
+"""Models: load them safely, find their blocks and prunable layers, stream them from disk, and the tiny one.
+
+``discovery`` finds blocks and linear layers structurally (any architecture); ``loading`` loads safetensors
+only; ``streaming`` reads and writes one block at a time; ``tiny`` trains the project's small multilingual
+model; ``semi_structured`` runs 2:4 checkpoints on GPU sparse kernels.
+"""
+
+from .discovery import (
+    LINEAR_TYPES,
+    BlockStack,
+    PrunableLayer,
+    all_prunable_layers,
+    find_block_stacks,
+    prunable_layers,
+)
+from .loading import (
+    LoadedModel,
+    checkpoint_folder,
+    describe_source,
+    load_model,
+    load_tokenizer,
+)
+
+__all__ = [
+    "LINEAR_TYPES", "BlockStack", "LoadedModel", "PrunableLayer", "all_prunable_layers", "checkpoint_folder",
+    "describe_source", "find_block_stacks", "load_model", "load_tokenizer", "prunable_layers",
+]  # fmt: skip

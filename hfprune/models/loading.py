@@ -1,0 +1,118 @@
+"""Loading models safely: safetensors only, remote code off unless asked, Hub ids pulled into the usual cache."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..constants import METADATA_FILE
+from ..errors import (
+    ModelNotFoundError,
+    UnsafeWeightsError,
+    UnsupportedArchitectureError,
+)
+from ..hub.pull import resolve_model_dir
+
+
+@dataclass
+class LoadedModel:
+    model: nn.Module
+    tokenizer: Any | None
+    source: dict[str, Any]  # what to record: id, revision, resolved commit, local path
+
+
+def checkpoint_folder(
+    name_or_path: str | Path, *, revision: str | None = None, token: str | bool | None = None
+) -> Path:
+    """The local folder of a Hub id or folder, refused unless it holds safetensors weights.
+
+    Raises:
+        ModelNotFoundError, RevisionNotFoundError, GatedModelError, HubUnavailableError: from the Hub.
+        UnsafeWeightsError: no ``*.safetensors`` (pickled weights are never loaded).
+    """
+    folder = resolve_model_dir(str(name_or_path), revision=revision, token=token)
+    if not any(folder.glob("*.safetensors")):
+        raise UnsafeWeightsError(
+            f"{name_or_path} has no *.safetensors weights; hfprune never loads pickled weights (.bin/.pt). "
+            "Convert the checkpoint to safetensors first"
+        )
+    return folder
+
+
+def load_tokenizer(folder: Path, trust_remote_code: bool = False) -> Any | None:
+    """The folder's tokenizer, or None: weights-only repos exist, and calibration says when it needs one."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def load_model(
+    name_or_path: str | Path,
+    *,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    trust_remote_code: bool = False,
+    dtype: str | torch.dtype = "auto",
+    device: str | torch.device | None = None,
+    require_tokenizer: bool = False,
+) -> LoadedModel:
+    """Load a causal LM (or a seq2seq model such as MT5) from a Hub id or a local folder, safetensors only.
+
+    ``device``: move the model there (default: stay on CPU). ``require_tokenizer``: refuse a weights-only
+    repo (evaluation reads text, so it needs one).
+
+    Raises:
+        ModelNotFoundError, RevisionNotFoundError, GatedModelError, HubUnavailableError: from the Hub.
+        UnsafeWeightsError: the folder holds no ``*.safetensors`` (pickled weights are never loaded).
+        UnsupportedArchitectureError: transformers knows no model class for this config.
+        ModelNotFoundError: ``require_tokenizer`` and the model has no tokenizer.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    folder = checkpoint_folder(name_or_path, revision=revision, token=token)
+    try:
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    except ValueError as err:
+        raise UnsupportedArchitectureError(f"{name_or_path}: {err}") from err
+    auto_cls = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
+    torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) and dtype != "auto" else dtype
+    try:
+        model = auto_cls.from_pretrained(
+            folder, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=torch_dtype
+        )
+    except ValueError as err:
+        hint = "" if trust_remote_code else " (if it needs custom code, pass --trust-remote-code)"
+        raise UnsupportedArchitectureError(
+            f"{name_or_path}: transformers cannot build a {auto_cls.__name__} for "
+            f"model_type '{config.model_type}'{hint}: {err}"
+        ) from err
+    tokenizer = load_tokenizer(folder, trust_remote_code)
+    if require_tokenizer and tokenizer is None:
+        raise ModelNotFoundError(f"{name_or_path} has no tokenizer; evaluation needs one to read text")
+    if device is not None:
+        model = model.to(device)
+    model.eval()
+    return LoadedModel(model, tokenizer, describe_source(str(name_or_path), revision, folder))
+
+
+def describe_source(name: str, revision: str | None, folder: Path) -> dict[str, Any]:
+    is_local = Path(name).expanduser().is_dir()
+    source: dict[str, Any] = {"id": name if not is_local else str(Path(name).expanduser().resolve())}
+    if not is_local:
+        source["revision"] = revision or "main"
+        source["commit"] = folder.name  # snapshot folders are named by the resolved commit
+    meta = folder / METADATA_FILE
+    if meta.is_file():  # pruning an already pruned model: keep the lineage
+        try:
+            source["hfprune"] = json.loads(meta.read_text())
+        except (OSError, json.JSONDecodeError):
+            pass
+    return source

@@ -1,1 +1,0 @@
-"""Publishing pruned models: ``push`` to the Hub (or a local Hub-layout folder), verified; the CLI commands."""

@@ -1,0 +1,232 @@
+"""``hfprune run``: pull -> prune -> eval -> card -> push, one folder, resumable.
+
+Each step hashes its inputs (options, the base model's commit, the previous step's output) and records the
+hash with its outputs in the folder's ledger (:mod:`hfprune.workflow.ledger`); a re-run skips a step whose
+inputs and outputs are unchanged. The output folder is the model folder that gets published; the ledger is a
+dot-file and is never uploaded.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..api import PruneSettings, prune_pretrained
+from ..card import default_template, write_card
+from ..constants import (
+    CARD_FILE,
+    DEFAULT_CONTEXT_LENGTH,
+    DEFAULT_EVAL_BATCH_SIZE,
+    DEFAULT_MAX_SHARD_SIZE,
+    METADATA_FILE,
+    PLOT_FILE,
+    RESULTS_FILE,
+    VERSION,
+)
+from ..evaluation.plot import plot_comparison
+from ..evaluation.runner import compare, evaluate_model
+from ..hub.local_push import push_to_local_hub
+from ..hub.manifest import local_manifest
+from ..hub.pull import pull
+from ..hub.push import push_folder
+from ..io import sha256_file, write_json
+from ..models import load_model
+from .ledger import Ledger, input_key
+
+#: Where a run says what it does, one line at a time (stderr by default).
+Log = Callable[[str], None]
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+@dataclass
+class RunOptions:
+    """Everything ``hfprune run`` does, as data (the CLI fills it from its flags)."""
+
+    model: str
+    out: Path
+    #: what to prune and how: the same settings as ``hfprune prune``
+    prune: PruneSettings = field(default_factory=PruneSettings)
+    revision: str | None = None
+    trust_remote_code: bool = False
+    dtype: str = "auto"
+    max_shard_size: str = DEFAULT_MAX_SHARD_SIZE
+    stream: bool = False
+    eval_langs: list[str] = field(default_factory=list)
+    eval_tasks: str = "ppl"
+    eval_limit: int | None = None
+    context_length: int = DEFAULT_CONTEXT_LENGTH
+    eval_batch_size: int = DEFAULT_EVAL_BATCH_SIZE
+    push_to: str | None = None
+    local_hub: Path | None = None  # publish into this folder (Hub mirror layout) instead of the Hub
+    private: bool = False
+    create_pr: bool = False
+    push_revision: str | None = None
+    license: str | None = None
+    command: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunOutcome:
+    """What a run produced and which steps it skipped."""
+
+    folder: Path
+    card: Path
+    results: Path | None
+    ran: list[str]
+    skipped: list[str]
+    push: dict[str, Any] | None = None
+
+
+def run_job(options: RunOptions, log: Log = _to_stderr) -> RunOutcome:
+    """Run every step of ``options`` that is not already done; see the module docstring.
+
+    Raises:
+        Whatever the steps raise, all :class:`~hfprune.errors.HfpruneError` subclasses for what a user can fix:
+        Hub, pruning, calibration, evaluation and publishing errors.
+    """
+    out = Path(options.out)
+    ledger = Ledger(out)
+    ran: list[str] = []
+    skipped: list[str] = []
+
+    def step(name: str, key: str, action: Callable[[], tuple[list[str], dict[str, Any]]]) -> dict[str, Any]:
+        if ledger.is_done(name, key, out):
+            skipped.append(name)
+            log(f"[{name}] up to date, skipped")
+            return ledger.result(name)
+        log(f"[{name}] running ...")
+        files, result = action()
+        ledger.record(name, key, out, files, result)
+        ran.append(name)
+        return result
+
+    pulled = ledger.result("pull").get("folder")
+    if not pulled or not Path(pulled).is_dir():
+        ledger.steps.pop("pull", None)  # the Hub cache was cleared since: pull again
+    base = step("pull", input_key(_pull_inputs(options)), lambda: ([], _pull(options)))
+    prune_key = input_key({"base": base, **_prune_inputs(options)})
+    # prune replaces the folder atomically (ledger file included); the in-memory ledger is saved again after it.
+    step("prune", prune_key, lambda: ([METADATA_FILE], _prune(options, Path(base["folder"]))))
+    pruned_id = sha256_file(out / METADATA_FILE)
+    results = None
+    eval_id = None
+    if options.eval_langs:
+        eval_key = input_key({"pruned": pruned_id, **_eval_inputs(options)})
+        step("eval", eval_key, lambda: ([RESULTS_FILE], _evaluate(options, Path(base["folder"]))))
+        results = out / RESULTS_FILE
+        eval_id = sha256_file(results)
+    card_inputs = {
+        "pruned": pruned_id, "eval": eval_id, "template": sha256_file(default_template()),
+        "repo_id": options.push_to, "license": options.license, "hfprune": VERSION,
+    }  # fmt: skip
+    step("card", input_key(card_inputs), lambda: ([CARD_FILE], _card(options, results)))
+    pushed = None
+    if options.push_to:
+        push_inputs = {**_push_inputs(options), "files": _folder_digest(out)}
+        pushed = step("push", input_key(push_inputs), lambda: ([], _push(options)))
+        log(f"[push] {pushed.get('url')} (commit {str(pushed.get('commit'))[:12]}, verified)")
+        for warning in pushed.get("warnings", []):
+            log(f"[push] warning: {warning}")
+    return RunOutcome(folder=out, card=out / CARD_FILE, results=results, ran=ran, skipped=skipped, push=pushed)
+
+
+# --- the steps ------------------------------------------------------------------------------------------
+def _pull_inputs(options: RunOptions) -> dict[str, Any]:
+    local = Path(options.model).expanduser()
+    if local.is_dir():  # a local base: its files' sizes and times stand in for a commit
+        stats = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in local.iterdir() if p.is_file())
+        return {"local": str(local.resolve()), "files": stats}
+    return {"model": options.model, "revision": options.revision}
+
+
+def _pull(options: RunOptions) -> dict[str, Any]:
+    local = Path(options.model).expanduser()
+    if local.is_dir():
+        return {"folder": str(local.resolve()), "commit": None}
+    folder = pull(options.model, revision=options.revision)
+    return {"folder": str(folder), "commit": folder.name}
+
+
+def _prune_inputs(options: RunOptions) -> dict[str, Any]:
+    loading = {"dtype": options.dtype, "stream": options.stream, "max_shard_size": options.max_shard_size}
+    return {**options.prune.describe(), **loading, "hfprune": VERSION}
+
+
+def _prune(options: RunOptions, base_folder: Path) -> dict[str, Any]:
+    """Prune into the output folder, replacing what a previous run with other inputs left there."""
+    # One keyword per option: alike in shape with other calls of the library, not shared logic.
+    result = prune_pretrained(
+        options.model if not Path(options.model).expanduser().is_dir() else str(base_folder),
+        options.out,
+        options.prune,
+        revision=options.revision,
+        trust_remote_code=options.trust_remote_code,
+        dtype=options.dtype,
+        overwrite=True,
+        max_shard_size=options.max_shard_size,
+        stream=options.stream,
+        command=options.command or None,
+    )
+    return {"achieved_sparsity": result.sparsity}
+
+
+def _eval_inputs(options: RunOptions) -> dict[str, Any]:
+    return {
+        "langs": options.eval_langs, "tasks": options.eval_tasks, "limit": options.eval_limit,
+        "context_length": options.context_length, "batch_size": options.eval_batch_size,
+    }  # fmt: skip
+
+
+def _evaluate(options: RunOptions, base_folder: Path) -> dict[str, Any]:
+    """Evaluate the dense base and the pruned model on the same data; write the results JSON and the plot."""
+    device = options.prune.device if options.prune.device not in (None, "auto") else None
+    settings = dict(
+        langs=options.eval_langs, tasks=options.eval_tasks, limit=options.eval_limit,
+        context_length=options.context_length, batch_size=options.eval_batch_size, device=device, progress=False,
+    )  # fmt: skip
+    evaluations = {}
+    for role, folder in (("dense", base_folder), ("pruned", options.out)):
+        loaded = load_model(str(folder), device=device, require_tokenizer=True)
+        name = role if role == "pruned" else options.model
+        evaluations[role] = evaluate_model(loaded.model, loaded.tokenizer, model_name=name, **settings)
+        del loaded
+        gc.collect()
+    comparison = compare(evaluations["pruned"], evaluations["dense"])
+    write_json(options.out / RESULTS_FILE, comparison.to_dict())
+    plot_comparison(comparison, options.out / PLOT_FILE)
+    return {"rows": len(comparison.rows)}
+
+
+def _card(options: RunOptions, results: Path | None) -> dict[str, Any]:
+    card = write_card(options.out, results=results, repo_id=options.push_to, license=options.license)
+    return {"card": str(card)}
+
+
+def _push_inputs(options: RunOptions) -> dict[str, Any]:
+    names = ("push_to", "private", "create_pr", "push_revision")
+    local = {"local_hub": str(Path(options.local_hub).resolve())} if options.local_hub else {}
+    return {name: getattr(options, name) for name in names} | local
+
+
+def _push(options: RunOptions) -> dict[str, Any]:
+    assert options.push_to is not None
+    if options.local_hub:
+        pushed = push_to_local_hub(options.out, options.local_hub, options.push_to, revision=options.push_revision)
+    else:
+        pushed = push_folder(
+            options.out, options.push_to, private=options.private, create_pr=options.create_pr,
+            revision=options.push_revision,
+        )  # fmt: skip
+    return pushed.to_dict()
+
+
+def _folder_digest(folder: Path) -> dict[str, str]:
+    """sha256 of every publishable file: a push is redone when any of them changed."""
+    return {path: entry.sha256 or "" for path, entry in local_manifest(folder).items()}
