@@ -18,6 +18,7 @@ queue bounds concurrency so a CPU Space is not asked to run many generations at 
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -31,8 +32,8 @@ from typing import Any
 
 import gradio as gr
 import torch
-from huggingface_hub import hf_hub_download
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from huggingface_hub import hf_hub_download, snapshot_download
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
 logger = logging.getLogger("compare")
 
@@ -42,6 +43,8 @@ MAX_PROMPT_TOKENS = 512
 MAX_NEW_TOKENS = 256
 DEFAULT_NEW_TOKENS = 64
 TEMPERATURE_MAX = 2.0
+#: Below this, logits / temperature overflow to inf (1e-300 gives NaN probabilities): 0 means greedy instead.
+TEMPERATURE_MIN = 0.01
 TOP_P_MIN = 0.05
 SEED_MAX = 2**31 - 1
 #: A pruned token log-probability this far (in nats) from the dense one counts as a large gap in the Score tab.
@@ -51,6 +54,7 @@ CONCURRENCY = int(os.environ.get("COMPARE_CONCURRENCY", "1"))
 QUEUE_SIZE = int(os.environ.get("COMPARE_QUEUE_SIZE", "16"))
 
 METADATA_FILE = "hfprune.json"
+LOCAL_RECORD = ".hfprune-local.json"
 PLOT_FILE = "eval_results.png"
 DIVERGENCE_DEFINITION = (
     "The first divergence is the first prompt position whose next-token prediction (top-1, the argmax of the "
@@ -84,8 +88,20 @@ EXAMPLES: dict[str, tuple[str, list[str]]] = {
 }  # fmt: skip
 
 
+#: Loading a model: attempts at start-up and the first wait (doubling after each failure); while the Hub keeps
+#: failing the page still starts, says so, and retries in the background every ``COMPARE_RELOAD_S`` seconds.
+LOAD_ATTEMPTS = int(os.environ.get("COMPARE_LOAD_ATTEMPTS", "4"))
+LOAD_BACKOFF_S = float(os.environ.get("COMPARE_LOAD_BACKOFF_S", "2"))
+RELOAD_EVERY_S = float(os.environ.get("COMPARE_RELOAD_S", "60"))
+
+
 class ModelLoadError(RuntimeError):
-    """A model id that is neither a loadable folder nor a Hub repo with safetensors weights."""
+    """A model that cannot be loaded. ``permanent``: retrying cannot help (no such folder or repo, no access,
+    no safetensors); otherwise it may be a hiccup of the Hub or the network."""
+
+    def __init__(self, message: str, *, permanent: bool = True) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 # --- models: loaded once per process ---------------------------------------------------------------------------
@@ -120,6 +136,97 @@ def load_model(model_id: str, device: torch.device) -> LoadedModel:
         return _MODELS[key]
 
 
+#: What the page needs from a model repo (never pickled weights, never code).
+DOWNLOAD_PATTERNS = [
+    "*.safetensors", "*.safetensors.index.json", "config.json", "generation_config.json", "tokenizer*",
+    "special_tokens_map.json", "added_tokens.json", "*.model", "vocab.*", "merges.txt", "chat_template.*",
+    METADATA_FILE, PLOT_FILE,
+]  # fmt: skip
+
+
+def _download(model_id: str) -> str:
+    """The repo's snapshot in the Hub cache (only what the page needs), downloaded once."""
+    return snapshot_download(model_id, revision="main", allow_patterns=DOWNLOAD_PATTERNS)
+
+
+def _is_permanent(error: BaseException | None) -> bool:
+    """A missing repo, revision or file, or no access: the same answer every time. Anything else (a refused
+    connection, a 5xx, a timeout) may pass."""
+    from huggingface_hub import errors as hub_errors
+
+    final = (hub_errors.RepositoryNotFoundError, hub_errors.RevisionNotFoundError, hub_errors.EntryNotFoundError)
+    while error is not None:
+        if isinstance(error, final) and not isinstance(error, hub_errors.LocalEntryNotFoundError):
+            return True
+        if isinstance(error, (ValueError, KeyError)) and not isinstance(error, OSError):
+            return True  # transformers cannot build this model: retrying changes nothing
+        error = error.__cause__ or error.__context__
+    return False
+
+
+class ModelPair:
+    """The dense and the pruned model, loaded with retries; what the page says while they are not there.
+
+    A Hub hiccup at start-up must not take the page down: after :data:`LOAD_ATTEMPTS` failed attempts (waits of
+    :data:`LOAD_BACKOFF_S` seconds, doubling) the page starts anyway with a status line, and a background thread
+    keeps retrying. Errors that a retry cannot fix are raised at once.
+    """
+
+    def __init__(self, dense: str, pruned: str, device: torch.device) -> None:
+        self.ids, self.device = (dense, pruned), device
+        self.models: tuple[LoadedModel, LoadedModel] | None = None
+        self.status = "loading the models ..."
+        self._lock = threading.Lock()
+
+    def load(self, attempts: int | None = None, backoff_s: float | None = None) -> bool:
+        """Try to load both; ``True`` once they are there. Raises :class:`ModelLoadError` if it is permanent."""
+        attempts = LOAD_ATTEMPTS if attempts is None else attempts
+        backoff_s = LOAD_BACKOFF_S if backoff_s is None else backoff_s
+        for attempt in range(max(1, attempts)):
+            try:
+                loaded = tuple(load_model(model_id, self.device) for model_id in self.ids)
+            except ModelLoadError as err:
+                if err.permanent:
+                    raise
+                with self._lock:
+                    self.status = f"the models could not be loaded yet ({err}); retrying"
+                logger.warning("loading failed (attempt %d of %d): %s", attempt + 1, attempts, err)
+                if attempt + 1 < attempts:
+                    time.sleep(backoff_s * 2**attempt)
+                continue
+            with self._lock:
+                self.models, self.status = loaded, ""  # type: ignore[assignment]
+            return True
+        return False
+
+    def keep_trying(self, every_s: float | None = None) -> threading.Thread:
+        """Retry in the background until both models are loaded (a permanent error stops it, with its message)."""
+        every_s = RELOAD_EVERY_S if every_s is None else every_s
+
+        def retry() -> None:
+            while self.models is None:
+                time.sleep(every_s)
+                try:
+                    self.load(attempts=1)
+                except ModelLoadError as err:
+                    with self._lock:
+                        self.status = f"the models cannot be loaded: {err}"
+                    return
+
+        thread = threading.Thread(target=retry, name="compare-model-loader", daemon=True)
+        thread.start()
+        return thread
+
+    def require(self) -> tuple[LoadedModel, LoadedModel]:
+        """Both models, or a message for the page that says why they are not there yet."""
+        if self.models is None:
+            raise gr.Error(f"The models are not available: {self.status}. Try again in a minute.")
+        return self.models
+
+    def status_markdown(self) -> str:
+        return "" if self.models is not None else f"**Status:** {self.status}. The page retries on its own."
+
+
 def _load(model_id: str, device: torch.device) -> LoadedModel:
     folder = Path(model_id).expanduser()
     if folder.is_dir() and not any(folder.glob("*.safetensors")):
@@ -127,18 +234,20 @@ def _load(model_id: str, device: torch.device) -> LoadedModel:
             f"'{model_id}' holds no *.safetensors weights; this app never loads pickled weights. Save the model "
             "with save_pretrained(..., safe_serialization=True)"
         )
-    source = str(folder) if folder.is_dir() else model_id
     dtype = (
         torch.float32 if device.type == "cpu" else (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
     )
     try:
+        source = str(folder) if folder.is_dir() else _download(model_id)
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
         model = AutoModelForCausalLM.from_pretrained(source, use_safetensors=True, trust_remote_code=False, dtype=dtype)
-    except (OSError, ValueError, KeyError) as err:
+    except Exception as err:  # noqa: BLE001 - sorted below into what a retry can and cannot fix
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        permanent = folder.is_dir() or _is_permanent(err)
         raise ModelLoadError(
             f"cannot load '{model_id}' as a causal LM with safetensors weights ({first_line}). Pass a model folder "
-            "or a Hub id OWNER/NAME you can read (set HF_TOKEN for a private or gated repo)"
+            "or a Hub id OWNER/NAME you can read (set HF_TOKEN for a private or gated repo)",
+            permanent=permanent,
         ) from err
     model.to(device).eval()
     eos = model.generation_config.eos_token_id
@@ -173,10 +282,19 @@ def read_pruned_record(pruned: str) -> dict[str, Any]:
     return record if isinstance(record, dict) else {}
 
 
-def default_dense(record: dict[str, Any]) -> str | None:
-    """The base model the pruned one was made from, as recorded by hfprune (a Hub id or a local folder)."""
+def default_dense(record: dict[str, Any], pruned: str | None = None) -> str | None:
+    """The base model the pruned one was made from, as recorded by hfprune: a Hub id, or a local folder whose
+    path hfprune keeps beside a local pruned folder in a dot-file that is never published."""
     base = record.get("base_model") or {}
-    return base.get("id") if isinstance(base, dict) else None
+    if not isinstance(base, dict):
+        return None
+    if base.get("local"):
+        local = Path(pruned or "").expanduser() / LOCAL_RECORD
+        try:
+            return json.loads(local.read_text(encoding="utf-8"))["base_model_path"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+    return base.get("id")
 
 
 def header_markdown(dense: str, pruned: str, record: dict[str, Any]) -> str:
@@ -248,8 +366,10 @@ def check_settings(max_new_tokens: Any, temperature: Any, top_p: Any, seed: Any)
     )
     if not 1 <= new_tokens <= MAX_NEW_TOKENS or new_tokens != int(new_tokens):
         raise gr.Error(f"max_new_tokens must be a whole number from 1 to {MAX_NEW_TOKENS}; got {max_new_tokens}.")
-    if not 0 <= temp <= TEMPERATURE_MAX:
-        raise gr.Error(f"temperature must be between 0 (greedy) and {TEMPERATURE_MAX:g}; got {temperature}.")
+    if not (temp == 0 or TEMPERATURE_MIN <= temp <= TEMPERATURE_MAX):
+        raise gr.Error(
+            f"temperature must be 0 (greedy) or between {TEMPERATURE_MIN:g} and {TEMPERATURE_MAX:g}; got {temperature}."
+        )
     if not TOP_P_MIN <= nucleus <= 1:
         raise gr.Error(f"top_p must be between {TOP_P_MIN:g} and 1; got {top_p}.")
     if not 0 <= seed_value <= SEED_MAX or seed_value != int(seed_value):
@@ -283,7 +403,7 @@ class TokenStream:
         self.loaded, self.settings = loaded, settings
         self.generator = torch.Generator(device=loaded.device).manual_seed(settings.seed)
         self.next_input = torch.tensor([prompt_ids], device=loaded.device)
-        self.cache: Any = None
+        self.cache: Any = DynamicCache()
         self.ids: list[int] = []
         self.seconds = 0.0
         self.done = False
@@ -291,8 +411,8 @@ class TokenStream:
     @torch.inference_mode()
     def step(self) -> None:
         started = time.perf_counter()
-        out = self.loaded.model(input_ids=self.next_input, past_key_values=self.cache, use_cache=True)
-        self.cache = out.past_key_values
+        out = self.loaded.model(input_ids=self.next_input, use_cache=True, **_cache_argument(self.loaded.model, self.cache))
+        self.cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
         token = sample_next(out.logits[0, -1].float(), self.settings, self.generator)
         self.seconds += time.perf_counter() - started
         if token in self.loaded.eos_ids:
@@ -304,15 +424,28 @@ class TokenStream:
 
     @property
     def text(self) -> str:
-        """The text so far; while generating, a character still missing bytes (shown as U+FFFD) is held back."""
-        text = self.loaded.tokenizer.decode(self.ids, skip_special_tokens=True)
-        return text if self.done else text.rstrip("\ufffd")
+        return visible_text(self.loaded.tokenizer, self.ids)
 
     @property
     def stats(self) -> str:
         rate = len(self.ids) / self.seconds if self.seconds > 0 else 0.0
         state = "done" if self.done else "generating"
         return f"{len(self.ids)} tokens · **{rate:.1f} tokens/s** · {state}"
+
+
+def visible_text(tokenizer: Any, ids: list[int]) -> str:
+    """The text of ``ids`` as the page shows it: a character whose bytes are not all generated yet (a byte-level
+    token can end inside a multi-byte character, as in German, Chinese or Hindi text) is held back, so every
+    update only ever extends the previous one and no U+FFFD flashes up. A generation cut inside a character
+    by the token limit ends before it."""
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    return text.rstrip("\ufffd")
+
+
+def _cache_argument(model: Any, cache: Any) -> dict[str, Any]:
+    """The KV cache under the name this transformers takes (``cache``; ``past_key_values`` before 5.x renamed it)."""
+    names = inspect.signature(model.forward).parameters
+    return {"cache": cache} if "cache" in names else {"past_key_values": cache}
 
 
 def stream_pair(
@@ -431,24 +564,30 @@ def build_app(dense: str | None = None, pruned: str | None = None, *, device: st
     ``None`` reads ``DENSE_MODEL`` / ``PRUNED_MODEL`` from the environment; a missing dense model defaults to the
     base model recorded in the pruned model's ``hfprune.json``.
 
+    A model the Hub fails to serve right now does not stop the page: it starts with a status line and keeps
+    retrying in the background (see :class:`ModelPair`).
+
     Raises:
-        ModelLoadError: no pruned model given, no dense model known, or a model that cannot be loaded.
+        ModelLoadError: no pruned model given, no dense model known, or a model that can never be loaded.
     """
     pruned = pruned or os.environ.get("PRUNED_MODEL")
     if not pruned:
         raise ModelLoadError("no pruned model: set PRUNED_MODEL (a Space variable) or pass pruned=...")
     record = read_pruned_record(pruned)
-    dense = dense or os.environ.get("DENSE_MODEL") or default_dense(record)
+    dense = dense or os.environ.get("DENSE_MODEL") or default_dense(record, pruned)
     if not dense:
         raise ModelLoadError(f"no dense model: set DENSE_MODEL, or pass dense=...; {pruned} records no base model")
     where = pick_device(device or os.environ.get("COMPARE_DEVICE"))
-    dense_model, pruned_model = load_model(dense, where), load_model(pruned, where)
+    models = ModelPair(dense, pruned, where)
+    if not models.load():
+        models.keep_trying()
     plot = _model_file(pruned, PLOT_FILE)
 
     def generate(
         prompt: str, max_new_tokens: float, temperature: float, top_p: float, seed: float
     ) -> Iterator[tuple[str, str, str, str]]:
         settings = check_settings(max_new_tokens, temperature, top_p, seed)
+        dense_model, pruned_model = models.require()
         try:
             yield from stream_pair(dense_model, pruned_model, prompt, settings)
         except gr.Error:
@@ -457,6 +596,7 @@ def build_app(dense: str | None = None, pruned: str | None = None, *, device: st
             raise _ui_errors("Generation", error) from error
 
     def score(prompt: str) -> tuple[str, dict[str, Any], list[list[Any]], Any]:
+        dense_model, pruned_model = models.require()
         try:
             result = score_prompt(dense_model, pruned_model, prompt)
         except gr.Error:
@@ -473,6 +613,7 @@ def build_app(dense: str | None = None, pruned: str | None = None, *, device: st
 
     with gr.Blocks(title="Dense vs pruned", analytics_enabled=False) as demo:
         gr.Markdown(header_markdown(dense, pruned, record), elem_id="header")
+        status = gr.Markdown(models.status_markdown(), elem_id="status")
         if plot is not None:
             gr.Image(value=str(plot), label="Per-language results (from the model card)", interactive=False, height=320)
         with gr.Tab("Generate"):
@@ -548,6 +689,8 @@ def build_app(dense: str | None = None, pruned: str | None = None, *, device: st
             api_name="score",
             concurrency_id="models",
         )
+        demo.load(models.status_markdown, None, status, api_visibility="private", queue=False)
+    demo.models = models  # type: ignore[attr-defined]  (for tests and hfprune space serve)
     return demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
 
 

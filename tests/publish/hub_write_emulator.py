@@ -81,6 +81,8 @@ class HubWriteEmulator:
     orgs: tuple[str, ...] = ("tester-org",)
     url: str = ""
     drop_next_commit: bool = False
+    #: while set, every read (what olah serves) has its connection dropped, as in a network or Hub outage
+    reads_down: bool = False
     private: dict[str, bool] = field(default_factory=dict)
     commits: list[dict[str, Any]] = field(default_factory=list)  # one entry per applied commit
     #: Space id -> {"sdk", "variables": {key: {"value", "description"}}, "hardware": requested flavor or None}
@@ -234,6 +236,9 @@ class HubWriteEmulator:
             parent = local_hub.resolve(git_repo, f"refs/heads/{branch}")
             if parent is None:
                 raise HttpError(404, f"Invalid rev id: {branch}", code="RevisionNotFound")
+            if header.get("parentCommit") not in (None, parent):  # as the Hub: the branch moved since it was read
+                raise HttpError(412, f"A commit has happened since {header['parentCommit']}. Please retry.")
+            parent = header.get("parentCommit") or parent
             ref, pr_url = None, None
             if create_pr:
                 number = 1 + len(local_hub._git(git_repo, "for-each-ref", "refs/pr/").splitlines())
@@ -377,6 +382,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _forward_to_olah(self, method: str) -> None:
         body = self._read_body()
+        if self.hub.reads_down:
+            self._drop_connection()
+            return
         target = urllib.parse.urlsplit(self.hub.olah_url)
         connection = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
         skip = {"host", "content-length", "transfer-encoding", "connection", "accept-encoding"}
