@@ -95,9 +95,9 @@ def _shape_dir(family: str, blocks: int) -> Path:
     import transformers
     from transformers import AutoModelForCausalLM
 
-    from hfprune import constants as paths
+    from hfprune.constants import cache_dir
 
-    folder = paths.cache_dir() / f"bench-{family}-{blocks}blocks"
+    folder = cache_dir() / f"bench-{family}-{blocks}blocks"
     if (folder / "config.json").is_file():
         return folder
     config_class, _, arguments = SHAPES[family]
@@ -234,7 +234,7 @@ def run_streamed(model_name: str, method: str, device: str = "cpu") -> dict:
     from transformers import AutoConfig, AutoTokenizer
 
     import hfprune
-    from hfprune import constants as paths
+    from hfprune.constants import cache_dir
     from hfprune.models.streaming import CheckpointReader
     from hfprune.system import return_large_buffers_promptly
 
@@ -246,7 +246,7 @@ def run_streamed(model_name: str, method: str, device: str = "cpu") -> dict:
     tokenizer = AutoTokenizer.from_pretrained(folder) if model_name == "tiny" else None
     calib = _calibration(model_name, tokenizer, AutoConfig.from_pretrained(folder).vocab_size)
     _reset_peak_rss()
-    with tempfile.TemporaryDirectory(dir=paths.cache_dir()) as tmp:
+    with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
         started = time.perf_counter()
         result = hfprune.prune_pretrained(
             str(folder),

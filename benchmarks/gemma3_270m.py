@@ -23,14 +23,14 @@ from pathlib import Path
 
 import torch
 
-from hfprune import constants as paths
+from hfprune.constants import cache_dir
 
 FOLDER = "gemma-3-270m-from-gguf"
 
 
 def gemma_path() -> Path:
     """The converted model's folder in hfprune's cache (converted on first use)."""
-    target = paths.cache_dir() / FOLDER
+    target = cache_dir() / FOLDER
     if (target / "model.safetensors").is_file() and (target / "conversion.json").is_file():
         return target
     try:

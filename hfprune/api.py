@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,15 +33,19 @@ from .constants import (
     DEFAULT_METHOD,
     DEFAULT_SEED,
     DEFAULT_SEQLEN,
+    LOCAL_RECORD,
     METADATA_FILE,
     VERSION,
 )
 from .errors import (
     CalibrationSourceError,
+    HfpruneWarning,
+    InvalidOptionError,
     InvalidProfileError,
+    SequenceTooLongError,
     StreamingUnsupportedError,
 )
-from .io import atomic_folder, check_output, write_json
+from .io import atomic_folder, check_output, portable_command, write_json
 from .models import (
     all_prunable_layers,
     checkpoint_folder,
@@ -49,6 +54,7 @@ from .models import (
     load_model,
     load_tokenizer,
 )
+from .models.discovery import position_limit
 from .models.streaming import (
     CheckpointReader,
     ShardWriter,
@@ -225,9 +231,16 @@ def prune(
     if compute.type == "cuda":
         torch.cuda.reset_peak_memory_stats(compute)
 
+    if target == 0:
+        warnings.warn(
+            "sparsity 0 prunes nothing: the output is a dense copy of the model, labelled 0% sparse",
+            HfpruneWarning,
+            stacklevel=2,
+        )
     started = time.perf_counter()
     calib = None
     if method.needs_calibration or layer_profile is not None:
+        check_sequence_length(model, _seqlen(settings))
         calib = calibration_set(tokenizer, settings)
     calib_s = time.perf_counter() - started
 
@@ -263,6 +276,49 @@ def prune(
     )
 
 
+def check_sequence_length(model: nn.Module, seqlen: int) -> None:
+    """Refuse samples longer than a learned position table; warn when they pass a rotary model's trained range.
+
+    Raises:
+        SequenceTooLongError: the model's positions are a learned table with fewer than ``seqlen`` rows.
+    """
+    limit, learned = position_limit(model)
+    if limit is None or seqlen <= limit:
+        return
+    if learned:
+        raise SequenceTooLongError(
+            f"--seqlen {seqlen} is longer than the {limit} positions this model has learned; use --seqlen {limit} or less"
+        )
+    warnings.warn(
+        f"--seqlen {seqlen} is beyond this model's max_position_embeddings ({limit}): calibration runs outside the "
+        f"positions it was trained on; --seqlen {limit} or less keeps it inside",
+        HfpruneWarning,
+        stacklevel=3,
+    )
+
+
+def _seqlen(settings: PruneSettings) -> int:
+    calibration = settings.calibration
+    return calibration.seqlen if isinstance(calibration, CalibrationSet) else settings.seqlen
+
+
+def check_shard_size(max_shard_size: str | int) -> int:
+    """The shard size in bytes; checked before any work, not after pruning.
+
+    Raises:
+        InvalidOptionError: not a size such as ``2GB`` or ``500MB``.
+    """
+    from transformers.utils.hub import convert_file_size_to_int
+
+    try:
+        size = convert_file_size_to_int(max_shard_size)
+    except (ValueError, TypeError):
+        size = 0
+    if not isinstance(size, int) or size <= 0:
+        raise InvalidOptionError(f"--max-shard-size {max_shard_size!r} is not a size; write it as e.g. 2GB or 500MB")
+    return size
+
+
 def calibration_set(tokenizer: Any, settings: PruneSettings) -> CalibrationSet:
     """The samples ``settings`` asks for: given ready, or drawn from its source with the tokenizer."""
     if isinstance(settings.calibration, CalibrationSet):
@@ -283,15 +339,19 @@ def save_pruned(
     overwrite: bool = False,
     max_shard_size: str = DEFAULT_MAX_SHARD_SIZE,
     extra: dict[str, Any] | None = None,
+    local_base: Path | None = None,
 ) -> Path:
     """Write the pruned model, its tokenizer and ``hfprune.json`` to ``out`` atomically.
+
+    ``local_base``: the base model's folder when it is local; kept in a dot-file that is never published (so
+    ``hfprune space serve`` finds the dense model) while ``hfprune.json`` records only its name and hashes.
 
     Weights are dense safetensors holding the zeros: sparse storage formats were removed upstream and
     loaders now mis-load them silently, so dense is the format every ``from_pretrained`` reads right.
     """
     with atomic_folder(out, overwrite=overwrite) as tmp:
         model.save_pretrained(tmp, safe_serialization=True, max_shard_size=max_shard_size)
-        _finish_folder(tmp, tokenizer, {**result.to_dict(), **(extra or {})})
+        _finish_folder(tmp, tokenizer, {**result.to_dict(), **(extra or {})}, local_base)
     return Path(out)
 
 
@@ -319,7 +379,9 @@ def prune_pretrained(
     """
     settings = (settings or PruneSettings()).with_overrides(**overrides)
     check_output(out, overwrite)
-    extra = {"command": list(command)} if command else {}
+    check_shard_size(max_shard_size)
+    resolve_device(settings.device)
+    extra = {"command": portable_command(list(command))} if command else {}
     if stream:
         return _prune_streamed(
             model_id, out, settings, revision=revision, token=token, trust_remote_code=trust_remote_code, dtype=dtype,
@@ -332,9 +394,11 @@ def prune_pretrained(
     result.base_model = loaded.source
     result.timings["load_s"] = load_s
     started = time.perf_counter()
+    local_base = loaded.folder if loaded.source.get("local") else None
     save_pruned(
-        loaded.model, loaded.tokenizer, result, out, overwrite=overwrite, max_shard_size=max_shard_size, extra=extra
-    )
+        loaded.model, loaded.tokenizer, result, out, overwrite=overwrite, max_shard_size=max_shard_size, extra=extra,
+        local_base=local_base,
+    )  # fmt: skip
     result.timings["save_s"] = time.perf_counter() - started
     result.peak_memory = peak_memory(resolve_device(settings.device))
     return result
@@ -365,7 +429,7 @@ def _prune_streamed(
             "memory; run without --stream"
         )
     started = time.perf_counter()
-    folder = checkpoint_folder(model_id, revision=revision, token=token)
+    folder = checkpoint_folder(model_id, revision=revision, token=token, trust_remote_code=trust_remote_code)
     model = skeleton(folder, dtype=dtype, trust_remote_code=trust_remote_code)
     stacks = find_block_stacks(model)
     if len(stacks) != 1:
@@ -393,15 +457,19 @@ def _prune_streamed(
         result.timings["load_s"] = load_s
         result.timings["save_s"] = time.perf_counter() - started
         result.peak_memory = peak_memory(resolve_device(settings.device))
-        _finish_folder(tmp, tokenizer, {**result.to_dict(), "streamed": True, **extra})
+        local_base = folder if result.base_model.get("local") else None
+        _finish_folder(tmp, tokenizer, {**result.to_dict(), "streamed": True, **extra}, local_base)
     return result
 
 
-def _finish_folder(folder: Path, tokenizer: Any, metadata: dict[str, Any]) -> None:
-    """What every output folder gets beside its weights: the tokenizer and ``hfprune.json``."""
+def _finish_folder(folder: Path, tokenizer: Any, metadata: dict[str, Any], local_base: Path | None = None) -> None:
+    """What every output folder gets beside its weights: the tokenizer, ``hfprune.json`` and, for a local base,
+    the never-published record of where it is."""
     if tokenizer is not None:
         tokenizer.save_pretrained(folder)
     write_json(folder / METADATA_FILE, metadata)
+    if local_base is not None:
+        write_json(folder / LOCAL_RECORD, {"base_model_path": str(Path(local_base).resolve())})
 
 
 def _describe_source(source: CalibrationSource) -> Any:

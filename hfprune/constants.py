@@ -21,6 +21,10 @@ RESULTS_FILE = "eval_results.json"
 PLOT_FILE = "eval_results.png"
 #: ``hfprune run``'s record of finished steps: a dot-file, never published.
 LEDGER_FILE = ".hfprune-run.json"
+#: This machine's facts about an output (the local base model's path): a dot-file, so never published.
+LOCAL_RECORD = ".hfprune-local.json"
+#: Marks a folder hfprune is still writing (with the writer's pid and host): a killed run's leftover.
+PARTIAL_MARKER = ".hfprune-partial"
 #: The index of sharded safetensors weights (transformers' name).
 WEIGHTS_INDEX = "model.safetensors.index.json"
 #: The model card template in ``model_cards/``.

@@ -15,8 +15,16 @@ class HfpruneError(Exception):
     exit_code = 2
 
 
+class HfpruneWarning(UserWarning):
+    """Something works but is probably not what the user meant; the CLI prints it as one ``warning:`` line."""
+
+
 class InvalidOptionError(HfpruneError):
     """An option value or a combination of options that cannot work (checked before any work starts)."""
+
+
+class InvalidDeviceError(InvalidOptionError):
+    """A compute device that does not exist on this machine (``--device cuda`` without CUDA, an unknown name)."""
 
 
 class InstallationError(HfpruneError):
@@ -58,6 +66,18 @@ class UnsafeWeightsError(ModelError):
 
 class UnsupportedArchitectureError(ModelError):
     """No stack of transformer blocks with prunable linear layers was found."""
+
+
+class SequenceTooLongError(ModelError):
+    """Calibration samples longer than the model's learned position embeddings can hold."""
+
+
+class NonFiniteWeightsError(ModelError):
+    """A layer holds NaN or Inf weights: every score-based ranking of it would be meaningless."""
+
+
+class CorruptCheckpointError(ModelError):
+    """A safetensors file whose header does not describe its bytes (truncated, tampered or not safetensors)."""
 
 
 class StreamingUnsupportedError(ModelError):
@@ -150,6 +170,18 @@ class OutputError(HfpruneError):
 
 class OutputExistsError(OutputError):
     """The output path exists and ``overwrite`` was not given."""
+
+
+class OutputNotOursError(OutputError):
+    """``--overwrite`` was given for an existing folder that hfprune did not write; it is never replaced."""
+
+
+class OutputOverlapsModelError(OutputError):
+    """The output is, contains or lies inside the model folder being read."""
+
+
+class OutputNotWritableError(OutputError):
+    """The output's folder cannot be written (permissions, a read-only disk)."""
 
 
 class DiskFullError(OutputError):

@@ -21,6 +21,7 @@ from importlib import metadata
 import torch
 
 from .constants import VERSION
+from .errors import InvalidDeviceError
 
 #: mallopt parameter number of M_MMAP_THRESHOLD in glibc's malloc.h
 _M_MMAP_THRESHOLD = -3
@@ -32,10 +33,32 @@ RECORDED_LIBRARIES = (
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None``/``"auto"``: CUDA when there is one, else CPU."""
+    """``None``/``"auto"``: CUDA when there is one, else CPU; anything else must exist on this machine.
+
+    Raises:
+        InvalidDeviceError: an unknown device name, or CUDA (or a GPU index) this machine does not have.
+    """
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InvalidDeviceError(f"unknown device '{device}'; use auto, cpu, cuda or cuda:N") from None
+    if chosen.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "a CPU-only build of torch" if torch.version.cuda is None else "no usable GPU"
+            raise InvalidDeviceError(
+                f"--device {device}: this machine has no CUDA GPU ({build}); use --device cpu (or auto)"
+            )
+        if chosen.index is not None and chosen.index >= torch.cuda.device_count():
+            raise InvalidDeviceError(
+                f"--device {device}: there are {torch.cuda.device_count()} GPU(s), numbered from 0; choose one of them"
+            )
+    elif chosen.type == "mps" and not torch.backends.mps.is_available():
+        raise InvalidDeviceError(f"--device {device}: MPS is not available here; use --device cpu")
+    elif chosen.type not in ("cpu", "cuda", "mps"):
+        raise InvalidDeviceError(f"--device {device}: hfprune runs on cpu, cuda or mps, not {chosen.type}")
+    return chosen
 
 
 def peak_memory(device: torch.device) -> dict[str, float]:

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from hfprune import constants as paths
 from hfprune.calibration import (
     DatasetSource,
     FolderSource,
@@ -17,6 +16,7 @@ from hfprune.calibration import (
     open_source,
     parse_mix,
 )
+from hfprune.constants import default_data_dir
 from hfprune.errors import (
     CalibrationMixError,
     CalibrationSourceError,
@@ -26,7 +26,7 @@ from hfprune.errors import (
 
 from .model_factory import make_tokenizer
 
-DATA = paths.default_data_dir()
+DATA = default_data_dir()
 
 
 @pytest.fixture(scope="module")

@@ -211,3 +211,58 @@ def test_resolve_model_dir_pulls_a_repo_id(local_hub: OlahServer, tmp_path: Path
     publish(local_hub.mirror_root, "acme/tiny-resolve", make_tiny_llama(tmp_path / "src", seed=0))
     folder = hub.resolve_model_dir("acme/tiny-resolve")
     assert (folder / "model.safetensors").is_file()
+
+
+CONFIG_CODE = """from transformers import LlamaConfig
+
+
+class CustomLlamaConfig(LlamaConfig):
+    model_type = "hfprune-custom-llama"
+"""
+MODEL_CODE = """from transformers import LlamaForCausalLM
+
+from .configuration_custom import CustomLlamaConfig
+
+
+class CustomLlamaForCausalLM(LlamaForCausalLM):
+    config_class = CustomLlamaConfig
+"""
+
+
+def test_trust_remote_code_fetches_the_repos_code_from_the_hub(local_hub, tmp_path):
+    """A repo whose architecture is its own Python code: pruned with --trust-remote-code, refused without."""
+    import json as json_module
+
+    from hfprune.cli.main import main
+
+    from .model_factory import make_model, make_tokenizer, save_model_folder
+
+    folder = save_model_folder(
+        make_model("llama", seed=4), make_tokenizer(["the quick brown fox"] * 20), tmp_path / "src"
+    )
+    config = json_module.loads((folder / "config.json").read_text())
+    config.update(
+        model_type="hfprune-custom-llama",
+        architectures=["CustomLlamaForCausalLM"],
+        auto_map={
+            "AutoConfig": "configuration_custom.CustomLlamaConfig",
+            "AutoModelForCausalLM": "modeling_custom.CustomLlamaForCausalLM",
+        },
+    )
+    (folder / "config.json").write_text(json_module.dumps(config))
+    (folder / "configuration_custom.py").write_text(CONFIG_CODE)
+    (folder / "modeling_custom.py").write_text(MODEL_CODE)
+    publish(local_hub.mirror_root, "acme/custom-code", folder)
+
+    assert main(["prune", "acme/custom-code", "--method", "magnitude", "--out", str(tmp_path / "refused")]) == 2
+    assert not (tmp_path / "refused").exists()
+    code = main(
+        ["prune", "acme/custom-code", "--method", "magnitude", "--trust-remote-code", "--out", str(tmp_path / "o")]
+    )
+
+    assert code == 0
+    pruned = AutoModelForCausalLM.from_pretrained(tmp_path / "o", trust_remote_code=True)
+    assert type(pruned).__name__ == "CustomLlamaForCausalLM"
+    weights = load_file(tmp_path / "o" / "model.safetensors")
+    down = next(t for n, t in weights.items() if n.endswith("down_proj.weight"))
+    assert abs(float((down == 0).float().mean()) - 0.5) < 0.01

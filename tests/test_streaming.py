@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM
 import hfprune
 from hfprune.calibration import CalibrationSet
 from hfprune.cli import main as cli_main
-from hfprune.errors import StreamingUnsupportedError
+from hfprune.errors import CorruptCheckpointError, StreamingUnsupportedError
 from hfprune.models import streaming
 
 from .model_factory import ARCHITECTURES, make_model
@@ -151,6 +151,37 @@ def test_checkpoint_reader_reads_every_dtype_as_safetensors_does_and_refuses_a_t
         assert got.dtype == tensor.dtype and got.shape == tensor.shape and torch.equal(got, tensor), name
     assert "f32" in reader and "missing" not in reader
     path.write_bytes(path.read_bytes()[:-8])  # the last tensor loses its tail
-    last = max(reader.entries, key=lambda name: reader.entries[name][1])
-    with pytest.raises(OSError, match="truncated"):
-        streaming.CheckpointReader(tmp_path).get(last)
+    with pytest.raises(CorruptCheckpointError, match="spans bytes .* needs"):
+        streaming.CheckpointReader(tmp_path)
+
+
+def _with_header(path: Path, header: dict | bytes, data: bytes = b"\0" * 16) -> Path:
+    raw = header if isinstance(header, bytes) else json.dumps(header).encode()
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw + data)
+    return path
+
+
+@pytest.mark.parametrize(
+    "header,message",
+    [
+        (b"\xff" * 8, "header claims"),  # a header size far beyond the file: never allocated
+        (b"{not json", "not JSON"),
+        ({"w": {"dtype": "Q9", "shape": [2], "data_offsets": [0, 8]}}, "unknown dtype"),
+        ({"w": {"dtype": "F32", "shape": [2, -1], "data_offsets": [0, 8]}}, "malformed shape"),
+        ({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 8]}}, "needs 16"),
+        (
+            {
+                "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]},
+            },
+            "overlap",
+        ),
+    ],  # fmt: skip
+)
+def test_a_malformed_safetensors_header_is_refused_before_anything_is_allocated(tmp_path: Path, header, message):
+    if isinstance(header, bytes) and header.startswith(b"\xff"):
+        (tmp_path / "model.safetensors").write_bytes(header + b"{}")
+    else:
+        _with_header(tmp_path / "model.safetensors", header)
+    with pytest.raises(CorruptCheckpointError, match=message):
+        streaming.CheckpointReader(tmp_path)

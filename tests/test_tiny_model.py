@@ -13,7 +13,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from hfprune import constants as paths
+from hfprune.constants import CACHE_DIR_ENV, DATA_DIR_ENV, default_data_dir
 from hfprune.errors import CalibrationSourceError
 from hfprune.models import tiny as tiny_model
 
@@ -21,7 +21,7 @@ EVAL_SENTENCES = 120  # of FLORES devtest's 1012: enough for a stable perplexity
 
 
 def flores_ids(tokenizer, lang: str) -> list[int]:
-    lines = (paths.default_data_dir() / "flores" / f"{lang}.devtest.txt").read_text(encoding="utf-8").splitlines()
+    lines = (default_data_dir() / "flores" / f"{lang}.devtest.txt").read_text(encoding="utf-8").splitlines()
     return tokenizer("\n".join(lines[:EVAL_SENTENCES]), add_special_tokens=False).input_ids
 
 
@@ -70,7 +70,7 @@ def test_tokenizer_adds_bos_and_round_trips_every_script(loaded):
 @pytest.mark.slow
 def test_flores_perplexity_is_well_below_a_unigram_in_every_language(loaded):
     model, tokenizer = loaded
-    texts = tiny_model.training_texts(paths.default_data_dir())
+    texts = tiny_model.training_texts(default_data_dir())
     for lang in tiny_model.LANGUAGES:
         eval_ids = flores_ids(tokenizer, lang)
         train_ids = tokenizer(texts[lang], add_special_tokens=False).input_ids
@@ -106,13 +106,13 @@ def test_magnitude_pruning_raises_perplexity_measurably(loaded):
 @pytest.mark.slow
 def test_training_record_describes_the_recipe_data_and_quality(tiny_model_dir: Path):
     record = json.loads((tiny_model_dir / tiny_model.TRAINING_RECORD).read_text())
-    assert record["data_sha256"] == tiny_model.data_hashes(paths.default_data_dir())
+    assert record["data_sha256"] == tiny_model.data_hashes(default_data_dir())
     assert record["languages"] == list(tiny_model.LANGUAGES)
     assert set(record["flores_perplexity"]) == set(tiny_model.LANGUAGES)
     for lang, ppl in record["flores_perplexity"].items():
         assert ppl < record["unigram_perplexity"][lang], lang
     assert 0 < record["final_loss"] < record["loss_curve"][0]
-    assert tiny_model_dir.name.endswith(tiny_model.recipe_key(tiny_model.Recipe(), paths.default_data_dir()))
+    assert tiny_model_dir.name.endswith(tiny_model.recipe_key(tiny_model.Recipe(), default_data_dir()))
 
 
 @pytest.mark.slow
@@ -143,7 +143,7 @@ def _fake_training(calls: list[Path], fail: bool):
 
 
 def test_interrupted_training_leaves_no_folder_and_a_later_call_trains_once(tmp_path: Path, monkeypatch):
-    monkeypatch.setenv(paths.CACHE_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path))
     calls: list[Path] = []
     monkeypatch.setattr(tiny_model, "train_tiny_model", _fake_training(calls, fail=True))
     with pytest.raises(KeyboardInterrupt):
@@ -159,14 +159,14 @@ def test_interrupted_training_leaves_no_folder_and_a_later_call_trains_once(tmp_
 
 
 def test_train_if_missing_false_raises_instead_of_training(tmp_path: Path, monkeypatch):
-    monkeypatch.setenv(paths.CACHE_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path))
     with pytest.raises(CalibrationSourceError, match="python -m hfprune.models.tiny"):
         tiny_model.tiny_model_path(train_if_missing=False)
     assert os.listdir(tmp_path) == []
 
 
 def test_missing_data_folder_says_how_to_point_at_one(tmp_path: Path):
-    with pytest.raises(CalibrationSourceError, match=paths.DATA_DIR_ENV):
+    with pytest.raises(CalibrationSourceError, match=DATA_DIR_ENV):
         tiny_model.tiny_model_path(data_dir=tmp_path / "nowhere")
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..io import atomic_path
+
 
 def _pyplot():
     import matplotlib
@@ -43,7 +45,8 @@ def heatmaps(
                 )
         fig.colorbar(image, ax=ax, label=colorbar, shrink=0.8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
     return path
 
@@ -64,7 +67,8 @@ def _save(plt, fig, ax, path: Path, *, ylabel: str, title: str) -> Path:
     ax.set_title(title, fontsize=10)
     # Model labels are long (method + calibration mix): the legend goes under the axes, one entry a line.
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=1, frameon=False)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
 

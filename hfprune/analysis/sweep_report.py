@@ -8,17 +8,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..io import write_json
+from ..io import atomic_write_text, write_json
 from . import plots
 from .flores_eval import summarise
 from .sweep import SweepResult
 
+#: The sweep's record; its presence marks a folder ``hfprune sweep`` wrote (``--overwrite`` replaces only those).
+SWEEP_FILE = "sweep.json"
+
 
 def write_sweep(result: SweepResult, out: Path, *, plots_too: bool = True) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    written = [out / "sweep.json", out / "sweep.md"]
+    written = [out / SWEEP_FILE, out / "sweep.md"]
     write_json(written[0], result.to_dict())
-    written[1].write_text(markdown_table(result), encoding="utf-8")
+    atomic_write_text(written[1], markdown_table(result))
     if plots_too and result.cells:
         written += write_heatmaps(result, out)
     return written

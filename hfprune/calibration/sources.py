@@ -78,7 +78,7 @@ class FolderSource:
     def describe(self) -> dict[str, Any]:
         return {
             "kind": "folder",
-            "path": str(self.root),
+            "path": self.root.resolve().name,  # its name: a path of this machine is never recorded
             "files": {str(p.relative_to(self.root)): sha256_file(p) for files in self._files.values() for p in files},
         }
 

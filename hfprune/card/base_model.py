@@ -27,6 +27,7 @@ class BaseModelCard:
     revision: str | None = None
     commit: str | None = None
     local_path: str | None = None
+    local_name: str | None = None  # a local base, by its folder name (its path is never recorded)
     license: str | None = None
     license_name: str | None = None
     license_link: str | None = None
@@ -43,8 +44,14 @@ class BaseModelCard:
 def read_base_model_card(base: dict[str, Any]) -> BaseModelCard:
     """Describe the base recorded in ``hfprune.json`` (``{"id", "revision", "commit"}``) from its card.
 
-    Never raises for a missing card: a base without one simply has no licence on record.
+    A local base (``"local": true``) is described by the card fields recorded when it was pruned. Never raises
+    for a missing card: a base without one simply has no licence on record.
     """
+    if base.get("local"):
+        info = BaseModelCard(repo_id=None, local_name=str(base.get("id") or "") or None)
+        if isinstance(base.get("card"), dict):
+            _fill(info, base["card"])
+        return info
     identifier = str(base.get("id") or "")
     local = Path(identifier).expanduser()
     is_local = bool(identifier) and local.is_dir()
@@ -57,7 +64,11 @@ def read_base_model_card(base: dict[str, Any]) -> BaseModelCard:
     text = _card_text(local if is_local else None, info)
     if text is None:
         return info
-    metadata = ModelCard(text, ignore_metadata_errors=True).data.to_dict()
+    _fill(info, ModelCard(text, ignore_metadata_errors=True).data.to_dict())
+    return info
+
+
+def _fill(info: BaseModelCard, metadata: dict[str, Any]) -> None:
     info.found = True
     info.license = _str(metadata.get("license"))
     info.license_name = _str(metadata.get("license_name"))
@@ -66,7 +77,6 @@ def read_base_model_card(base: dict[str, Any]) -> BaseModelCard:
     info.gated_prompt = _str(metadata.get("extra_gated_prompt"))
     languages = metadata.get("language") or []
     info.languages = [languages] if isinstance(languages, str) else [str(x) for x in languages]
-    return info
 
 
 def _card_text(local: Path | None, info: BaseModelCard) -> str | None:

@@ -200,6 +200,8 @@ def _license_text(license_id: str | None, base: BaseModelCard, override: str | N
 
 
 def _local_base_name(base: BaseModelCard) -> str:
+    if base.local_name:
+        return f"`{base.local_name}` (a local folder)"
     return f"`{Path(base.local_path).name}`" if base.local_path else "an unnamed base model"
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis.analyze import NeuronSpec, analyze
-from ..analysis.analyze_report import markdown, write_analysis
+from ..analysis.analyze_report import ANALYSIS_FILE, markdown, write_analysis
 from ..io import check_output
-from .options import comma_list
+from .options import comma_list, positive_int, whole_number
 
 
 # argparse declarations look alike across commands by shape only; the options commands share are declared
@@ -25,14 +25,14 @@ def register(subparsers: Any) -> None:
         "folders", nargs="+", metavar="FOLDER", help="pruned folders (hfprune prune --out); one may be the dense base"
     )
     parser.add_argument("--base", default=None, help="the dense base model folder (enables the neuron analysis)")
-    parser.add_argument("--out", required=True, help="output folder for analysis.json, analysis.md and PNGs")
+    parser.add_argument("--out", help="also write analysis.json, analysis.md and PNGs into this folder")
     parser.add_argument(
         "--langs", default=None, help="languages for the neuron analysis (default: the models' calibration languages)"
     )
     parser.add_argument(
-        "--samples", type=int, default=8, help="calibration samples per language for firing rates (default 8)"
+        "--samples", type=positive_int, default=8, help="calibration samples per language for firing rates (default 8)"
     )
-    parser.add_argument("--seqlen", type=int, default=256, help="tokens per sample (default 256)")
+    parser.add_argument("--seqlen", type=whole_number(2), default=256, help="tokens per sample (default 256)")
     parser.add_argument(
         "--calib-source",
         default=None,
@@ -48,12 +48,15 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    out = check_output(args.out, args.overwrite)
+    out = check_output(args.out, args.overwrite, marker=ANALYSIS_FILE) if args.out else None
     spec = NeuronSpec(
         langs=comma_list(args.langs) or None, samples=args.samples, seqlen=args.seqlen, top_rate=args.top_rate,
         calib_source=args.calib_source,
     )  # fmt: skip
     report = analyze(args.folders, base=args.base, neuron_spec=spec)
-    write_analysis(report, Path(out))
     print(json.dumps(report, indent=2) if args.json else markdown(report))
+    if out is not None:
+        written = write_analysis(report, Path(out))
+        if not args.json:
+            print(f"written: {', '.join(str(path) for path in written)}")
     return 0

@@ -12,11 +12,13 @@ from ..constants import DEFAULT_CONTEXT_LENGTH, DEFAULT_EVAL_BATCH_SIZE
 from ..evaluation.cache import ResultCache
 from ..evaluation.plot import plot_comparison, plot_result
 from ..evaluation.report import print_report
-from ..evaluation.results import Comparison, EvalResult
+from ..evaluation.results import Comparison, EvalResult, is_results_file
 from ..evaluation.runner import compare, evaluate_model
 from ..evaluation.tasks import TASK_NAMES
-from ..io import write_json
+from ..io import check_output_file, portable_path, write_json
 from ..models import load_model
+from ..system import resolve_device
+from .options import positive_int, whole_number
 
 
 # argparse declarations look alike across commands by shape only; the options commands share are declared
@@ -40,27 +42,34 @@ def register(subparsers: Any) -> None:
         "--ppl-source", default="flores", help="flores, a folder of {lang}.txt, or hf:ID[:CONFIG[:SPLIT[:COLUMN]]]"
     )
     parser.add_argument(
-        "--context-length", type=int, default=DEFAULT_CONTEXT_LENGTH,
+        "--context-length", type=whole_number(2), default=DEFAULT_CONTEXT_LENGTH,
         help=f"perplexity window, BOS included (default {DEFAULT_CONTEXT_LENGTH})",
     )  # fmt: skip
-    parser.add_argument("--stride", type=int, help="new tokens scored per window (default context length - 1)")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_EVAL_BATCH_SIZE)
-    parser.add_argument("--limit", type=int, help="at most N items (sentences for ppl) per language and task")
+    parser.add_argument("--stride", type=positive_int, help="new tokens scored per window (default context length - 1)")
+    parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_EVAL_BATCH_SIZE)
+    parser.add_argument("--limit", type=positive_int, help="at most N items (sentences for ppl) per language and task")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cpu)")
     parser.add_argument("--no-cache", action="store_true", help="recompute even what is cached")
     parser.add_argument("--cache-dir", type=Path, help="where cached results live (default: hfprune's cache)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out (and --plot)")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     """Evaluate ``args.model`` (and ``args.baseline``); print a table or JSON; write JSON and PNG."""
+    if args.device:
+        resolve_device(args.device)
+    plot_path = args.plot or (args.out.with_suffix(".png") if args.out else None)
+    if args.out:
+        check_output_file(args.out, args.overwrite, ours=is_results_file)
+    if plot_path:
+        check_output_file(plot_path, args.overwrite)
     pruned = _evaluate_path(args.model, args)
     outcome: EvalResult | Comparison = compare(pruned, _evaluate_path(args.baseline, args)) if args.baseline else pruned
     payload = outcome.to_dict()
     if args.out:
         write_json(args.out, payload)
-    plot_path = args.plot or (args.out.with_suffix(".png") if args.out else None)
     if plot_path:
         (plot_comparison if args.baseline else plot_result)(outcome, plot_path)
     if args.json:
@@ -93,7 +102,7 @@ def _evaluate_path(path: str, args: argparse.Namespace) -> EvalResult:
             cache=False if args.no_cache else ResultCache(args.cache_dir) if args.cache_dir else True,
             hub_data=args.hub_data,
             progress=not args.json,
-            model_name=str(path),
+            model_name=portable_path(str(path)),
         )
     finally:
         del loaded

@@ -9,6 +9,7 @@ parameters). A new option of the pruning run is added here once and every comman
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from ..api import PruneSettings
@@ -26,10 +27,42 @@ from ..pruning.engine import PIPELINES
 from ..pruning.methods import available, method_options, parameter_names
 from ..pruning.profiles import PROFILES, SparsityProfile, make_profile
 from ..pruning.structure import Structure, resolve_sparsity
+from ..system import resolve_device
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 #: namespace attribute prefix of method parameters (``--percdamp`` -> ``m_percdamp``)
 _METHOD_PREFIX = "m_"
+
+
+# --- value types: a bad number is a usage error, said before anything is loaded ----------------------------
+def whole_number(minimum: int = 1, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type for whole numbers in ``[minimum, maximum]``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"from {minimum} to {maximum}" if maximum is not None else f"{minimum} or more"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+        return value
+
+    return parse
+
+
+def open_fraction(text: str) -> float:
+    """An argparse type for a share strictly between 0 and 1 (a sparsity a run can reach)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be above 0 and below 1, got {text}")
+    return value
+
+
+positive_int = whole_number(1)
 
 
 # --- declaring ------------------------------------------------------------------------------------------
@@ -114,7 +147,10 @@ def add_calibration_options(parser: argparse.ArgumentParser, *, grid: bool = Fal
     group.add_argument("--calib-split", default="train", help="datasets split (default train)")
     group.add_argument("--calib-text-field", default="text", help="text field of .jsonl files / dataset rows")
     group.add_argument(
-        "--seqlen", type=int, default=DEFAULT_SEQLEN, help=f"tokens per calibration sample (default {DEFAULT_SEQLEN})"
+        "--seqlen",
+        type=whole_number(2),
+        default=DEFAULT_SEQLEN,
+        help=f"tokens per calibration sample (default {DEFAULT_SEQLEN})",
     )
     group.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"sampling seed (default {DEFAULT_SEED})")
 
@@ -145,7 +181,7 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("engine")
     group.add_argument("--device", default="auto", help="compute device: auto, cpu, cuda, cuda:1 (default auto)")
     group.add_argument(
-        "--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+        "--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE,
         help=f"calibration samples per forward (default {DEFAULT_BATCH_SIZE}: the activation peak grows with it)",
     )  # fmt: skip
     group.add_argument(
@@ -215,13 +251,24 @@ def method_params(args: argparse.Namespace, methods: list[str], *, grid: bool = 
 
 
 def prune_settings(args: argparse.Namespace) -> PruneSettings:
-    """The :class:`PruneSettings` of ``prune`` or ``run``: every pruning option, read in one place."""
+    """The :class:`PruneSettings` of ``prune`` or ``run``: every pruning option, read in one place (and the
+    device checked now, not after the model is loaded)."""
+    check_sparsity_given(args.sparsity)
+    resolve_device(args.device)
     return PruneSettings(
         method=args.method, method_params=method_params(args, [args.method])[args.method], sparsity=args.sparsity,
         structure=Structure.parse(args.structure), calibration=Mix.parse(args.calib) if args.calib else None,
         calib_source=source_spec(args), seqlen=args.seqlen, seed=args.seed, device=args.device,
         batch_size=args.batch_size, profile=profile(args), pipeline=args.pipeline, offload=args.offload,
     )  # fmt: skip
+
+
+def check_sparsity_given(sparsity: float | None) -> None:
+    """A command asked to prune nothing is almost surely a mistake (the library allows it, with a warning)."""
+    if sparsity == 0:
+        raise InvalidSparsityError(
+            "--sparsity 0 prunes nothing: the output would be a dense copy labelled as pruned; give a sparsity above 0"
+        )
 
 
 def target_sparsity(args: argparse.Namespace) -> float:
@@ -240,6 +287,7 @@ def sparsities(values: list[str] | None) -> list[float]:
                 raise InvalidSparsityError(
                     f"--sparsity '{part}' is not a number; write e.g. --sparsity 0.5 --sparsity 0.6"
                 ) from None
+            check_sparsity_given(out[-1])
     return out
 
 

@@ -55,6 +55,8 @@ def handle(args: argparse.Namespace) -> int:
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"published {result.files} files ({result.bytes / 1e6:.1f} MB) in one commit {result.commit[:12]}")
-    print("verified: every file is on the remote with the same size and hash")
+    if result.removed:
+        print(f"removed from the repo (not in the folder): {', '.join(result.removed)}")
+    print("verified: the remote holds exactly the folder's files, with the same sizes and hashes")
     print(result.url)
     return 0

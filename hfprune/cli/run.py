@@ -9,7 +9,7 @@ from typing import Any
 
 from ..constants import DEFAULT_CONTEXT_LENGTH, DEFAULT_EVAL_BATCH_SIZE
 from ..errors import InvalidOptionError
-from ..hub.push import check_repo_id
+from ..hub.repo_id import check_repo_id
 from ..workflow.run import RunOptions, run_job
 from . import options
 
@@ -29,13 +29,13 @@ def register(subparsers: Any) -> None:
     group = parser.add_argument_group("evaluation")
     group.add_argument("--eval-langs", help="evaluate these languages, e.g. en,sw,zh (default: no evaluation)")
     group.add_argument("--eval-tasks", default="ppl", help="evaluation tasks (default ppl)")
-    group.add_argument("--eval-limit", type=int, help="at most N items per language and task")
+    group.add_argument("--eval-limit", type=options.positive_int, help="at most N items per language and task")
     group.add_argument(
-        "--context-length", type=int, default=DEFAULT_CONTEXT_LENGTH,
+        "--context-length", type=options.whole_number(2), default=DEFAULT_CONTEXT_LENGTH,
         help=f"perplexity window (default {DEFAULT_CONTEXT_LENGTH})",
     )  # fmt: skip
     group.add_argument(
-        "--eval-batch-size", type=int, default=DEFAULT_EVAL_BATCH_SIZE,
+        "--eval-batch-size", type=options.positive_int, default=DEFAULT_EVAL_BATCH_SIZE,
         help=f"windows / items per forward in evaluation (default {DEFAULT_EVAL_BATCH_SIZE})",
     )  # fmt: skip
     group = parser.add_argument_group("publishing")
@@ -62,7 +62,7 @@ def handle(args: argparse.Namespace) -> int:
         eval_langs=options.comma_list(args.eval_langs), eval_tasks=args.eval_tasks, eval_limit=args.eval_limit,
         context_length=args.context_length, eval_batch_size=args.eval_batch_size, push_to=args.push_to,
         local_hub=args.local_hub, private=args.private, create_pr=args.create_pr, push_revision=args.push_revision,
-        license=args.license, command=args.invocation,
+        license=args.license, command=args.invocation, overwrite=args.overwrite,
     )  # fmt: skip
     outcome = run_job(run)
     if args.json:

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from ..analysis.sweep import SweepSpec, run_sweep
-from ..analysis.sweep_report import markdown_table, write_sweep
+from ..analysis.sweep_report import SWEEP_FILE, markdown_table, write_sweep
 from ..constants import DEFAULT_CONTEXT_LENGTH, DEFAULT_EVAL_BATCH_SIZE
 from ..errors import InvalidOptionError
 from ..io import check_output
@@ -32,14 +32,17 @@ def register(subparsers: Any) -> None:
     options.add_output_options(parser)
     group = parser.add_argument_group("evaluation")
     group.add_argument(
-        "--eval-sentences", type=int, default=None, help="first N FLORES sentences per language (default all)"
+        "--eval-sentences",
+        type=options.positive_int,
+        default=None,
+        help="first N FLORES sentences per language (default all)",
     )
     group.add_argument(
-        "--context-length", type=int, default=DEFAULT_CONTEXT_LENGTH,
+        "--context-length", type=options.whole_number(2), default=DEFAULT_CONTEXT_LENGTH,
         help=f"perplexity window in tokens (default {DEFAULT_CONTEXT_LENGTH})",
     )  # fmt: skip
     group.add_argument(
-        "--eval-batch-size", type=int, default=DEFAULT_EVAL_BATCH_SIZE,
+        "--eval-batch-size", type=options.positive_int, default=DEFAULT_EVAL_BATCH_SIZE,
         help=f"perplexity windows per forward (default {DEFAULT_EVAL_BATCH_SIZE})",
     )  # fmt: skip
     parser.add_argument("--no-plots", action="store_true", help="skip the heatmap PNGs")
@@ -63,7 +66,7 @@ def handle(args: argparse.Namespace) -> int:
         offload=args.offload,
     )  # fmt: skip
     spec.check()
-    out = check_output(args.out, args.overwrite)
+    out = check_output(args.out, args.overwrite, marker=SWEEP_FILE)
     loaded = load_model(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code, dtype=args.dtype)
 
     def partial(result: Any) -> None:  # progress survives a crash

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from hfprune.evaluation.results import LOWER_IS_BETTER, Comparison, EvalResult
 from hfprune.evaluation.tasks import HEADLINE_METRICS
+from hfprune.io import atomic_path
 
 
 def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
@@ -77,6 +78,7 @@ def _plot(panels, values_of, path: str | Path) -> Path:
         axis.set_xticks(list(positions), langs, fontsize=8)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=110)
     plt.close(figure)
     return path

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 #: Metrics where lower is better; for every other metric higher is better.
@@ -125,3 +127,12 @@ def _clean(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
     return value
+
+
+def is_results_file(path: Path) -> bool:
+    """Whether ``path`` holds results ``hfprune eval`` wrote (a comparison, or one model's evaluation)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and ({"pruned", "changes"} <= set(data) or {"model", "results"} <= set(data))

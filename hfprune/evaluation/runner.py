@@ -94,7 +94,7 @@ def evaluate_model(
     store = ResultCache() if cache is True else (cache or None)
     model_hash, tok_hash = model_sha256(model), tokenizer_sha256(tokenizer)
     settings = {
-        "langs": languages, "tasks": task_names, "data_dir": str(folder) if folder else None,
+        "langs": languages, "tasks": task_names, "data_dir": folder.resolve().name if folder else None,
         "ppl_source": ppl_source, "context_length": context_length,
         "stride": stride if stride is not None else context_length - 1, "limit": limit, "batch_size": batch_size,
     }  # fmt: skip

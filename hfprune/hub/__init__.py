@@ -6,6 +6,7 @@ nothing of pruning: it sits just above the core, so loading a model (``hfprune.m
 """
 
 from .pull import pull, resolve_model_dir
-from .push import PushResult, check_repo_id, push_folder
+from .push import PushResult, push_folder
+from .repo_id import check_model_reference, check_repo_id
 
-__all__ = ["PushResult", "check_repo_id", "pull", "push_folder", "resolve_model_dir"]
+__all__ = ["PushResult", "check_model_reference", "check_repo_id", "pull", "push_folder", "resolve_model_dir"]

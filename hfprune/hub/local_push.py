@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import local as local_hub
-from .manifest import local_manifest, require_identical
+from .manifest import local_manifest, mismatches, require_identical, stale_files
 from .preflight import check_publishable
-from .push import PushResult, check_repo_id, default_commit_message
+from .push import PushResult, default_commit_message
+from .repo_id import check_repo_id
 
 
 def push_to_local_hub(
@@ -24,7 +25,8 @@ def push_to_local_hub(
     commit_message: str | None = None,
     force: bool = False,
 ) -> PushResult:
-    """Commit every file of ``folder`` to ``<root>/models/<repo_id>`` on ``revision`` and verify it.
+    """Make ``<root>/models/<repo_id>`` on ``revision`` hold exactly the files of ``folder``, in one commit
+    (stale files deleted), and verify it both ways.
 
     Raises:
         NotAPrunedFolderError, MissingCardError, InvalidRepoIdError, PushVerificationError, LocalHubError.
@@ -47,11 +49,26 @@ def push_to_local_hub(
             contents[path] = source.read_bytes()
     branch = revision or "main"
     parent = local_hub.resolve(repo, f"refs/heads/{branch}") or local_hub.resolve(repo, "refs/heads/main")
+    removed = stale_files(files, local_hub.tree_manifest(repo, parent)) if parent else []
     commit = local_hub.commit(
-        repo, contents, message=commit_message or default_commit_message(metadata), branch=branch, parent=parent
-    )
+        repo, contents, message=commit_message or default_commit_message(metadata), branch=branch, parent=parent,
+        deletions=tuple(removed),
+    )  # fmt: skip
     require_identical(files, local_hub.tree_manifest(repo, commit), repo_id, commit)
     return PushResult(
         repo_id=repo_id, url=repo.as_uri(), commit=commit, revision=branch,
-        files=len(files), bytes=sum(entry.size for entry in files.values()),
+        files=len(files), bytes=sum(entry.size for entry in files.values()), removed=removed,
     )  # fmt: skip
+
+
+def verify_local_hub(
+    folder: str | Path, root: str | Path, repo_id: str, commit: str, revision: str | None = "main"
+) -> list[str]:
+    """:func:`hfprune.hub.push.verify_published` for a local Hub-layout folder."""
+    repo = local_hub.repo_dir(root, repo_id).absolute()
+    if not (repo / ".git").is_dir():
+        return [f"{repo} is gone"]
+    head = local_hub.resolve(repo, f"refs/heads/{revision or 'main'}")
+    if head != commit:
+        return [f"branch {revision or 'main'} is now at {str(head)[:12]}, not {commit[:12]}"]
+    return mismatches(local_manifest(Path(folder)), local_hub.tree_manifest(repo, commit))

@@ -40,12 +40,19 @@ def hash_file(path: Path) -> FileEntry:
     return FileEntry(size=size, sha256=sha256, git_blob_id=blob)
 
 
-def mismatches(local: dict[str, FileEntry], remote: dict[str, FileEntry]) -> list[str]:
-    """Human-readable differences: local files missing remotely, or with another size or hash.
+#: Files the Hub keeps in every repo whatever is pushed (LFS rules); never deleted, never a difference.
+REMOTE_ONLY = frozenset({".gitattributes"})
 
-    Files only on the remote (``.gitattributes``, files of earlier commits) are not differences.
-    """
-    problems = []
+
+def stale_files(local: dict[str, FileEntry], remote: dict[str, FileEntry]) -> list[str]:
+    """Remote files the folder does not have: a push deletes them so the repo equals the folder."""
+    return sorted(path for path in remote if path not in local and path not in REMOTE_ONLY)
+
+
+def mismatches(local: dict[str, FileEntry], remote: dict[str, FileEntry]) -> list[str]:
+    """Human-readable differences in both directions: local files missing remotely or with another size or
+    hash, and remote files the folder does not have (except :data:`REMOTE_ONLY`)."""
+    problems = [f"{path}: on the remote but not in the folder" for path in stale_files(local, remote)]
     for path, mine in sorted(local.items()):
         theirs = remote.get(path)
         if theirs is None:
@@ -62,7 +69,7 @@ def mismatches(local: dict[str, FileEntry], remote: dict[str, FileEntry]) -> lis
 
 
 def require_identical(local: dict[str, FileEntry], remote: dict[str, FileEntry], repo_id: str, commit: str) -> None:
-    """Raise unless every local file is on the remote at ``commit`` with the same size and hash."""
+    """Raise unless the remote at ``commit`` holds exactly the folder's files, with the same sizes and hashes."""
     problems = mismatches(local, remote)
     if problems:
         listed = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")

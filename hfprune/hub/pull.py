@@ -14,6 +14,7 @@ import huggingface_hub
 
 from ..errors import RevisionNotFoundError, UnsafeWeightsError
 from .errors import translate
+from .repo_id import check_model_reference
 
 #: What a pruning run needs from a model repo: safetensors weights and their index, configs, every
 #: tokenizer format, the chat template, and the card and licence (they travel with a pruned model).
@@ -36,6 +37,8 @@ DEFAULT_ALLOW_PATTERNS: tuple[str, ...] = (
     "README.md",
     "LICENSE*",
 )
+#: The repo's own Python code: fetched only when the user allows remote code.
+REMOTE_CODE_PATTERNS: tuple[str, ...] = ("*.py",)
 #: Never fetched, whatever ``allow_patterns`` says: formats that unpickle (or that we cannot load safely).
 PICKLED_PATTERNS: tuple[str, ...] = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.h5", "*.msgpack", "*.onnx", "*.pkl")
 
@@ -64,6 +67,7 @@ def pull(
         HubUnavailableError: offline mode or no connection, and the snapshot is not cached.
         UnsafeWeightsError: the snapshot holds no ``*.safetensors`` file.
     """
+    check_model_reference(repo_id)
     try:
         folder = huggingface_hub.snapshot_download(
             repo_id,
@@ -90,11 +94,17 @@ def pull(
 
 
 def resolve_model_dir(
-    name_or_path: str | Path, *, revision: str | None = None, token: str | bool | None = None
+    name_or_path: str | Path,
+    *,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    trust_remote_code: bool = False,
 ) -> Path:
-    """A local model folder as given, otherwise the pulled Hub snapshot of that repo id.
+    """A local model folder as given, otherwise the pulled Hub snapshot of that repo id (with the repo's ``*.py``
+    only when ``trust_remote_code``).
 
     Raises:
+        ModelNotFoundError: neither an existing folder nor a valid Hub id (a mistyped path, ``../x``).
         RevisionNotFoundError: ``revision`` was given with a local folder (a folder has no revisions).
         And everything :func:`pull` raises.
     """
@@ -106,4 +116,6 @@ def resolve_model_dir(
                 "pass a Hub repo id instead of a path."
             )
         return local
-    return pull(str(name_or_path), revision=revision, token=token)
+    check_model_reference(str(name_or_path))
+    patterns = DEFAULT_ALLOW_PATTERNS + (REMOTE_CODE_PATTERNS if trust_remote_code else ())
+    return pull(str(name_or_path), revision=revision, token=token, allow_patterns=patterns)

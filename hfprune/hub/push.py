@@ -8,19 +8,20 @@ usual. ``create_commit`` with every file is used rather than ``upload_folder``: 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import huggingface_hub
-from huggingface_hub import CommitOperationAdd, HfApi
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
 from ..constants import VERSION
-from ..errors import InvalidRepoIdError
 from .errors import translate
-from .manifest import FileEntry, local_manifest, require_identical
+from .manifest import FileEntry, local_manifest, mismatches, require_identical, stale_files
 from .preflight import check_publishable
+from .repo_id import check_repo_id
 
 
 @dataclass
@@ -35,6 +36,8 @@ class PushResult:
     bytes: int
     pr_url: str | None = None
     warnings: list[str] = field(default_factory=list)
+    #: remote files the folder did not have, deleted in the same commit (the repo now equals the folder)
+    removed: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -51,7 +54,12 @@ def push_folder(
     force: bool = False,
     token: str | None = None,
 ) -> PushResult:
-    """Upload every file of ``folder`` to ``repo_id`` in one commit and verify sizes and hashes remotely.
+    """Make ``repo_id`` hold exactly the files of ``folder``, in one commit, and verify it remotely.
+
+    Every file is uploaded, and remote files the folder does not have are deleted in the same commit (a stale
+    ``model.safetensors`` beside new shards would otherwise be what ``from_pretrained`` loads). The commit is
+    made on top of the branch head that was listed (``parent_commit``), so a concurrent push fails rather than
+    mixing. Verification lists the new commit and compares both directions: sizes, hashes, no extra file.
 
     Args:
         private: create the repo private (an existing repo keeps its visibility).
@@ -83,13 +91,20 @@ def push_folder(
             )
         if revision not in (None, "main") and not create_pr:
             api.create_branch(repo_id, branch=revision, exist_ok=True)
+        parent = api.repo_info(repo_id, revision="main" if create_pr else (revision or "main")).sha
+        removed = stale_files(files, remote_manifest(api, repo_id, parent)) if parent else []
+        operations: list[CommitOperationAdd | CommitOperationDelete] = [
+            CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(folder / path)) for path in files
+        ]
+        operations += [CommitOperationDelete(path_in_repo=path) for path in removed]
         info = api.create_commit(
             repo_id,
-            [CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(folder / path)) for path in files],
+            operations,
             commit_message=commit_message or default_commit_message(metadata),
-            commit_description=_commit_description(metadata),
+            commit_description=_commit_description(metadata, removed),
             revision=None if create_pr else revision,
             create_pr=create_pr,
+            parent_commit=parent,
         )
         remote = remote_manifest(api, repo_id, info.oid)
     except Exception as error:  # noqa: BLE001 - translated below, re-raised untouched otherwise
@@ -103,7 +118,29 @@ def push_folder(
     return PushResult(
         repo_id=repo_id, url=page, commit=info.oid, revision="pr" if create_pr else branch,
         files=len(files), bytes=sum(entry.size for entry in files.values()), pr_url=info.pr_url, warnings=warnings,
+        removed=removed,
     )  # fmt: skip
+
+
+def verify_published(
+    folder: str | Path, repo_id: str, commit: str, revision: str | None = "main", token: str | None = None
+) -> list[str]:
+    """What differs between ``folder`` and what was published: the branch no longer at ``commit`` (a pull
+    request, ``revision="pr"``, is checked by its commit only), or the commit's files not the folder's.
+    Empty when the repo still holds exactly this folder."""
+    api = HfApi(token=token)
+    try:
+        if revision not in (None, "pr"):
+            head = api.repo_info(repo_id, revision=revision).sha
+            if head != commit:
+                return [f"branch {revision} is now at {str(head)[:12]}, not {commit[:12]}"]
+        remote = remote_manifest(api, repo_id, commit)
+    except Exception as error:  # noqa: BLE001 - translated below, re-raised untouched otherwise
+        ours = translate(error, repo_id)
+        if ours is None:
+            raise
+        raise ours from error
+    return mismatches(local_manifest(Path(folder)), remote)
 
 
 def _create_repo(api: HfApi, repo_id: str, *, private: bool) -> bool:
@@ -142,15 +179,6 @@ def remote_manifest(api: HfApi, repo_id: str, commit: str) -> dict[str, FileEntr
     return files
 
 
-def check_repo_id(repo_id: str) -> None:
-    """Refuse anything but ``owner/name`` before any request is made."""
-    owner, slash, name = repo_id.partition("/")
-    if not slash or not owner or not name or "/" in name or any(c.isspace() for c in repo_id):
-        raise InvalidRepoIdError(
-            f"'{repo_id}' is not a Hub repo id; use OWNER/NAME, e.g. your-user/tiny-llama-wanda-50"
-        )
-
-
 def default_commit_message(metadata: dict[str, Any]) -> str:
     """``Upload wanda-pruned model (50% sparse) with hfprune 0.1.0`` when the folder says what it is."""
     if "method" in metadata:
@@ -159,6 +187,9 @@ def default_commit_message(metadata: dict[str, Any]) -> str:
     return f"Upload model with hfprune {VERSION}"
 
 
-def _commit_description(metadata: dict[str, Any]) -> str:
+def _commit_description(metadata: dict[str, Any], removed: Sequence[str] = ()) -> str:
     command = metadata.get("command")
-    return f"Reproduce with:\n\n    {' '.join(command)}\n" if command else ""
+    text = f"Reproduce with:\n\n    {' '.join(command)}\n" if command else ""
+    if removed:
+        text += "\nRemoved files the published folder no longer has: " + ", ".join(removed) + "\n"
+    return text

@@ -30,7 +30,7 @@ from ..errors import (
     UnknownHardwareError,
 )
 from .errors import translate
-from .push import check_repo_id
+from .repo_id import check_repo_id
 
 #: The files of ``spaces/compare/`` a Space needs (README.md is rendered, not copied).
 SPACE_FILES = (SPACE_APP_FILE, "requirements.txt")

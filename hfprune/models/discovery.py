@@ -114,3 +114,20 @@ def find_block_stacks(model: nn.Module) -> list[BlockStack]:
 
 def all_prunable_layers(model: nn.Module) -> list[PrunableLayer]:
     return [layer for stack in find_block_stacks(model) for i in range(len(stack.blocks)) for layer in stack.layers(i)]
+
+
+def position_limit(model: nn.Module) -> tuple[int | None, bool]:
+    """``(positions, learned)``: how many positions the model was built for, and whether they are a learned
+    table (a longer input indexes past it and crashes) rather than rotary (it runs, outside the trained range).
+    ``(None, False)`` when the model states no limit (ALiBi, T5's relative bias)."""
+    config = getattr(model, "config", None)
+    limit = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+    if not isinstance(limit, int):
+        return None, False
+    token_table = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    learned = any(
+        isinstance(module, nn.Embedding) and module is not token_table and module.num_embeddings in (limit, limit + 2)
+        for module in model.modules()
+    )  # OPT's table has 2 extra rows
+    rotary = any(hasattr(config, name) for name in ("rope_theta", "rope_parameters", "rope_scaling"))
+    return (limit, True) if learned else ((limit, False) if rotary else (None, False))

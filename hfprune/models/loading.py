@@ -10,24 +10,30 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..constants import METADATA_FILE
+from ..constants import CARD_FILE, METADATA_FILE, WEIGHTS_INDEX
 from ..errors import (
     ModelNotFoundError,
     UnsafeWeightsError,
     UnsupportedArchitectureError,
 )
 from ..hub.pull import resolve_model_dir
+from ..io import sha256_file
 
 
 @dataclass
 class LoadedModel:
     model: nn.Module
     tokenizer: Any | None
-    source: dict[str, Any]  # what to record: id, revision, resolved commit, local path
+    source: dict[str, Any]  # what to record: id, revision, resolved commit (or a local folder's name and hashes)
+    folder: Path | None = None  # where the checkpoint is on this machine (never recorded in published files)
 
 
 def checkpoint_folder(
-    name_or_path: str | Path, *, revision: str | None = None, token: str | bool | None = None
+    name_or_path: str | Path,
+    *,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    trust_remote_code: bool = False,
 ) -> Path:
     """The local folder of a Hub id or folder, refused unless it holds safetensors weights.
 
@@ -35,7 +41,7 @@ def checkpoint_folder(
         ModelNotFoundError, RevisionNotFoundError, GatedModelError, HubUnavailableError: from the Hub.
         UnsafeWeightsError: no ``*.safetensors`` (pickled weights are never loaded).
     """
-    folder = resolve_model_dir(str(name_or_path), revision=revision, token=token)
+    folder = resolve_model_dir(str(name_or_path), revision=revision, token=token, trust_remote_code=trust_remote_code)
     if not any(folder.glob("*.safetensors")):
         raise UnsafeWeightsError(
             f"{name_or_path} has no *.safetensors weights; hfprune never loads pickled weights (.bin/.pt). "
@@ -77,7 +83,7 @@ def load_model(
     """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
-    folder = checkpoint_folder(name_or_path, revision=revision, token=token)
+    folder = checkpoint_folder(name_or_path, revision=revision, token=token, trust_remote_code=trust_remote_code)
     try:
         config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
     except ValueError as err:
@@ -100,15 +106,26 @@ def load_model(
     if device is not None:
         model = model.to(device)
     model.eval()
-    return LoadedModel(model, tokenizer, describe_source(str(name_or_path), revision, folder))
+    return LoadedModel(model, tokenizer, describe_source(str(name_or_path), revision, folder), folder)
+
+
+#: What a local base model's card front matter contributes to ``hfprune.json`` (its licence and gating), so the
+#: pruned model's card can state them without the base folder's path ever being published.
+CARD_FIELDS = ("license", "license_name", "license_link", "gated", "extra_gated_prompt", "language")
 
 
 def describe_source(name: str, revision: str | None, folder: Path) -> dict[str, Any]:
+    """What ``hfprune.json`` records about the base model: a Hub id with its revision and resolved commit, or a
+    local folder by its name and the sha256 of its config and weights (never a path of this machine)."""
     is_local = Path(name).expanduser().is_dir()
-    source: dict[str, Any] = {"id": name if not is_local else str(Path(name).expanduser().resolve())}
-    if not is_local:
-        source["revision"] = revision or "main"
-        source["commit"] = folder.name  # snapshot folders are named by the resolved commit
+    if is_local:
+        source: dict[str, Any] = {"id": Path(name).expanduser().resolve().name, "local": True}
+        source["files"] = {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if _identifies_weights(p)}
+        card = _card_fields(folder / CARD_FILE)
+        if card is not None:
+            source["card"] = card
+    else:
+        source = {"id": name, "revision": revision or "main", "commit": folder.name}
     meta = folder / METADATA_FILE
     if meta.is_file():  # pruning an already pruned model: keep the lineage
         try:
@@ -116,3 +133,16 @@ def describe_source(name: str, revision: str | None, folder: Path) -> dict[str, 
         except (OSError, json.JSONDecodeError):
             pass
     return source
+
+
+def _identifies_weights(path: Path) -> bool:
+    return path.is_file() and (path.name in ("config.json", WEIGHTS_INDEX) or path.suffix == ".safetensors")
+
+
+def _card_fields(card: Path) -> dict[str, Any] | None:
+    if not card.is_file():
+        return None
+    from huggingface_hub import ModelCard
+
+    metadata = ModelCard(card.read_text(encoding="utf-8"), ignore_metadata_errors=True).data.to_dict()
+    return {key: metadata[key] for key in CARD_FIELDS if metadata.get(key) is not None}

@@ -14,6 +14,7 @@ know). Methods that back-propagate through the whole model (SNIP, GraSP) are ref
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ..constants import WEIGHTS_INDEX
-from ..errors import StreamingUnsupportedError
+from ..errors import CorruptCheckpointError, StreamingUnsupportedError
 from ..io import atomic_write_text
 
 #: safetensors dtype names -> torch dtypes
@@ -46,10 +47,7 @@ class CheckpointReader:
         #: tensor name -> (file, offset of its first byte, its header entry)
         self.entries: dict[str, tuple[Path, int, dict[str, Any]]] = {}
         for path in sorted(folder.glob("*.safetensors")):
-            with path.open("rb") as f:
-                size = int.from_bytes(f.read(8), "little")
-                header = json.loads(f.read(size))
-            header.pop("__metadata__", None)
+            size, header = read_header(path)
             for name, entry in header.items():
                 self.entries[name] = (path, 8 + size + entry["data_offsets"][0], entry)
 
@@ -65,6 +63,61 @@ class CheckpointReader:
             if f.readinto(raw.numpy()) != end - start:
                 raise OSError(f"{path} is truncated: {name} is cut short")
         return raw.view(_DTYPES[entry["dtype"]]).reshape(entry["shape"])
+
+
+#: A safetensors header larger than this is refused before it is read (the format's own limit is 100 MB).
+MAX_HEADER_BYTES = 100_000_000
+
+
+def read_header(path: Path) -> tuple[int, dict[str, dict[str, Any]]]:
+    """``(header size, tensor entries)`` of a safetensors file, checked against the file before anything is
+    allocated: a size within the file, JSON, known dtypes, whole non-negative shapes, and offsets that lie in
+    the file, match dtype x shape and do not overlap.
+
+    Raises:
+        CorruptCheckpointError: naming the file and what is wrong with it.
+    """
+    file_size = path.stat().st_size
+
+    def corrupt(why: str) -> CorruptCheckpointError:
+        return CorruptCheckpointError(f"{path} is not a valid safetensors file ({why}); re-download or re-save it")
+
+    with path.open("rb") as f:
+        prefix = f.read(8)
+        size = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
+        if not 0 < size <= min(MAX_HEADER_BYTES, file_size - 8):
+            raise corrupt(f"its header claims {size} bytes in a file of {file_size}")
+        try:
+            header = json.loads(f.read(size))
+        except (UnicodeDecodeError, ValueError) as err:
+            raise corrupt(f"its header is not JSON: {err}") from None
+    if not isinstance(header, dict):
+        raise corrupt("its header is not a JSON object")
+    header.pop("__metadata__", None)
+    data_size, spans = file_size - 8 - size, []
+    for name, entry in header.items():
+        dtype = _DTYPES.get(entry.get("dtype")) if isinstance(entry, dict) else None
+        shape, offsets = (entry.get("shape"), entry.get("data_offsets")) if isinstance(entry, dict) else (None, None)
+        if dtype is None:
+            raise corrupt(
+                f"tensor {name} has an unknown dtype {entry.get('dtype') if isinstance(entry, dict) else entry!r}"
+            )
+        if not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):
+            raise corrupt(f"tensor {name} has a malformed shape {shape!r}")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(n, int) for n in offsets)):
+            raise corrupt(f"tensor {name} has malformed data_offsets {offsets!r}")
+        start, end = offsets
+        expected = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+        if not 0 <= start <= end <= data_size or end - start != expected:
+            raise corrupt(
+                f"tensor {name} spans bytes {start}-{end} of {data_size}, but {dtype} x {shape} needs {expected}"
+            )
+        spans.append((start, end, name))
+    spans.sort()
+    for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
+        if start < end:
+            raise corrupt(f"tensors {first} and {second} overlap")
+    return size, header
 
 
 class ShardWriter:

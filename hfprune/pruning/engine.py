@@ -41,7 +41,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..calibration import CalibrationSet
-from ..errors import InvalidPipelineError, StreamingUnsupportedError
+from ..errors import InvalidPipelineError, NonFiniteWeightsError, StreamingUnsupportedError
 from ..models import BlockStack, PrunableLayer, find_block_stacks
 from .base import PruningMethod
 from .stats import HESSIAN_GRADIENT, LayerStats, StatsCollector, needs_gradients
@@ -237,6 +237,7 @@ class Pruner:
 
     def visit(self, block_index: int, layers: list[PrunableLayer], stats: dict[str, LayerStats]) -> None:
         for layer in layers:
+            check_finite(layer)
             target = self.sparsity_fn(layer, block_index, self.sparsity) if self.sparsity_fn else self.sparsity
             mask = self.method.prune_layer(layer, stats.get(layer.name), target, self.structure)
             zeros = int(mask.sum())
@@ -250,6 +251,21 @@ class Pruner:
                     zeros=zeros,
                 )  # fmt: skip
             )
+
+
+def check_finite(layer: PrunableLayer) -> None:
+    """Refuse a layer with NaN or Inf weights: scores would rank them silently and the mask would mean nothing.
+
+    Raises:
+        NonFiniteWeightsError: naming the layer and how many of its weights are not finite.
+    """
+    finite = torch.isfinite(layer.weight)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise NonFiniteWeightsError(
+            f"{layer.name} holds {bad} NaN or Inf weight(s) of {finite.numel()}: the checkpoint is damaged (or was "
+            "loaded in a dtype too narrow for it; try --dtype float32); nothing was written"
+        )
 
 
 class BlockwiseEngine:

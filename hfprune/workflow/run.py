@@ -22,18 +22,20 @@ from ..constants import (
     DEFAULT_CONTEXT_LENGTH,
     DEFAULT_EVAL_BATCH_SIZE,
     DEFAULT_MAX_SHARD_SIZE,
+    LEDGER_FILE,
     METADATA_FILE,
     PLOT_FILE,
     RESULTS_FILE,
     VERSION,
 )
+from ..errors import OutputOverlapsModelError
 from ..evaluation.plot import plot_comparison
 from ..evaluation.runner import compare, evaluate_model
-from ..hub.local_push import push_to_local_hub
+from ..hub.local_push import push_to_local_hub, verify_local_hub
 from ..hub.manifest import local_manifest
 from ..hub.pull import pull
-from ..hub.push import push_folder
-from ..io import sha256_file, write_json
+from ..hub.push import push_folder, verify_published
+from ..io import check_output, check_writable, portable_path, sha256_file, write_json
 from ..models import load_model
 from .ledger import Ledger, input_key
 
@@ -70,6 +72,8 @@ class RunOptions:
     push_revision: str | None = None
     license: str | None = None
     command: list[str] = field(default_factory=list)
+    #: replace an existing ``out`` that hfprune wrote but that is not this run's folder
+    overwrite: bool = False
 
 
 @dataclass
@@ -87,17 +91,27 @@ class RunOutcome:
 def run_job(options: RunOptions, log: Log = _to_stderr) -> RunOutcome:
     """Run every step of ``options`` that is not already done; see the module docstring.
 
+    Before any work: ``--out`` must not be, contain or lie inside a local model folder; an existing ``--out``
+    is resumed when it is this command's own folder (it holds the run's ledger), replaced with ``--overwrite``
+    when hfprune wrote it, and refused otherwise.
+
     Raises:
         Whatever the steps raise, all :class:`~hfprune.errors.HfpruneError` subclasses for what a user can fix:
         Hub, pruning, calibration, evaluation and publishing errors.
     """
-    out = Path(options.out)
+    out = Path(options.out).expanduser()
+    _check_out(options, out)
     ledger = Ledger(out)
     ran: list[str] = []
     skipped: list[str] = []
 
-    def step(name: str, key: str, action: Callable[[], tuple[list[str], dict[str, Any]]]) -> dict[str, Any]:
-        if ledger.is_done(name, key, out):
+    def step(
+        name: str,
+        key: str,
+        action: Callable[[], tuple[list[str], dict[str, Any]]],
+        still_valid: Callable[[dict[str, Any]], bool] = lambda result: True,
+    ) -> dict[str, Any]:
+        if ledger.is_done(name, key, out) and still_valid(ledger.result(name)):
             skipped.append(name)
             log(f"[{name}] up to date, skipped")
             return ledger.result(name)
@@ -107,13 +121,14 @@ def run_job(options: RunOptions, log: Log = _to_stderr) -> RunOutcome:
         ran.append(name)
         return result
 
-    pulled = ledger.result("pull").get("folder")
-    if not pulled or not Path(pulled).is_dir():
-        ledger.steps.pop("pull", None)  # the Hub cache was cleared since: pull again
-    base = step("pull", input_key(_pull_inputs(options)), lambda: ([], _pull(options)))
-    prune_key = input_key({"base": base, **_prune_inputs(options)})
+    # The base is resolved to a commit on every run (one request; nothing is downloaded when it is cached), so
+    # a branch that moved is noticed, and every later step uses that one commit.
+    resolved = _resolve_base(options)
+    base = step("pull", input_key(_pull_inputs(options, resolved)), lambda: ([], resolved))
+    log(f"[pull] {_describe_base(options, base)}")
+    prune_key = input_key({"base": _base_identity(base), **_prune_inputs(options)})
     # prune replaces the folder atomically (ledger file included); the in-memory ledger is saved again after it.
-    step("prune", prune_key, lambda: ([METADATA_FILE], _prune(options, Path(base["folder"]))))
+    step("prune", prune_key, lambda: _prune(options, base))
     pruned_id = sha256_file(out / METADATA_FILE)
     results = None
     eval_id = None
@@ -130,23 +145,41 @@ def run_job(options: RunOptions, log: Log = _to_stderr) -> RunOutcome:
     pushed = None
     if options.push_to:
         push_inputs = {**_push_inputs(options), "files": _folder_digest(out)}
-        pushed = step("push", input_key(push_inputs), lambda: ([], _push(options)))
+        pushed = step(
+            "push",
+            input_key(push_inputs),
+            lambda: ([], _push(options)),
+            lambda done: _still_published(options, done, log),
+        )
         log(f"[push] {pushed.get('url')} (commit {str(pushed.get('commit'))[:12]}, verified)")
         for warning in pushed.get("warnings", []):
             log(f"[push] warning: {warning}")
     return RunOutcome(folder=out, card=out / CARD_FILE, results=results, ran=ran, skipped=skipped, push=pushed)
 
 
-# --- the steps ------------------------------------------------------------------------------------------
-def _pull_inputs(options: RunOptions) -> dict[str, Any]:
+# --- before any work --------------------------------------------------------------------------------------
+def _check_out(options: RunOptions, out: Path) -> None:
     local = Path(options.model).expanduser()
-    if local.is_dir():  # a local base: its files' sizes and times stand in for a commit
-        stats = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in local.iterdir() if p.is_file())
-        return {"local": str(local.resolve()), "files": stats}
-    return {"model": options.model, "revision": options.revision}
+    if local.is_dir():
+        model, target = local.resolve(), out.resolve()
+        relation = (
+            "is" if target == model else "lies inside" if model in target.parents else "contains"
+            if target in model.parents else None
+        )  # fmt: skip
+        if relation:
+            raise OutputOverlapsModelError(
+                f"--out {out} {relation} the model folder {local}; hfprune never writes into or over the model it "
+                "reads (with or without --overwrite): choose an --out outside it"
+            )
+    if (out / LEDGER_FILE).is_file():  # this command's own folder: resume it
+        check_writable(out)
+        return
+    check_output(out, options.overwrite)
 
 
-def _pull(options: RunOptions) -> dict[str, Any]:
+# --- the steps ------------------------------------------------------------------------------------------
+def _resolve_base(options: RunOptions) -> dict[str, Any]:
+    """The base model as it is now: a Hub id resolved to the commit its revision points at, or a local folder."""
     local = Path(options.model).expanduser()
     if local.is_dir():
         return {"folder": str(local.resolve()), "commit": None}
@@ -154,19 +187,38 @@ def _pull(options: RunOptions) -> dict[str, Any]:
     return {"folder": str(folder), "commit": folder.name}
 
 
+def _pull_inputs(options: RunOptions, resolved: dict[str, Any]) -> dict[str, Any]:
+    local = Path(options.model).expanduser()
+    if local.is_dir():  # a local base: its files' sizes and times stand in for a commit
+        stats = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in local.iterdir() if p.is_file())
+        return {"local": str(local.resolve()), "files": stats}
+    return {"model": options.model, "revision": options.revision, "commit": resolved["commit"]}
+
+
+def _base_identity(base: dict[str, Any]) -> dict[str, Any]:
+    return {"commit": base["commit"]} if base.get("commit") else {"folder": base["folder"]}
+
+
+def _describe_base(options: RunOptions, base: dict[str, Any]) -> str:
+    if not base.get("commit"):
+        return f"local folder {options.model}"
+    return f"{options.model}@{options.revision or 'main'} is commit {base['commit'][:12]}"
+
+
 def _prune_inputs(options: RunOptions) -> dict[str, Any]:
     loading = {"dtype": options.dtype, "stream": options.stream, "max_shard_size": options.max_shard_size}
     return {**options.prune.describe(), **loading, "hfprune": VERSION}
 
 
-def _prune(options: RunOptions, base_folder: Path) -> dict[str, Any]:
-    """Prune into the output folder, replacing what a previous run with other inputs left there."""
+def _prune(options: RunOptions, base: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """Prune the resolved commit into the output folder (replacing what an earlier run with other inputs left
+    there); the ledger then records the hash of every file written, weights included."""
     # One keyword per option: alike in shape with other calls of the library, not shared logic.
     result = prune_pretrained(
-        options.model if not Path(options.model).expanduser().is_dir() else str(base_folder),
+        options.model if base.get("commit") else base["folder"],
         options.out,
         options.prune,
-        revision=options.revision,
+        revision=base.get("commit"),
         trust_remote_code=options.trust_remote_code,
         dtype=options.dtype,
         overwrite=True,
@@ -174,7 +226,8 @@ def _prune(options: RunOptions, base_folder: Path) -> dict[str, Any]:
         stream=options.stream,
         command=options.command or None,
     )
-    return {"achieved_sparsity": result.sparsity}
+    written = sorted(path for path in local_manifest(options.out) if path not in (CARD_FILE, RESULTS_FILE, PLOT_FILE))
+    return written, {"achieved_sparsity": result.sparsity}
 
 
 def _eval_inputs(options: RunOptions) -> dict[str, Any]:
@@ -194,7 +247,7 @@ def _evaluate(options: RunOptions, base_folder: Path) -> dict[str, Any]:
     evaluations = {}
     for role, folder in (("dense", base_folder), ("pruned", options.out)):
         loaded = load_model(str(folder), device=device, require_tokenizer=True)
-        name = role if role == "pruned" else options.model
+        name = role if role == "pruned" else portable_path(options.model)
         evaluations[role] = evaluate_model(loaded.model, loaded.tokenizer, model_name=name, **settings)
         del loaded
         gc.collect()
@@ -225,6 +278,23 @@ def _push(options: RunOptions) -> dict[str, Any]:
             revision=options.push_revision,
         )  # fmt: skip
     return pushed.to_dict()
+
+
+def _still_published(options: RunOptions, done: dict[str, Any], log: Log) -> bool:
+    """Whether the recorded push is still what the repo holds: its branch points at that commit and the commit
+    holds exactly the folder's files. Re-checked on every re-run, so a skipped push is a verified one."""
+    assert options.push_to is not None
+    if options.local_hub:
+        problems = verify_local_hub(
+            options.out, options.local_hub, options.push_to, done["commit"], done.get("revision")
+        )
+    else:
+        problems = verify_published(options.out, options.push_to, done["commit"], done.get("revision"))
+    if problems:
+        log(f"[push] the published repo changed since the last run ({problems[0]}): publishing again")
+        return False
+    log(f"[push] re-checked: {options.push_to} still holds this folder at commit {done['commit'][:12]}")
+    return True
 
 
 def _folder_digest(folder: Path) -> dict[str, str]:

@@ -6,7 +6,13 @@ import pytest
 
 from hfprune.cli.main import build_parser
 from hfprune.constants import default_data_dir
-from hfprune.errors import DataFileMissingError, EmptyTextError, LanguageNotAvailableError, UnknownTaskError
+from hfprune.errors import (
+    DataFileMissingError,
+    EmptyTextError,
+    LanguageNotAvailableError,
+    OutputExistsError,
+    UnknownTaskError,
+)
 
 
 def _run(*argv):
@@ -44,8 +50,10 @@ def test_eval_compares_writes_json_and_plot_and_caches(saved_models, tmp_path, c
     assert summary[("ppl", "ppl")]["worst_lang"] == worst["lang"]
     assert "worst" in capsys.readouterr().out
 
+    with pytest.raises(OutputExistsError, match="--overwrite"):  # results are never replaced silently
+        _run(saved_models["pruned"], *common, "--json")
     started = time.perf_counter()
-    assert _run(saved_models["pruned"], *common, "--json") == 0
+    assert _run(saved_models["pruned"], *common, "--json", "--overwrite") == 0
     second = time.perf_counter() - started
     again = json.loads(capsys.readouterr().out)
     assert all(r["cached"] for r in again["pruned"]["results"] + again["dense"]["results"])

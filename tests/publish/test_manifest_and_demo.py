@@ -28,22 +28,30 @@ def test_mismatches_name_missing_resized_and_altered_files(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_demo_prunes_two_methods_evaluates_and_publishes_locally(tiny_model_dir, tmp_path: Path):
+def test_demo_compares_english_only_with_mixed_calibration_and_publishes_locally(tiny_model_dir, tmp_path: Path):
     from huggingface_hub import ModelCard
 
     from hfprune.hub import local as local_hub
     from hfprune.models.tiny import LANGUAGES
-    from hfprune.workflow.demo import DemoOptions, run_demo, side_by_side
+    from hfprune.workflow.demo import DemoOptions, perplexity_changes, run_demo, side_by_side, verdict
 
-    options = DemoOptions(out=tmp_path / "demo", methods=("wanda", "magnitude"), samples_per_language=2, eval_limit=20)
-    outcomes = run_demo(options, log=lambda line: None)
+    options = DemoOptions(out=tmp_path / "demo", samples_per_language=2, eval_limit=20)
+    runs = run_demo(options, log=lambda line: None)
 
-    assert [json.loads((o.folder / "hfprune.json").read_text())["method"] for o in outcomes] == ["wanda", "magnitude"]
-    for outcome in outcomes:
-        card = ModelCard.load(outcome.card)
+    assert [(r.method, r.calibration) for r in runs] == [("wanda", "english-only"), ("wanda", "mixed")]
+    mixes = [json.loads((r.outcome.folder / "hfprune.json").read_text())["calibration"]["mix"] for r in runs]
+    assert mixes == [f"en:{2 * len(LANGUAGES)}", ",".join(f"{lang}:2" for lang in LANGUAGES)]
+    for run in runs:
+        card = ModelCard.load(run.outcome.card)
         assert {r.dataset_args["language"] for r in card.data.eval_results} == set(LANGUAGES)
-        repo = local_hub.repo_dir(options.out / "hub", outcome.push["repo_id"])
-        assert local_hub.resolve(repo, "main") == outcome.push["commit"]
+        repo = local_hub.repo_dir(options.out / "hub", run.outcome.push["repo_id"])
+        assert local_hub.resolve(repo, "main") == run.outcome.push["commit"]
         assert "eval_results.png" in local_hub.tree_manifest(repo, "main")
-    table = side_by_side(outcomes)
-    assert len(table) == 2 + len(LANGUAGES) and "wanda" in table[1] and "magnitude" in table[1]
+    table = side_by_side(runs)
+    assert len(table) == 2 + len(LANGUAGES) and "wanda english-only" in table[1] and "wanda mixed" in table[1]
+    words = verdict(runs)
+    english, mixed = (perplexity_changes(r) for r in runs)
+    wins = sum(mixed[lang] < english[lang] for lang in LANGUAGES)
+    assert f"lower perplexity in {wins} of {len(LANGUAGES)} languages" in words[0]
+    best = min(runs, key=lambda r: sum(perplexity_changes(r).values()))
+    assert f"wanda with {best.calibration.replace('-', ' ')} calibration" in words[-1]

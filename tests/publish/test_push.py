@@ -211,3 +211,67 @@ def test_private_on_an_existing_repo_warns_that_visibility_is_unchanged(write_hu
     assert len(result.warnings) == 1 and "already existed" in result.warnings[0]
     assert "--private changed nothing" in result.warnings[0]
     assert push_folder(pruned_folder, "tester/fresh-private", private=True).warnings == []
+
+
+def _sharded_folder(folder: Path, seed: int) -> Path:
+    """A pruned folder whose weights are several shards plus an index (what ``prune --stream`` writes)."""
+    import hfprune
+
+    from ..model_factory import make_model, make_tokenizer
+
+    model = make_model("llama", seed=seed)
+    result = hfprune.prune(model, method="magnitude", sparsity=0.3)
+    tokenizer = make_tokenizer(["the quick brown fox jumps over the lazy dog"] * 20)
+    hfprune.save_pruned(model, tokenizer, result, folder, max_shard_size="150KB")
+    (folder / "README.md").write_text("---\nlicense: apache-2.0\n---\n# pruned, sharded\n")
+    assert len(list(folder.glob("model-*.safetensors"))) > 1 and (folder / "model.safetensors.index.json").is_file()
+    return folder
+
+
+def test_a_push_makes_the_repo_equal_the_folder_and_users_get_the_new_weights(
+    write_hub, olah_server, pruned_folder, tmp_path, monkeypatch
+):
+    """Push A (one model.safetensors), then B (shards + index): A's file must go, or from_pretrained loads it."""
+    first = push_folder(pruned_folder, "tester/changing")
+    sharded = _sharded_folder(tmp_path / "sharded", seed=11)
+
+    second = push_folder(sharded, "tester/changing")
+
+    assert first.removed == [] and second.removed == ["model.safetensors"]
+    repo = write_hub.repo("tester/changing")
+    expected = {p.name for p in sharded.iterdir()} | {".gitattributes"}
+    assert set(local_hub.tree_manifest(repo, second.commit)) == expected
+    assert write_hub.commits[-1]["oid"] == second.commit  # one commit added the shards and removed the old file
+    point_hub_at(monkeypatch, olah_server.url, tmp_path / "fresh_home")
+    model = AutoModelForCausalLM.from_pretrained("tester/changing", revision="main")
+    state = model.state_dict()
+    for shard in sharded.glob("model-*.safetensors"):
+        for name, tensor in load_file(shard).items():
+            assert torch.equal(state[name], tensor), name
+
+
+def test_a_local_hub_push_removes_stale_files_too(pruned_folder, tmp_path):
+    from hfprune.hub.local_push import push_to_local_hub
+
+    root = tmp_path / "hub"
+    push_to_local_hub(pruned_folder, root, "tester/local-changing")
+    sharded = _sharded_folder(tmp_path / "sharded", seed=12)
+    second = push_to_local_hub(sharded, root, "tester/local-changing")
+    assert second.removed == ["model.safetensors"]
+    files = local_hub.tree_manifest(local_hub.repo_dir(root, "tester/local-changing"), "main")
+    assert set(files) == {p.name for p in sharded.iterdir()} | {".gitattributes"}
+
+
+def test_a_remote_file_the_folder_lacks_fails_verification():
+    from hfprune.errors import PushVerificationError
+    from hfprune.hub.manifest import FileEntry, require_identical
+
+    local = {"a.json": FileEntry(size=2, git_blob_id="x")}
+    remote = {
+        **local,
+        ".gitattributes": FileEntry(size=1, git_blob_id="y"),
+        "old.safetensors": FileEntry(size=9, sha256="z"),
+    }
+    with pytest.raises(PushVerificationError, match="old.safetensors: on the remote but not in the folder"):
+        require_identical(local, remote, "tester/x", "0" * 40)
+    require_identical(local, {k: v for k, v in remote.items() if k != "old.safetensors"}, "tester/x", "0" * 40)
