@@ -21,6 +21,8 @@ RESULTS_FILE = "eval_results.json"
 PLOT_FILE = "eval_results.png"
 #: ``hfprune run``'s record of finished steps: a dot-file, never published.
 LEDGER_FILE = ".hfprune-run.json"
+#: A trimmed vocabulary's map: for every new token id, its id in the base model and why it was kept.
+VOCAB_MAP_FILE = "vocab_map.json"
 #: The index of sharded safetensors weights (transformers' name).
 WEIGHTS_INDEX = "model.safetensors.index.json"
 #: The model card template in ``model_cards/``.

@@ -27,11 +27,12 @@ from . import (
     space,
     sweep,
     tiny_model,
+    trim_vocab,
 )
 
 Handler = Callable[[argparse.Namespace], int]
 #: In the order ``hfprune --help`` lists them.
-COMMANDS = (prune, methods, tiny_model, eval, pull, card, push, run, demo, sweep, analyze, space)
+COMMANDS = (prune, methods, tiny_model, eval, pull, card, push, run, demo, sweep, analyze, space, trim_vocab)
 
 
 def build_parser() -> argparse.ArgumentParser:
