@@ -60,11 +60,26 @@ def vocabulary_view(metadata: dict[str, Any], results: CardResults | None) -> di
         "speed_note": speed.get("skipped"),
         "kept": _languages(verification.get("kept") or {}),
         "not_kept": _languages(verification.get("not_kept") or {}),
+        "not_kept_text": _not_kept_text(verification.get("not_kept") or {}, selection),
         "not_kept_bpb": _bits_per_byte(results, set(record.get("languages", []))),
         "logits": verification.get("logits") or {},
         "chat_template": verification.get("chat_template") or {},
         "held_out": _held_out_name((verification.get("held_out") or {}).get("folder")),
     }
+
+
+def _not_kept_text(reports: dict[str, Any], selection: dict[str, Any]) -> str:
+    """What trimming did to languages that were not kept, from the measured held-out check."""
+    measured = ", ".join(f"{lang} {row['tokens_change']:+.1%}" for lang, row in reports.items())
+    if (selection.get("by_reason") or {}).get("bytes"):
+        text = "their text still encodes (through byte tokens) but into more tokens"
+        text += f" ({measured} tokens for the same text)" if measured else ""
+        return text + ", which costs context length and speed, and the model predicts it worse."
+    unknown = ", ".join(
+        f"{lang} {row.get('unknown_after', 0) / max(row['tokens_after'], 1):.1%}" for lang, row in reports.items()
+    )
+    text = "this tokenizer has no byte fallback, so characters that no kept piece covers become the unknown token"
+    return text + (f" (share of unknown tokens after trimming: {unknown})." if unknown else ".")
 
 
 def _held_out_name(folder: str | None) -> str:

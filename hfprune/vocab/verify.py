@@ -126,6 +126,8 @@ class TokenizationReport:
     tokens_before: int
     tokens_after: int
     n_bytes: int
+    unknown_before: int = 0
+    unknown_after: int = 0
     identical_indices: list[int] = field(default_factory=list, repr=False)
 
     def describe(self) -> dict[str, Any]:
@@ -139,6 +141,8 @@ class TokenizationReport:
             "tokens_per_byte_before": self.tokens_before / self.n_bytes if self.n_bytes else None,
             "tokens_per_byte_after": self.tokens_after / self.n_bytes if self.n_bytes else None,
             "tokens_change": self.tokens_after / self.tokens_before - 1 if self.tokens_before else None,
+            "unknown_before": self.unknown_before,
+            "unknown_after": self.unknown_after,
         }
 
 
@@ -155,8 +159,15 @@ def compare_tokenization(before: Any, after: Any, mapping: dict[int, int], lines
         tokens_before=sum(map(len, plain_before)),
         tokens_after=sum(map(len, plain_after)),
         n_bytes=sum(len(line.encode("utf-8")) for line in lines),
+        unknown_before=_count(plain_before, before.unk_token_id),
+        unknown_after=_count(plain_after, after.unk_token_id),
         identical_indices=identical,
     )
+
+
+def _count(encoded: list[list[int]], token_id: int | None) -> int:
+    """How often ``token_id`` (the unknown token) occurs; 0 for a tokenizer without one."""
+    return 0 if token_id is None else sum(ids.count(token_id) for ids in encoded)
 
 
 def plain_forward(model: Any, ids: torch.Tensor) -> torch.Tensor:

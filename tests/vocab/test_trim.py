@@ -1,0 +1,193 @@
+"""Trimming in memory, family by family: the tokenizer, the rows, the configs, and the built-in verification."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+import hfprune
+from hfprune.calibration import open_source
+from hfprune.errors import NonStandardEmbeddingsError, VocabSizeError, VocabSourceError, VocabVerificationError
+from hfprune.vocab import trim as trim_module
+from hfprune.vocab.families import read_definition
+
+from .factory import FAMILIES, make_model, make_tokenizer, save_folder
+
+#: Cheap settings: 200 held-out sentences per language, no timing.
+FAST = dict(verify_sentences=200, measure_speed=False)
+
+
+def trimmed(family: str, langs: str = "en,de", *, arch: str = "llama", tied: bool = True, **settings):
+    tokenizer = make_tokenizer(family)
+    model = make_model(tokenizer, arch=arch, tied=tied)
+    original = make_model(tokenizer, arch=arch, tied=tied)
+    result = hfprune.trim_vocab(model, tokenizer, langs=langs, **{**FAST, **settings})
+    return tokenizer, original, model, result
+
+
+def same_split(before, after, mapping, text) -> bool:
+    return [mapping.get(i, -1) for i in before(text)["input_ids"]] == after(text)["input_ids"]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_trimmed_model_gives_the_original_logits_on_the_kept_tokens(family):
+    tokenizer, original, model, result = trimmed(family)
+    record = result.record
+    keep = torch.tensor(result.keep)
+
+    assert record["verification"]["logits"]["passed"] and record["verification"]["logits"]["max_abs_difference"] <= 1e-5
+    assert record["verification"]["logits"]["sentences"] >= 1
+    assert record["rows_after"] == len(result.keep) == len(result.tokenizer) < record["rows_before"]
+    assert model.get_input_embeddings().weight.shape[0] == model.config.vocab_size == len(result.keep)
+    text = "The committee met on Monday. Die Kommission tagte am Montag."
+    old_ids = tokenizer(text, return_tensors="pt").input_ids
+    new_ids = result.tokenizer(text, return_tensors="pt").input_ids
+    assert torch.equal(new_ids, torch.tensor([[result.mapping[i] for i in old_ids[0].tolist()]]))
+    with torch.no_grad():
+        expected = original(old_ids).logits[..., keep]
+        assert torch.allclose(model(new_ids).logits, expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_vocabulary_text_itself_tokenizes_exactly_as_before(family):
+    tokenizer, _, _, result = trimmed(family, langs="en,sw")
+    source = open_source(None)
+    lines = [line for lang in ("en", "sw") for line in source.documents(lang, 0)][::7]
+
+    assert all(same_split(tokenizer, result.tokenizer, result.mapping, line) for line in lines)
+    assert result.record["selection"]["by_reason"]["corpus"] > 0
+
+
+@pytest.mark.parametrize("family", ["byte_level", "gemma", "unigram"])
+def test_keeping_scripts_leaves_text_in_those_scripts_unchanged(family):
+    _, _, _, result = trimmed(family, "en,de", scripts=True, other_langs="ru,zh")
+    kept = result.record["verification"]["kept"]
+
+    assert result.record["scripts"] == {"en": ["Latn"], "de": ["Latn"]}
+    assert all(row["identical_share"] == 1.0 for row in kept.values()), kept
+    assert result.record["selection"]["by_reason"]["scripts"] > 0
+    # Russian and Chinese were not kept: their text tokenizes differently now, and the record says how.
+    not_kept = result.record["verification"]["not_kept"]
+    assert set(not_kept) == {"ru", "zh"} and all(row["identical_share"] < 0.5 for row in not_kept.values())
+    if family == "unigram":  # no byte fallback: characters no kept piece covers become <unk>
+        assert all(row["unknown_after"] > row["unknown_before"] for row in not_kept.values())
+    else:
+        assert all(row["tokens_change"] > 0 for row in not_kept.values())
+
+
+@pytest.mark.parametrize("family", ["byte_level", "gemma", "unigram", "unigram_byte_fallback"])
+def test_any_text_still_encodes_and_decodes(family):
+    _, _, _, result = trimmed(family, "en")
+    text = "Привет, 世界! naïve"
+    ids = result.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    assert max(ids) < len(result.keep)
+    if family != "unigram":  # without byte fallback, characters no piece covers become <unk>, as before trimming
+        assert result.tokenizer.decode(ids).strip() == text
+    else:
+        assert result.record["verification"]["not_kept"]  # and the record counts the <unk> they became
+
+
+def test_configs_and_generation_config_are_remapped_and_gemma_stays_tied():
+    tokenizer, _, model, result = trimmed("gemma", arch="gemma3")
+    mapping, eos_turn = result.mapping, tokenizer.convert_tokens_to_ids("<end_of_turn>")
+
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
+    assert model.config.eos_token_id == mapping[tokenizer.eos_token_id] == result.tokenizer.eos_token_id
+    assert model.config.bos_token_id == result.tokenizer.bos_token_id
+    assert model.config.pad_token_id == result.tokenizer.pad_token_id
+    assert model.generation_config.eos_token_id == [mapping[tokenizer.eos_token_id], mapping[eos_turn]]
+    assert result.tokenizer.convert_ids_to_tokens(model.generation_config.eos_token_id[1]) == "<end_of_turn>"
+
+
+def test_an_untied_head_is_gathered_too():
+    _, original, model, result = trimmed("byte_level", tied=False)
+    keep = torch.tensor(result.keep)
+
+    assert model.get_output_embeddings().weight is not model.get_input_embeddings().weight
+    assert torch.equal(model.get_output_embeddings().weight, original.get_output_embeddings().weight[keep])
+    assert torch.equal(model.get_input_embeddings().weight, original.get_input_embeddings().weight[keep])
+
+
+@pytest.mark.parametrize("family", ["byte_level", "gemma", "unigram"])
+def test_the_chat_template_renders_the_same_text_and_tokens(family):
+    tokenizer, _, _, result = trimmed(family)
+    messages = [{"role": "user", "content": "Hello there"}, {"role": "assistant", "content": "Guten Tag"}]
+    before = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    after = result.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    assert before == after
+    assert same_split(tokenizer, result.tokenizer, result.mapping, before)
+    assert result.record["verification"]["chat_template"] == {"present": True, "same_text": True, "same_ids": True}
+
+
+def test_saved_output_reloads_with_plain_transformers_and_trims_again(tmp_path):
+    tokenizer, original, model, result = trimmed("gemma", "en,de,sw", arch="gemma3")
+    folder = save_folder(model, result.tokenizer, tmp_path / "once")
+    reloaded, retok = AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+    text = "Habari ya asubuhi, guten Morgen"
+    with torch.no_grad():
+        expected = original(tokenizer(text, return_tensors="pt").input_ids).logits[..., torch.tensor(result.keep)]
+        assert torch.allclose(reloaded(retok(text, return_tensors="pt").input_ids).logits, expected, atol=1e-5)
+
+    again = hfprune.trim_vocab(reloaded, retok, langs="en", **FAST)  # trimming a trimmed model
+
+    assert again.record["rows_before"] == len(result.keep) > again.record["rows_after"]
+    assert again.record["verification"]["logits"]["passed"]
+    assert read_definition(again.tokenizer).family == read_definition(tokenizer).family
+
+
+def test_size_cap_is_filled_by_frequency_and_cannot_go_below_what_must_stay():
+    tokenizer = make_tokenizer("byte_level")
+    full = trimmed("byte_level")[3].record["selection"]
+    capped = trimmed("byte_level", size=600)[3]
+    frequent = trimmed("byte_level", min_count=50)[3].record["selection"]
+
+    assert len(capped.keep) <= 600 < full["kept_tokens"]
+    assert capped.record["selection"]["left_out_by_size_cap"] > 0
+    assert frequent["corpus_tokens_at_min_count"] < full["corpus_tokens_at_min_count"]
+    assert frequent["kept_tokens"] < full["kept_tokens"]
+    with pytest.raises(VocabSizeError, match=r"--vocab-size 100 is below the 261 tokens that must stay"):
+        hfprune.trim_vocab(make_model(tokenizer), tokenizer, langs="en", size=100, **FAST)
+
+
+def test_a_language_without_vocabulary_text_is_an_error(tmp_path):
+    (tmp_path / "en.txt").write_text("Just a little English text.\n", encoding="utf-8")
+    tokenizer = make_tokenizer("byte_level")
+    with pytest.raises(VocabSourceError, match="no text for 'sw'"):
+        hfprune.trim_vocab(make_model(tokenizer), tokenizer, langs="en,sw", source=str(tmp_path), **FAST)
+
+
+def test_other_vocabulary_sized_weights_are_refused():
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    tokenizer = make_tokenizer("byte_level")
+    config = BartConfig(vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1,
+                        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64)  # fmt: skip
+    model = BartForConditionalGeneration(config)
+    with pytest.raises(NonStandardEmbeddingsError, match="final_logits_bias"):
+        hfprune.trim_vocab(model, tokenizer, langs="en", **FAST)
+
+
+def test_a_surgery_that_scrambles_rows_is_caught_and_raises(monkeypatch):
+    """Fault injection (a deliberately broken stand-in for the row gather): the built-in logits check must fail."""
+    real = trim_module.gather_rows
+    monkeypatch.setattr(trim_module, "gather_rows", lambda model, keep: real(model, [*keep[1:], keep[0]]))
+    tokenizer = make_tokenizer("byte_level")
+    with pytest.raises(VocabVerificationError, match="logits differ"):
+        hfprune.trim_vocab(make_model(tokenizer), tokenizer, langs="en", **FAST)
+
+
+def test_the_record_and_the_map_say_why_every_token_stayed():
+    _, _, _, result = trimmed("gemma", "en", scripts=False)
+    id_map = result.id_map()
+    record = json.loads(json.dumps(result.record))  # JSON-ready
+
+    assert len(id_map["old_ids"]) == len(id_map["reasons"]) == len(result.keep)
+    assert set(id_map["reasons"]) <= set(id_map["reason_codes"])
+    assert sum(record["selection"]["by_reason"].values()) == len(result.keep)
+    assert record["corpus"]["languages"]["en"]["distinct_tokens"] > 100
+    assert record["family"] == "BPE with byte fallback" and record["tokenizer_class"] == "GemmaTokenizer"
