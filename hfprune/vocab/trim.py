@@ -114,16 +114,16 @@ def trim_vocab(
     definition = read_definition(tokenizer)
     rows = vocabulary_rows(model)
     scripts = {lang: list(language_scripts(lang)) for lang in langs} if settings.scripts else {}
+    corpus = count_tokens(
+        tokenizer, open_source(settings.source if settings.source is not None else source, langs=langs), langs,
+        settings.chars,
+    )  # fmt: skip
     folder = held_out_folder(settings.verify_source)
     held_out = load_held_out(folder, langs, settings.verify_sentences)
     others = list(settings.other_langs or other_languages(folder, langs, DEFAULT_OTHER_LANGUAGES))
     held_out_others = load_held_out(
         folder, others, settings.verify_sentences, required=settings.other_langs is not None
     )
-    corpus = count_tokens(
-        tokenizer, open_source(settings.source if settings.source is not None else source, langs=langs), langs,
-        settings.chars,
-    )  # fmt: skip
     _check_held_out_is_not_corpus(folder, corpus.source)
     generation_config = (
         generation_config if generation_config is not None else getattr(model, "generation_config", None)
