@@ -28,16 +28,17 @@ from ..errors import InvalidOptionError, VocabVerificationError
 from ..io import atomic_folder, check_output, write_json
 from ..models import checkpoint_folder, load_model
 from ..system import library_versions, peak_memory
-from .corpus import count_tokens
-from .families import read_definition
+from .corpus import CorpusCounts, count_tokens
+from .families import TokenizerDefinition, read_definition
 from .model_surgery import gather_rows, referenced_ids, remap_config, vocabulary_rows
 from .scripts import ScriptFilter, language_scripts
-from .selection import select_tokens
+from .selection import Selection, select_tokens
 from .settings import DEFAULT_OTHER_LANGUAGES, VocabSettings
 from .speed import measure_generation
 from .tokenizer_surgery import rebuild_tokenizer, trimmed_definition
 from .verify import (
     Forward,
+    HeldOut,
     compare_tokenization,
     held_out_folder,
     load_held_out,
@@ -103,101 +104,136 @@ def trim_vocab(
 
     Raises:
         UnsupportedTokenizerError, NonStandardEmbeddingsError, UnknownScriptError, VocabSourceError,
-        VocabSizeError, VocabVerificationError (nothing of the model was changed when a check before the
-        surgery fails; after a failed logits check the model is left trimmed and must be discarded).
+        VocabSizeError: before anything of the model changes.
+        VocabVerificationError: the trimmed model's logits differ; the model is left trimmed and must be discarded.
     """
     settings = dataclasses.replace(settings or VocabSettings(), **overrides)
     if not settings.langs:
         raise InvalidOptionError("trimming a vocabulary needs the languages to keep, e.g. langs='en,de,sw'")
-    langs = list(settings.langs)
+    if generation_config is None:
+        generation_config = getattr(model, "generation_config", None)
     started = time.perf_counter()
-    definition = read_definition(tokenizer)
-    rows = vocabulary_rows(model)
-    scripts = {lang: list(language_scripts(lang)) for lang in langs} if settings.scripts else {}
-    corpus = count_tokens(
-        tokenizer, open_source(settings.source if settings.source is not None else source, langs=langs), langs,
-        settings.chars,
-    )  # fmt: skip
-    folder = held_out_folder(settings.verify_source)
-    held_out = load_held_out(folder, langs, settings.verify_sentences)
-    others = list(settings.other_langs or other_languages(folder, langs, DEFAULT_OTHER_LANGUAGES))
-    held_out_others = load_held_out(
-        folder, others, settings.verify_sentences, required=settings.other_langs is not None
-    )
-    _check_held_out_is_not_corpus(folder, corpus.source)
-    generation_config = (
-        generation_config if generation_config is not None else getattr(model, "generation_config", None)
-    )
-    selection = select_tokens(
-        definition, corpus.total(), rows=rows, referenced=referenced_ids(model.config, generation_config),
-        min_count=settings.min_count, size=settings.size,
-        scripts=ScriptFilter(s for group in scripts.values() for s in group) if scripts else None,
-    )  # fmt: skip
-    mapping = selection.mapping
-    trimmed = rebuild_tokenizer(tokenizer, trimmed_definition(definition, selection.keep, selection.merges), mapping)
+    plan = _plan(model, tokenizer, settings, source, generation_config)
     select_s = time.perf_counter() - started
-
-    kept_reports = {
-        lang: compare_tokenization(tokenizer, trimmed, mapping, lines) for lang, lines in held_out.sentences.items()
-    }
-    other_reports = {
-        lang: compare_tokenization(tokenizer, trimmed, mapping, lines)
-        for lang, lines in held_out_others.sentences.items()
-    }
-    chat = _chat_template_check(tokenizer, trimmed, mapping, held_out)
-    probe = logit_probe(tokenizer, trimmed, held_out, kept_reports, settings.logit_sentences)
-    prompts = [_speed_prompt(held_out)]
+    checks = _check_tokenization(tokenizer, plan, settings)
     in_memory = forward is None
     forward = forward or plain_forward
     speed: dict[str, Any] = {}
     if settings.measure_speed and in_memory:
-        speed["before"] = measure_generation(model, tokenizer, prompts)
+        speed["before"] = measure_generation(model, tokenizer, checks["prompts"])
     elif settings.measure_speed:
         speed["skipped"] = "the model is never whole in memory under --stream, so generation was not timed"
-    probe.record_reference(model, selection.keep, forward)
+    checks["probe"].record_reference(model, plan.selection.keep, forward)
 
     started = time.perf_counter()
-    surgery = gather_rows(model, selection.keep)
-    remap_config(model.config, mapping)
-    if generation_config is not None:
-        remap_config(generation_config, mapping)
-    if getattr(model, "generation_config", None) is not None and model.generation_config is not generation_config:
-        remap_config(model.generation_config, mapping)
+    surgery = gather_rows(model, plan.selection.keep)
+    for config in {
+        id(c): c for c in (model.config, generation_config, getattr(model, "generation_config", None))
+    }.values():
+        remap_config(config, plan.selection.mapping)
     surgery_s = time.perf_counter() - started
-    logits = probe.compare(model, forward, model.get_input_embeddings().weight.dtype)
+    logits = checks["probe"].compare(model, forward, model.get_input_embeddings().weight.dtype)
+    if not logits["sentences"]:
+        raise VocabVerificationError(
+            "no held-out text of the kept languages could be fed to both models (no sentence tokenizes as before, "
+            "no two original tokens in a row were kept); give a larger --vocab-source or --vocab-verify-source"
+        )
     if not logits["passed"]:
         raise VocabVerificationError(
             f"the trimmed model's logits differ from the original's on the kept ids by {logits['max_abs_difference']:.3g}"
-            f" (tolerance {logits['tolerance']:.3g}); this is a bug in hfprune's surgery for {type(model).__name__}: "
-            "nothing was written"
+            f" (tolerance {logits['tolerance']:.3g}, {logits['sentences']} sentences compared); hfprune's surgery does "
+            f"not fit {type(model).__name__}: nothing was written"
         )
-    result = VocabTrimResult(trimmed, selection.keep, [selection.reasons[i] for i in selection.keep], {})
-    result.speed_prompts = prompts if "before" in speed else []
+    result = VocabTrimResult(
+        plan.tokenizer, plan.selection.keep, [plan.selection.reasons[i] for i in plan.selection.keep], {}
+    )
+    result.speed_prompts = checks["prompts"] if "before" in speed else []
     result.record = {
-        "languages": langs,
+        "languages": list(settings.langs or ()),
         "settings": settings.describe(),
-        "family": definition.family,
-        "tokenizer_class": type(trimmed).__name__,
-        "tokens_before": len(definition.tokens),
+        "family": plan.definition.family,
+        "tokenizer_class": type(plan.tokenizer).__name__,
+        "tokens_before": len(plan.definition.tokens),
         **surgery,
-        "selection": selection.describe(),
-        "scripts": scripts,
-        "corpus": {"source": corpus.source, "languages": {k: v.describe() for k, v in corpus.languages.items()}},
-        "verification": {
-            "held_out": {"folder": str(folder), **held_out.describe(), **held_out_others.describe()},
-            "kept": {lang: report.describe() for lang, report in kept_reports.items()},
-            "not_kept": {lang: report.describe() for lang, report in other_reports.items()},
-            "logits": logits,
-            "chat_template": chat,
+        "selection": plan.selection.describe(),
+        "scripts": plan.scripts,
+        "corpus": {
+            "source": plan.corpus.source,
+            "languages": {k: v.describe() for k, v in plan.corpus.languages.items()},
         },
+        "verification": {**checks["record"], "logits": logits},
         "speed": speed,
         "tokenizer_sha256_before": _tokenizer_hash(tokenizer),
-        "tokenizer_sha256_after": _tokenizer_hash(trimmed),
+        "tokenizer_sha256_after": _tokenizer_hash(plan.tokenizer),
         "timings": {"select_s": select_s, "surgery_s": surgery_s},
     }
     if measure_after:
         result.measure_after(model)
     return result
+
+
+@dataclass
+class _Plan:
+    """What will be kept, decided before the model is touched."""
+
+    definition: TokenizerDefinition
+    corpus: CorpusCounts
+    scripts: dict[str, list[str]]
+    held_out: HeldOut
+    held_out_others: HeldOut
+    folder: Path
+    selection: Selection
+    tokenizer: Any
+
+
+def _plan(
+    model: nn.Module, tokenizer: Any, settings: VocabSettings, source: CalibrationSource, generation: Any
+) -> _Plan:
+    """Check the inputs, count the corpus, choose the tokens and build the new tokenizer: every refusal happens
+    here, before anything of the model changes."""
+    langs = list(settings.langs or ())
+    definition = read_definition(tokenizer)
+    rows = vocabulary_rows(model)
+    scripts = {lang: list(language_scripts(lang)) for lang in langs} if settings.scripts else {}
+    text = open_source(settings.source if settings.source is not None else source, langs=langs)
+    corpus = count_tokens(tokenizer, text, langs, settings.chars)
+    folder = held_out_folder(settings.verify_source)
+    _check_held_out_is_not_corpus(folder, corpus.source)
+    held_out = load_held_out(folder, langs, settings.verify_sentences)
+    others = list(settings.other_langs or other_languages(folder, langs, DEFAULT_OTHER_LANGUAGES))
+    held_out_others = load_held_out(folder, others, settings.verify_sentences, required=bool(settings.other_langs))
+    selection = select_tokens(
+        definition, corpus.total(), rows=rows, referenced=referenced_ids(model.config, generation),
+        min_count=settings.min_count, size=settings.size,
+        scripts=ScriptFilter(s for group in scripts.values() for s in group) if scripts else None,
+    )  # fmt: skip
+    new_json = trimmed_definition(definition, selection.keep, selection.merges)
+    trimmed = rebuild_tokenizer(tokenizer, new_json, selection.mapping)
+    return _Plan(definition, corpus, scripts, held_out, held_out_others, folder, selection, trimmed)
+
+
+def _check_tokenization(tokenizer: Any, plan: _Plan, settings: VocabSettings) -> dict[str, Any]:
+    """Held-out tokenization before and after (kept and other languages), the chat template, the sentences whose
+    logits will be compared, and the prompt generation is timed on."""
+    mapping = plan.selection.mapping
+    kept = {
+        lang: compare_tokenization(tokenizer, plan.tokenizer, mapping, lines)
+        for lang, lines in plan.held_out.sentences.items()
+    }
+    others = {
+        lang: compare_tokenization(tokenizer, plan.tokenizer, mapping, lines)
+        for lang, lines in plan.held_out_others.sentences.items()
+    }
+    return {
+        "record": {
+            "held_out": {"folder": str(plan.folder), **plan.held_out.describe(), **plan.held_out_others.describe()},
+            "kept": {lang: report.describe() for lang, report in kept.items()},
+            "not_kept": {lang: report.describe() for lang, report in others.items()},
+            "chat_template": _chat_template_check(tokenizer, plan.tokenizer, mapping, plan.held_out),
+        },
+        "probe": logit_probe(tokenizer, plan.tokenizer, mapping, plan.held_out, kept, settings.logit_sentences),
+        "prompts": [_speed_prompt(plan.held_out)],
+    }
 
 
 def trim_vocab_pretrained(

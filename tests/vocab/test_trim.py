@@ -191,3 +191,39 @@ def test_the_record_and_the_map_say_why_every_token_stayed():
     assert sum(record["selection"]["by_reason"].values()) == len(result.keep)
     assert record["corpus"]["languages"]["en"]["distinct_tokens"] > 100
     assert record["family"] == "BPE with byte fallback" and record["tokenizer_class"] == "GemmaTokenizer"
+
+
+def test_a_datasets_source_is_streamed_only_as_far_as_the_character_budget(tmp_path, monkeypatch):
+    from hfprune.calibration import DatasetSource
+
+    from .factory import training_lines
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    repo = tmp_path / "corpus"
+    (repo / "data").mkdir(parents=True)
+    lines = training_lines(("en",))
+    (repo / "data" / "en.jsonl").write_text("".join(json.dumps({"text": line}) + "\n" for line in lines))
+    (repo / "README.md").write_text(
+        "---\nconfigs:\n- config_name: en\n  data_files:\n  - split: train\n    path: data/en.jsonl\n---\n"
+    )
+    source = DatasetSource(str(repo), langs=["en"])
+    tokenizer = make_tokenizer("byte_level")
+
+    result = hfprune.trim_vocab(make_model(tokenizer), tokenizer, langs="en", source=source, chars=3000, **FAST)
+
+    corpus = result.record["corpus"]
+    assert corpus["source"]["kind"] == "datasets" and corpus["languages"]["en"]["chars"] == 3000
+    assert corpus["languages"]["en"]["documents"] < len(lines) / 5
+    assert result.record["verification"]["logits"]["passed"]
+
+
+def test_logits_are_still_checked_when_no_held_out_sentence_tokenizes_identically(tmp_path):
+    (tmp_path / "en.txt").write_text("The the of and in a to is was for on that by\n", encoding="utf-8")
+    tokenizer = make_tokenizer("gemma")
+
+    result = hfprune.trim_vocab(make_model(tokenizer), tokenizer, langs="en", source=str(tmp_path), **FAST)
+
+    logits = result.record["verification"]["logits"]
+    assert result.record["verification"]["kept"]["en"]["identical"] == 0
+    assert logits["sentences"] == logits["kept_token_runs"] == 1 and logits["tokens"] >= 2 and logits["passed"]
