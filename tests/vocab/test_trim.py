@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
@@ -16,11 +17,14 @@ from hfprune.vocab.families import read_definition
 
 from .factory import FAMILIES, make_model, make_tokenizer, save_folder
 
-#: Cheap settings: 200 held-out sentences per language, no timing.
-FAST = dict(verify_sentences=200, measure_speed=False)
+#: Cheap settings: 200 held-out sentences per language, two sentences' logits, no timing.
+FAST = dict(verify_sentences=200, logit_sentences=2, measure_speed=False)
 
 
+@functools.cache
 def trimmed(family: str, langs: str = "en,de", *, arch: str = "llama", tied: bool = True, **settings):
+    """(original tokenizer, an untouched copy of the model, the trimmed model, the result), made once per
+    argument set: tests only read them."""
     tokenizer = make_tokenizer(family)
     model = make_model(tokenizer, arch=arch, tied=tied)
     original = make_model(tokenizer, arch=arch, tied=tied)
