@@ -181,6 +181,27 @@ def side_by_side(models: dict, prompts: list[str]) -> dict:
     return out
 
 
+#: A chat template of our own with Gemma's turn markers (the GGUF conversion carries none): it must render the same
+#: text, and the same tokens (remapped), after trimming.
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<start_of_turn>{{ 'model' if m['role'] == 'assistant' else m['role'] }}\n"
+    "{{ m['content'] }}<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+
+
+def chat_template_check(dense: Path) -> dict:
+    """Trim en,de,sw (frequency) from a tokenizer given a chat template: the built-in check's verdict."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    import hfprune
+
+    model = AutoModelForCausalLM.from_pretrained(dense).eval()
+    tokenizer = AutoTokenizer.from_pretrained(dense)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    result = hfprune.trim_vocab(model, tokenizer, langs="en,de,sw", measure_speed=False, verify_sentences=50)
+    return {"template": CHAT_TEMPLATE, **result.record["verification"]["chat_template"]}
+
+
 def bits_per_byte(folder: Path, langs: list[str], sentences: int) -> dict[str, float]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -198,7 +219,7 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=100, help="FLORES devtest sentences per language for bpb")
     parser.add_argument("--merge", action="store_true", help="keep the results already in the JSON; do the rest")
     parser.add_argument("--only", default=None, help="comma-separated configuration names (default all)")
-    parser.add_argument("--parts", default="build,rss,bpb,speed", help="steps to run")
+    parser.add_argument("--parts", default="build,rss,chat,bpb,speed", help="steps to run")
     args = parser.parse_args()
     torch.set_num_threads(2)
     parts = set(args.parts.split(","))
@@ -237,6 +258,9 @@ def main() -> None:
         if "rss" in parts and "kept_tokens" in row and "load_peak_rss_mb" not in row:
             row["load_peak_rss_mb"] = load_rss_mb(Path(row["folder"]))
             save()
+    if "chat" in parts and "chat_template" not in report:
+        report["chat_template"] = chat_template_check(dense)
+        save()
     if "bpb" in parts:
         needed = sorted({lang for n in chosen for lang in _eval_langs(report["rows"].get(n, {}), configs[n])})
         have = dense_row.setdefault("bits_per_byte", {})
@@ -340,6 +364,13 @@ def markdown(report: dict) -> str:
             f"| {name} | {'; '.join(fmt(lang) for lang in kept)} | {mean_row / mean_dense - 1:+.2%} | "
             f"{'; '.join(fmt(lang) for lang in others) or 'n/a'} |"
         )
+    chat = report.get("chat_template")
+    if chat:
+        lines += [
+            "",
+            f"Chat template (our own, with Gemma's `<start_of_turn>` / `<end_of_turn>` tokens; en,de,sw frequency "
+            f"trim): same text {chat.get('same_text')}, same (remapped) tokens {chat.get('same_ids')}.",
+        ]
     lines += ["", "## Targets (issue 16)", ""] + targets(report)
     return "\n".join(lines) + "\n"
 
