@@ -133,12 +133,14 @@ def _parameters(folder: Path) -> int:
 def load_rss_mb(folder: Path) -> float:
     """Peak RSS of a fresh Python process that imports transformers, loads the model (fp32, CPU) and runs one
     8-token forward: weights are memory-mapped and become resident only when used, so loading alone would
-    mostly measure the libraries."""
+    mostly measure the libraries. Read from ``VmHWM`` (the new process's own high-water mark): Linux carries the
+    parent's ``ru_maxrss`` over ``fork`` + ``exec``, so ``getrusage`` in the child would report the parent's."""
     code = (
-        "import resource, transformers, torch\n"
+        "import transformers, torch\n"
         f"m = transformers.AutoModelForCausalLM.from_pretrained({str(folder)!r}, dtype=torch.float32)\n"
         "m(input_ids=torch.arange(2, 10)[None])\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+        "print(int(hwm.split()[1]) / 1024)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return round(float(done.stdout.strip().splitlines()[-1]), 1)
@@ -219,6 +221,7 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=100, help="FLORES devtest sentences per language for bpb")
     parser.add_argument("--merge", action="store_true", help="keep the results already in the JSON; do the rest")
     parser.add_argument("--only", default=None, help="comma-separated configuration names (default all)")
+    parser.add_argument("--redo", default="", help="with --merge: measure these parts again (e.g. rss,chat)")
     parser.add_argument("--parts", default="build,rss,chat,bpb,speed", help="steps to run")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -232,6 +235,14 @@ def main() -> None:
         sentences=args.sentences,
     )
     report.setdefault("rows", {})
+    redo = set(filter(None, args.redo.split(",")))
+    for row in [report.get("dense", {}), *report["rows"].values()]:
+        if "rss" in redo:
+            row.pop("load_peak_rss_mb", None)
+        if "speed" in redo:
+            row.pop("speed", None)
+    if "chat" in redo:
+        report.pop("chat_template", None)
     dense = gemma_path()
     root = constants.cache_dir() / "bench-vocab"
     root.mkdir(parents=True, exist_ok=True)

@@ -229,7 +229,7 @@ def _check_tokenization(tokenizer: Any, plan: _Plan, settings: VocabSettings) ->
             "held_out": {"folder": str(plan.folder), **plan.held_out.describe(), **plan.held_out_others.describe()},
             "kept": {lang: report.describe() for lang, report in kept.items()},
             "not_kept": {lang: report.describe() for lang, report in others.items()},
-            "chat_template": _chat_template_check(tokenizer, plan.tokenizer, mapping, plan.held_out),
+            "chat_template": _chat_template_check(tokenizer, plan.tokenizer, mapping, _identical(plan.held_out, kept)),
         },
         "probe": logit_probe(tokenizer, plan.tokenizer, mapping, plan.held_out, kept, settings.logit_sentences),
         "prompts": [_speed_prompt(plan.held_out)],
@@ -301,12 +301,15 @@ def _check_held_out_is_not_corpus(held_out: Path, corpus_source: dict[str, Any])
         )
 
 
-def _chat_template_check(before: Any, after: Any, mapping: dict[int, int], held_out: Any) -> dict[str, Any]:
-    """Apply the chat template (when there is one) with both tokenizers: same text, same (mapped) ids."""
+def _chat_template_check(before: Any, after: Any, mapping: dict[int, int], contents: list[str]) -> dict[str, Any]:
+    """Apply the chat template (when there is one) with both tokenizers: same text, same (mapped) ids.
+
+    ``contents`` are held-out sentences that tokenize as before, so that the check is about the template's own
+    text and special tokens, not about the messages (empty messages when there are none)."""
     if not getattr(before, "chat_template", None):
         return {"present": False}
-    first = next(iter(held_out.sentences.values()))
-    messages = [{"role": "user", "content": first[0]}, {"role": "assistant", "content": first[1]}]
+    user, assistant = (contents + ["", ""])[:2]
+    messages = [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
     text_before = before.apply_chat_template(messages, tokenize=False)
     text_after = after.apply_chat_template(messages, tokenize=False)
     ids_before = before(text_before, add_special_tokens=False)["input_ids"]
@@ -316,6 +319,11 @@ def _chat_template_check(before: Any, after: Any, mapping: dict[int, int], held_
         "same_text": text_before == text_after,
         "same_ids": [mapping.get(i, -1) for i in ids_before] == list(ids_after),
     }
+
+
+def _identical(held_out: HeldOut, reports: dict[str, Any]) -> list[str]:
+    """A few held-out sentences that tokenize exactly as before."""
+    return [held_out.sentences[lang][i] for lang, report in reports.items() for i in report.identical_indices[:2]]
 
 
 def _speed_prompt(held_out: Any, chars: int = 400) -> str:
