@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..vocab.verify import coverage_advice
 from .results import CardResults
 
 #: Row labels of the reasons a token stays.
@@ -65,6 +66,7 @@ def vocabulary_view(metadata: dict[str, Any], results: CardResults | None) -> di
         "logits": verification.get("logits") or {},
         "chat_template": verification.get("chat_template") or {},
         "held_out": _held_out_name((verification.get("held_out") or {}).get("folder")),
+        "advice": coverage_advice(verification.get("kept") or {}),
     }
 
 

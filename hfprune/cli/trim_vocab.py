@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ..constants import DEFAULT_MAX_SHARD_SIZE
 from ..vocab import trim_vocab_pretrained
+from ..vocab.verify import coverage_advice
 from . import options
 
 
@@ -84,6 +85,9 @@ def print_vocab_summary(record: dict[str, Any], out: str | Path | None, console:
                 f"{row['tokens_per_byte_after']:.4f}", f"{row['tokens_change']:+.1%}",
             )  # fmt: skip
     console.print(table)
+    advice = coverage_advice(verification["kept"])
+    if advice:
+        console.print(f"[yellow]warning:[/yellow] {advice}", soft_wrap=True)
     logits = verification["logits"]
     console.print(
         f"logits on {logits['sentences']} identically tokenized sentences: max |difference| "

@@ -26,6 +26,31 @@ from .scripts import language_scripts
 Forward = Callable[[Any, torch.Tensor], torch.Tensor]
 #: Largest max-abs logit difference accepted in fp32 (other dtypes: a few of their own rounding steps).
 FP32_TOLERANCE = 1e-5
+#: Below this share of kept-language held-out sentences tokenized as before, users are told their vocabulary
+#: text is too small: every changed split is one the model never saw in training, and costs quality.
+LOW_IDENTICAL_SHARE = 0.9
+
+
+def poorly_covered(kept: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Kept languages whose held-out text mostly tokenizes differently now: language -> identical share."""
+    return {
+        lang: row["identical_share"]
+        for lang, row in kept.items()
+        if row.get("identical_share") is not None and row["identical_share"] < LOW_IDENTICAL_SHARE
+    }
+
+
+def coverage_advice(kept: dict[str, dict[str, Any]]) -> str | None:
+    """The warning for :func:`poorly_covered` languages, or ``None``."""
+    low = poorly_covered(kept)
+    if not low:
+        return None
+    shares = ", ".join(f"{lang} {share:.0%}" for lang, share in low.items())
+    return (
+        f"only {shares} of held-out sentences tokenize as before: the vocabulary text is too small for these "
+        "languages, and splits the model never saw in training cost quality (compare bits per byte with "
+        "`hfprune eval`); use a larger --vocab-source or --vocab-scripts"
+    )
 
 
 @dataclass

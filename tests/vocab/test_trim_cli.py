@@ -227,3 +227,21 @@ def test_the_space_scores_a_trimmed_model_against_its_base_and_shows_size(trimme
     assert all(abs(row["delta"]) < 0.7 for row in result["rows"])  # and mass from dropped tokens, renormalised
     assert "trimmed to the tokens of en, de, sw" in header and "### Size and speed" in header
     assert "| parameters |" in header and "decode tokens/s" in header
+
+
+def test_a_vocabulary_text_too_small_for_a_language_is_flagged_in_the_summary_and_card(
+    tiny_model_dir, tmp_path, capsys
+):
+    source = tmp_path / "texts"
+    source.mkdir()
+    (source / "en.txt").write_text("The cat sat on the mat. It was a good day for the cat.\n", encoding="utf-8")
+    out = tmp_path / "small"
+    code, stdout, err = run(
+        ["trim-vocab", tiny_model_dir, "--langs", "en", "--vocab-source", source, "--vocab-no-speed", *FAST,
+         "--out", out],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "warning: only en" in stdout and "--vocab-scripts" in stdout
+    card = write_card(out).read_text()
+    assert "**Warning:** only en" in card and "Generation speed was not measured" in card
