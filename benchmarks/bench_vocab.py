@@ -57,6 +57,7 @@ def configurations() -> dict[str, dict]:
         configs[f"{name} · frequency"] = {"langs": langs, "scripts": False}
         configs[f"{name} · scripts"] = {"langs": langs, "scripts": True}
     configs["en,de,sw · frequency + wanda 50%"] = {"langs": LANG_SETS["en,de,sw"], "scripts": False, "wanda": True}
+    configs["en,de,sw · scripts + wanda 50%"] = {"langs": LANG_SETS["en,de,sw"], "scripts": True, "wanda": True}
     configs["untrimmed + wanda 50% (en,de,sw calibration)"] = {
         "langs": LANG_SETS["en,de,sw"], "wanda": True, "trim": False, "others": ("es", "ar"),
     }  # fmt: skip
@@ -228,8 +229,10 @@ def main() -> None:
     parts = set(args.parts.split(","))
     path = RESULTS / f"{STEM}.json"
     report = json.loads(path.read_text()) if args.merge and path.is_file() else {}
+    command = "flock /tmp/hfprune-bench.lock python " + " ".join(sys.argv)
+    report["commands"] = [*report.get("commands", [report["command"]] if "command" in report else []), command]
     report.update(
-        command="flock /tmp/hfprune-bench.lock python " + " ".join(sys.argv),
+        command=report["commands"][0],
         machine=f"{os.cpu_count()} CPU cores shared with other engineers' work, {platform.machine()}, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads",
         sentences=args.sentences,
@@ -324,7 +327,8 @@ def markdown(report: dict) -> str:
     lines = [
         "# Vocabulary trimming: Gemma 3 270M",
         "",
-        f"Command: `{report.get('command')}`",
+        "Commands (in order; `--merge` keeps what the earlier ones measured): "
+        + "; ".join(f"`{c}`" for c in report.get("commands", [report.get("command")])),
         "",
         f"Machine: {report.get('machine')}. Speeds are medians of {REPEATS} runs with the dense and the trimmed model "
         "timed in turn in one process; other engineers' jobs on the same 2 cores move them (compare ratios within a "
