@@ -245,3 +245,19 @@ def test_a_vocabulary_text_too_small_for_a_language_is_flagged_in_the_summary_an
     assert "warning: only en" in stdout and "--vocab-scripts" in stdout
     card = write_card(out).read_text()
     assert "**Warning:** only en" in card and "Generation speed was not measured" in card
+
+
+def test_a_hub_model_is_pulled_trimmed_and_recorded_with_its_commit(local_hub, tmp_path, capsys):
+    from ..hub_mirror import publish
+
+    tokenizer = make_tokenizer("gemma")
+    publish(local_hub.mirror_root, "acme/tiny-gemma", save_folder(make_model(tokenizer, arch="gemma3"), tokenizer,
+                                                                  tmp_path / "src"))  # fmt: skip
+    out = tmp_path / "trimmed"
+    code, _, err = run(["trim-vocab", "acme/tiny-gemma", "--langs", "en,de", "--vocab-no-speed", *FAST, "--out", out],
+                       capsys)  # fmt: skip
+    assert code == 0, err
+    meta = json.loads((out / METADATA_FILE).read_text())
+    assert meta["base_model"]["id"] == "acme/tiny-gemma" and len(meta["base_model"]["commit"]) == 40
+    assert meta["vocab"]["files"]["safetensors_bytes_before"] > meta["vocab"]["files"]["safetensors_bytes_after"]
+    assert AutoModelForCausalLM.from_pretrained(out).config.vocab_size == len(AutoTokenizer.from_pretrained(out))
