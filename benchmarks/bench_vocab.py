@@ -221,7 +221,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sentences", type=int, default=100, help="FLORES devtest sentences per language for bpb")
     parser.add_argument("--merge", action="store_true", help="keep the results already in the JSON; do the rest")
-    parser.add_argument("--only", default=None, help="comma-separated configuration names (default all)")
+    parser.add_argument("--only", default=None, help="';'-separated configuration names (default all)")
     parser.add_argument("--redo", default="", help="with --merge: measure these parts again (e.g. rss,chat)")
     parser.add_argument("--parts", default="build,rss,chat,bpb,speed", help="steps to run")
     args = parser.parse_args()
@@ -250,7 +250,7 @@ def main() -> None:
     root = constants.cache_dir() / "bench-vocab"
     root.mkdir(parents=True, exist_ok=True)
     configs = configurations()
-    chosen = [n for n in configs if args.only is None or n in args.only.split(",")]
+    chosen = [n for n in configs if args.only is None or n in args.only.split(";")]
 
     def save() -> None:
         path.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
@@ -384,7 +384,8 @@ def markdown(report: dict) -> str:
         lines += [
             "",
             f"Chat template (our own, with Gemma's `<start_of_turn>` / `<end_of_turn>` tokens; en,de,sw frequency "
-            f"trim): same text {chat.get('same_text')}, same (remapped) tokens {chat.get('same_ids')}.",
+            f"trim): same text {chat.get('same_text')}; the template's own text tokenized the same (remapped) "
+            f"{chat.get('same_ids')}; with two held-out sentences as messages {chat.get('same_ids_with_messages')}.",
         ]
     lines += ["", "## Targets (issue 16)", ""] + targets(report)
     return "\n".join(lines) + "\n"

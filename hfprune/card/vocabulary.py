@@ -18,6 +18,7 @@ REASON_LABELS = {
     "added": "special and added tokens",
     "config": "ids the configs name",
     "bytes": "byte tokens (any text still encodes)",
+    "template": "the chat template's own text",
     "scripts": "written in the kept languages' scripts",
     "closure": "BPE intermediates of kept tokens",
     "corpus": "seen in the vocabulary text",

@@ -1,7 +1,8 @@
 """Which tokens stay, and why each one does.
 
 In order: every added and special token, every token a config names (BOS, EOS, pad ...), the byte tokens (so any
-text still encodes), with ``scripts`` every token written in the kept languages' scripts; then the tokens seen in
+text still encodes), the tokens of the chat template's own text (so chat formatting tokenizes as before), with
+``scripts`` every token written in the kept languages' scripts; then the tokens seen in
 the vocabulary corpus, most frequent first, down to ``min_count`` and up to the ``size`` cap. For BPE each kept
 token brings its intermediates (:mod:`hfprune.vocab.closure`), counted against the cap with it.
 """
@@ -19,7 +20,7 @@ from .families import BYTE_FALLBACK_BPE, UNIGRAM, TokenizerDefinition, byte_piec
 from .scripts import ScriptFilter
 
 #: Why a token stays, in the order the reasons are tried (each token is counted under its first reason).
-REASONS = ("added", "config", "bytes", "scripts", "closure", "corpus")
+REASONS = ("added", "config", "bytes", "template", "scripts", "closure", "corpus")
 
 
 @dataclass
@@ -104,6 +105,7 @@ def select_tokens(
     *,
     rows: int,
     referenced: set[int],
+    template: set[int] = frozenset(),
     min_count: int = 1,
     size: int | None = None,
     scripts: ScriptFilter | None = None,
@@ -113,6 +115,7 @@ def select_tokens(
     Args:
         rows: the model's vocabulary rows; ids at or beyond it have no embedding and cannot be kept.
         referenced: ids the model's configs name.
+        template: ids of the chat template's own text (its markers, role names and newlines).
 
     Raises:
         VocabSizeError: ``size`` is below the tokens that must stay (special, added, config, byte, script tokens).
@@ -124,6 +127,10 @@ def select_tokens(
     unk = _unk_id(definition)
     builder.add([unk] if unk is not None else [], "added")
     builder.add(sorted(definition.byte_ids), "bytes")
+    for token_id in sorted(template):
+        if token_id < rows:
+            builder.add(builder.needs(token_id)[:1], "template")
+            builder.add(builder.needs(token_id), "closure")
     if scripts is not None:
         written = [i for i in sorted(definition.model_ids - definition.added) if _written_in(definition, i, scripts)]
         builder.add(written, "scripts")

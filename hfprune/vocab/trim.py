@@ -48,7 +48,9 @@ from .verify import (
 )
 
 #: Short codes of the reasons in ``vocab_map.json`` (one per kept token, in new-id order).
-REASON_CODES = {"added": "A", "config": "C", "bytes": "B", "scripts": "S", "closure": "M", "corpus": "F"}
+REASON_CODES = {
+    "added": "A", "config": "C", "bytes": "B", "template": "T", "scripts": "S", "closure": "M", "corpus": "F",
+}  # fmt: skip
 
 
 @dataclass
@@ -204,7 +206,7 @@ def _plan(
     held_out_others = load_held_out(folder, others, settings.verify_sentences, required=bool(settings.other_langs))
     selection = select_tokens(
         definition, corpus.total(), rows=rows, referenced=referenced_ids(model.config, generation),
-        min_count=settings.min_count, size=settings.size,
+        template=_template_ids(tokenizer), min_count=settings.min_count, size=settings.size,
         scripts=ScriptFilter(s for group in scripts.values() for s in group) if scripts else None,
     )  # fmt: skip
     new_json = trimmed_definition(definition, selection.keep, selection.merges)
@@ -301,23 +303,40 @@ def _check_held_out_is_not_corpus(held_out: Path, corpus_source: dict[str, Any])
         )
 
 
-def _chat_template_check(before: Any, after: Any, mapping: dict[int, int], contents: list[str]) -> dict[str, Any]:
-    """Apply the chat template (when there is one) with both tokenizers: same text, same (mapped) ids.
+def _template_skeleton(tokenizer: Any, contents: tuple[str, str] = ("", "")) -> str | None:
+    """The chat template rendered for one user and one assistant turn (and the generation prompt)."""
+    if not getattr(tokenizer, "chat_template", None):
+        return None
+    messages = [{"role": "user", "content": contents[0]}, {"role": "assistant", "content": contents[1]}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
-    ``contents`` are held-out sentences that tokenize as before, so that the check is about the template's own
-    text and special tokens, not about the messages (empty messages when there are none)."""
+
+def _template_ids(tokenizer: Any) -> set[int]:
+    """Tokens of the chat template's own text (turn markers, role names, newlines): they must stay."""
+    skeleton = _template_skeleton(tokenizer)
+    return set(tokenizer(skeleton, add_special_tokens=False)["input_ids"]) if skeleton else set()
+
+
+def _chat_template_check(before: Any, after: Any, mapping: dict[int, int], contents: list[str]) -> dict[str, Any]:
+    """Render the chat template (when there is one) with both tokenizers: the same text, the same (mapped) ids for
+    the template alone, and for messages made of held-out sentences that tokenize as before (``contents``).
+
+    The last can differ even when both the template and the sentences are kept whole: a merge may join a
+    template's newline with a message's first characters, through a token only that context uses."""
     if not getattr(before, "chat_template", None):
         return {"present": False}
-    user, assistant = (contents + ["", ""])[:2]
-    messages = [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
-    text_before = before.apply_chat_template(messages, tokenize=False)
-    text_after = after.apply_chat_template(messages, tokenize=False)
-    ids_before = before(text_before, add_special_tokens=False)["input_ids"]
-    ids_after = after(text_after, add_special_tokens=False)["input_ids"]
+
+    def same_ids(text: str) -> bool:
+        old = before(text, add_special_tokens=False)["input_ids"]
+        return [mapping.get(i, -1) for i in old] == list(after(text, add_special_tokens=False)["input_ids"])
+
+    messages = tuple((contents + ["", ""])[:2])
+    with_messages = _template_skeleton(before, messages)
     return {
         "present": True,
-        "same_text": text_before == text_after,
-        "same_ids": [mapping.get(i, -1) for i in ids_before] == list(ids_after),
+        "same_text": with_messages == _template_skeleton(after, messages),
+        "same_ids": same_ids(_template_skeleton(before) or ""),
+        "same_ids_with_messages": same_ids(with_messages or ""),
     }
 
 

@@ -125,7 +125,23 @@ def test_the_chat_template_renders_the_same_text_and_tokens(family):
 
     assert before == after
     assert same_split(tokenizer, result.tokenizer, result.mapping, before)
-    assert result.record["verification"]["chat_template"] == {"present": True, "same_text": True, "same_ids": True}
+    check = result.record["verification"]["chat_template"]
+    assert check == {"present": True, "same_text": True, "same_ids": True, "same_ids_with_messages": True}
+
+
+def test_the_chat_templates_own_text_stays_even_when_the_vocabulary_text_never_uses_it(tmp_path):
+    (tmp_path / "en.txt").write_text("Hello hello hello. The cat sat.\n", encoding="utf-8")
+    tokenizer = make_tokenizer("gemma")
+    skeleton = tokenizer.apply_chat_template(
+        [{"role": "user", "content": ""}, {"role": "assistant", "content": ""}], tokenize=False,
+        add_generation_prompt=True,
+    )  # fmt: skip
+
+    result = hfprune.trim_vocab(make_model(tokenizer), tokenizer, langs="en", source=str(tmp_path), **FAST)
+
+    assert result.record["selection"]["by_reason"]["template"] > 0
+    assert result.record["verification"]["chat_template"]["same_ids"]
+    assert same_split(tokenizer, result.tokenizer, result.mapping, skeleton)
 
 
 def test_saved_output_reloads_with_plain_transformers_and_trims_again(tmp_path):
