@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -229,7 +230,7 @@ def main() -> None:
     parts = set(args.parts.split(","))
     path = RESULTS / f"{STEM}.json"
     report = json.loads(path.read_text()) if args.merge and path.is_file() else {}
-    command = "flock /tmp/hfprune-bench.lock python " + " ".join(sys.argv)
+    command = "flock /tmp/hfprune-bench.lock python " + shlex.join(sys.argv)
     report["commands"] = [*report.get("commands", [report["command"]] if "command" in report else []), command]
     report.update(
         command=report["commands"][0],
