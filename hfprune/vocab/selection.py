@@ -148,7 +148,8 @@ def select_tokens(
         raise VocabSizeError(
             f"--vocab-size {size} is below the {mandatory} tokens that must stay (added/special "
             f"{counts_now['added']}, named by the config {counts_now['config']}, bytes {counts_now['bytes']}, "
-            f"scripts {counts_now['scripts']}, their intermediates {counts_now['closure']}); ask for at least {mandatory}"
+            f"chat template {counts_now['template']}, scripts {counts_now['scripts']}, their intermediates "
+            f"{counts_now['closure']}); ask for at least {mandatory}"
         )
     ranked = [i for i, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])) if n >= min_count]
     left_out = 0
