@@ -1,7 +1,8 @@
 """hfprune: one-shot pruning of multilingual LLMs with a calibration-language mix.
 
 The public face: :func:`prune` (in memory), :func:`save_pruned`, :func:`prune_pretrained` (load, prune,
-save), :class:`PruneSettings` (what to prune and how), calibration (:class:`Mix`, :func:`build_calibration`),
+save), :class:`PruneSettings` (what to prune and how), vocabulary trimming (:func:`trim_vocab`,
+:func:`trim_vocab_pretrained`, :class:`VocabSettings`), calibration (:class:`Mix`, :func:`build_calibration`),
 :func:`methods` (what is registered), and the error classes in :mod:`hfprune.errors`. Evaluation, cards and
 publishing live in :mod:`hfprune.evaluation`, :mod:`hfprune.card` and :mod:`hfprune.hub`.
 """
@@ -19,6 +20,7 @@ from .calibration import (
 )
 from .constants import VERSION as __version__
 from .pruning.methods import available as _available
+from .vocab import VocabSettings, VocabTrimResult, trim_vocab, trim_vocab_pretrained
 
 
 def methods() -> list[str]:
@@ -32,6 +34,8 @@ __all__ = [
     "PruneResult",
     "PruneSettings",
     "SourceSpec",
+    "VocabSettings",
+    "VocabTrimResult",
     "__version__",
     "build_calibration",
     "methods",
@@ -40,4 +44,6 @@ __all__ = [
     "prune",
     "prune_pretrained",
     "save_pruned",
+    "trim_vocab",
+    "trim_vocab_pretrained",
 ]

@@ -25,6 +25,7 @@ from .calibration import (
     CalibrationSource,
     Mix,
     build_calibration,
+    normalize,
     open_source,
 )
 from .constants import (
@@ -44,6 +45,7 @@ from .errors import (
     InvalidProfileError,
     SequenceTooLongError,
     StreamingUnsupportedError,
+    UnknownLanguageError,
 )
 from .io import atomic_folder, check_output, portable_command, write_json
 from .models import (
@@ -69,6 +71,7 @@ from .pruning.profiles import SparsityProfile, make_profile, resolve_profile
 from .pruning.stats import needs_gradients
 from .pruning.structure import Structure, resolve_sparsity
 from .system import library_versions, peak_memory, resolve_device
+from .vocab import VocabSettings, VocabTrimResult, save_trimmed, trim_vocab
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,8 @@ class PruneSettings:
             or ``"independent"`` (all blocks on dense inputs; one pass per block, about half the cost).
         offload: keep calibration activations on CPU between uses, bounding accelerator memory to one block
             plus one batch.
+        vocab: also trim the vocabulary to these settings' languages (default: the calibration mix's), before
+            pruning, so calibration already sees the trimmed tokenizer (:mod:`hfprune.vocab`).
     """
 
     method: str = DEFAULT_METHOD
@@ -108,6 +113,7 @@ class PruneSettings:
     profile: SparsityProfile | str | None = None
     pipeline: str = "sequential"
     offload: bool = False
+    vocab: VocabSettings | None = None
 
     def with_overrides(self, **overrides: Any) -> PruneSettings:
         """A copy with ``overrides``: names of fields set those fields, any other name is a method parameter
@@ -126,6 +132,7 @@ class PruneSettings:
             "sparsity": self.sparsity, "structure": str(self.structure), "calibration": str(calibration),
             "calib_source": _describe_source(self.calib_source), "seqlen": self.seqlen, "seed": self.seed,
             "batch_size": self.batch_size, "profile": profile, "pipeline": self.pipeline,
+            **({"vocab": self.vocab.describe()} if self.vocab is not None else {}),
         }  # fmt: skip
 
 
@@ -146,6 +153,8 @@ class PruneResult:
     base_model: dict[str, Any] = field(default_factory=dict)
     sparsity_profile: dict[str, Any] = field(default_factory=dict)
     pipeline: str = "sequential"
+    #: the vocabulary trimming done before pruning (its tokenizer replaces the one passed in), if any
+    trimmed: VocabTrimResult | None = None
 
     @property
     def sparsity(self) -> float:
@@ -184,6 +193,7 @@ class PruneResult:
             "timings": self.timings,
             "peak_memory": self.peak_memory,
             "versions": library_versions(),
+            **({"vocab": self.trimmed.record} if self.trimmed is not None else {}),
         }
 
 
@@ -212,6 +222,9 @@ def prune(
         loader: where blocks' weights come from when the model is not in memory whole
             (``hfprune.models.streaming``); ``None`` for a loaded model.
 
+    With ``settings.vocab`` the vocabulary is trimmed first (in place) and ``result.trimmed.tokenizer`` is the
+    model's tokenizer from then on; :func:`save_pruned` saves that one.
+
     Raises:
         InvalidSparsityError, InvalidStructureError, UnknownMethodError, InvalidMethodParameterError,
         InvalidProfileError, InvalidPipelineError, calibration errors.
@@ -237,6 +250,10 @@ def prune(
             HfpruneWarning,
             stacklevel=2,
         )
+    trimmed = None
+    if settings.vocab is not None:
+        trimmed = trim_for_pruning(model, tokenizer, settings, measure_after=False)
+        tokenizer = trimmed.tokenizer
     started = time.perf_counter()
     calib = None
     if method.needs_calibration or layer_profile is not None:
@@ -260,6 +277,8 @@ def prune(
         input_cache=input_cache, pipeline=settings.pipeline, offload=settings.offload, loader=loader,
     ).run()  # fmt: skip  # fmt: skip
     model.train(was_training)
+    if trimmed is not None and loader is None:
+        trimmed.measure_after(model)  # the final model: trimmed and pruned
     return PruneResult(
         method=method.name,
         params=method.params(),
@@ -273,6 +292,7 @@ def prune(
         seed=settings.seed if calib is not None else None,
         sparsity_profile=profile_info,
         pipeline=settings.pipeline,
+        trimmed=trimmed,
     )
 
 
@@ -319,6 +339,31 @@ def check_shard_size(max_shard_size: str | int) -> int:
     return size
 
 
+def trim_for_pruning(model: nn.Module, tokenizer: Any, settings: PruneSettings, **options: Any) -> VocabTrimResult:
+    """Trim the vocabulary as ``settings.vocab`` says, to the calibration mix's languages unless it names its own,
+    from the calibration source unless it names its own."""
+    assert settings.vocab is not None
+    if tokenizer is None:
+        raise CalibrationSourceError("trimming the vocabulary needs the model's tokenizer, and this model has none")
+    vocab = settings.vocab if settings.vocab.langs else settings.vocab.with_langs(calibration_languages(settings))
+    return trim_vocab(model, tokenizer, vocab, source=settings.calib_source, **options)
+
+
+def calibration_languages(settings: PruneSettings) -> list[str]:
+    """The languages a run calibrates on: its mix's, its samples', or every language its source holds."""
+    if isinstance(settings.calibration, CalibrationSet):
+        return list(dict.fromkeys(settings.calibration.languages))
+    if settings.calibration is not None:
+        return Mix.parse(settings.calibration).languages
+    found = []
+    for key in open_source(settings.calib_source).languages():
+        try:
+            found.append(normalize(key))
+        except UnknownLanguageError:
+            continue  # a file such as notes.txt is not a language
+    return Mix.even(sorted(set(found))).languages
+
+
 def calibration_set(tokenizer: Any, settings: PruneSettings) -> CalibrationSet:
     """The samples ``settings`` asks for: given ready, or drawn from its source with the tokenizer."""
     if isinstance(settings.calibration, CalibrationSet):
@@ -340,6 +385,7 @@ def save_pruned(
     max_shard_size: str = DEFAULT_MAX_SHARD_SIZE,
     extra: dict[str, Any] | None = None,
     local_base: Path | None = None,
+    base_folder: str | Path | None = None,
 ) -> Path:
     """Write the pruned model, its tokenizer and ``hfprune.json`` to ``out`` atomically.
 
@@ -348,9 +394,14 @@ def save_pruned(
 
     Weights are dense safetensors holding the zeros: sparse storage formats were removed upstream and
     loaders now mis-load them silently, so dense is the format every ``from_pretrained`` reads right.
+    A run that trimmed the vocabulary saves its trimmed tokenizer and ``vocab_map.json`` instead of
+    ``tokenizer``; ``base_folder`` (the base checkpoint) lets it record the file sizes before and after.
     """
     with atomic_folder(out, overwrite=overwrite) as tmp:
         model.save_pretrained(tmp, safe_serialization=True, max_shard_size=max_shard_size)
+        if result.trimmed is not None:
+            save_trimmed(tmp, result.trimmed, Path(base_folder) if base_folder else None)
+            tokenizer = None
         _finish_folder(tmp, tokenizer, {**result.to_dict(), **(extra or {})}, local_base)
     return Path(out)
 
@@ -397,7 +448,7 @@ def prune_pretrained(
     local_base = loaded.folder if loaded.source.get("local") else None
     save_pruned(
         loaded.model, loaded.tokenizer, result, out, overwrite=overwrite, max_shard_size=max_shard_size, extra=extra,
-        local_base=local_base,
+        local_base=local_base, base_folder=loaded.folder if result.trimmed is not None else None,
     )  # fmt: skip
     result.timings["save_s"] = time.perf_counter() - started
     result.peak_memory = peak_memory(resolve_device(settings.device))
@@ -419,9 +470,8 @@ def _prune_streamed(
 ) -> PruneResult:
     """``prune --stream``: the model is a skeleton on ``meta``; each block is read from the checkpoint when the
     engine reaches it and written to its own shard as soon as it is pruned. The masks are those of the
-    in-memory run: the engine does the same work in the same order (tested)."""
-    from transformers import GenerationConfig
-
+    in-memory run: the engine does the same work in the same order (tested). A vocabulary trim runs first on the
+    embeddings and head (loaded anyway); its logits check loads each block only for its own call."""
     method = get_method(settings.method, **settings.method_params)
     if needs_gradients(method.needs):
         raise StreamingUnsupportedError(
@@ -439,27 +489,48 @@ def _prune_streamed(
     load_non_block_weights(model, stack.name, reader)
     loader = StreamedBlocks(stack.blocks, stack.name, reader)
     tokenizer = load_tokenizer(folder, trust_remote_code)
+    generation = _generation_config(folder)
     load_s = time.perf_counter() - started
+    trimmed = None
+    if settings.vocab is not None:  # before the output is opened: a refused trim leaves nothing behind
+
+        def forward(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
+            with loader.per_call(stack.blocks), torch.inference_mode():
+                return model(input_ids=ids, use_cache=False).logits
+
+        trimmed = trim_for_pruning(model, tokenizer, settings, generation_config=generation, forward=forward)
+        tokenizer, settings = trimmed.tokenizer, dataclasses.replace(settings, vocab=None)
     with atomic_folder(out, overwrite=overwrite) as tmp:
         writer = loader.writer = ShardWriter(tmp, len(stack.blocks) + 1)
         result = prune(model, tokenizer, settings, loader=loader, progress=progress)
+        result.trimmed = trimmed
         if not loader.all_written():
             raise RuntimeError("a block was never written; the output is incomplete and was discarded")
         started = time.perf_counter()
         writer.write(non_block_state(model, stack.name))
         writer.finish()
         model.config.save_pretrained(tmp)
-        try:
-            GenerationConfig.from_pretrained(folder).save_pretrained(tmp)
-        except OSError:
-            pass  # the source has none
+        if generation is not None:
+            generation.save_pretrained(tmp)
+        if trimmed is not None:
+            save_trimmed(tmp, trimmed, folder)
         result.base_model = describe_source(str(model_id), revision, folder)
         result.timings["load_s"] = load_s
         result.timings["save_s"] = time.perf_counter() - started
         result.peak_memory = peak_memory(resolve_device(settings.device))
         local_base = folder if result.base_model.get("local") else None
-        _finish_folder(tmp, tokenizer, {**result.to_dict(), "streamed": True, **extra}, local_base)
+        _finish_folder(tmp, None if trimmed else tokenizer, {**result.to_dict(), "streamed": True, **extra}, local_base)
     return result
+
+
+def _generation_config(folder: Path) -> Any:
+    """The checkpoint's generation config, or ``None`` when it has none."""
+    from transformers import GenerationConfig
+
+    try:
+        return GenerationConfig.from_pretrained(folder)
+    except OSError:
+        return None
 
 
 def _finish_folder(folder: Path, tokenizer: Any, metadata: dict[str, Any], local_base: Path | None = None) -> None:

@@ -25,6 +25,8 @@ LEDGER_FILE = ".hfprune-run.json"
 LOCAL_RECORD = ".hfprune-local.json"
 #: Marks a folder hfprune is still writing (with the writer's pid and host): a killed run's leftover.
 PARTIAL_MARKER = ".hfprune-partial"
+#: A trimmed vocabulary's map: for every new token id, its id in the base model and why it was kept.
+VOCAB_MAP_FILE = "vocab_map.json"
 #: The index of sharded safetensors weights (transformers' name).
 WEIGHTS_INDEX = "model.safetensors.index.json"
 #: The model card template in ``model_cards/``.

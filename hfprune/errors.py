@@ -188,6 +188,35 @@ class DiskFullError(OutputError):
     """The disk filled up while writing; nothing was left half-written."""
 
 
+# --- vocabulary trimming --------------------------------------------------------------------------------
+class VocabError(HfpruneError):
+    """The vocabulary cannot be trimmed as asked."""
+
+
+class VocabSourceError(VocabError):
+    """The vocabulary source has no (or too little) text for a language to keep."""
+
+
+class VocabSizeError(VocabError, InvalidOptionError):
+    """``--vocab-size`` / ``--vocab-min-count`` out of range, or a cap below the tokens that must stay."""
+
+
+class UnsupportedTokenizerError(VocabError):
+    """A tokenizer that cannot be trimmed: no ``tokenizer.json``, WordPiece, or a BPE without a byte alphabet."""
+
+
+class NonStandardEmbeddingsError(VocabError):
+    """The model's vocabulary rows are not (only) in ``get_input_embeddings`` / ``get_output_embeddings``."""
+
+
+class UnknownScriptError(VocabError):
+    """``--vocab-scripts`` for a language whose writing system is not known."""
+
+
+class VocabVerificationError(VocabError):
+    """The trimmed model does not reproduce the original's logits: the output is not written."""
+
+
 # --- evaluation -----------------------------------------------------------------------------------------
 class EvaluationError(HfpruneError):
     """An evaluation that cannot run on the data or settings given."""

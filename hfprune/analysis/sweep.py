@@ -107,6 +107,9 @@ class SweepResult:
     dense: dict[str, dict[str, float]]
     cells: list[SweepCell] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    #: with ``--trim-vocab``: the trimming record, and the *untrimmed* dense model's evaluation
+    #: (``dense`` and every cell are then the trimmed model's)
+    vocab: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -114,6 +117,7 @@ class SweepResult:
             "dense": self.dense,
             "cells": [asdict(c) for c in self.cells],
             "timings": self.timings,
+            **({"vocab": self.vocab} if self.vocab else {}),
         }
 
 

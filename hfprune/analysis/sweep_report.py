@@ -59,6 +59,13 @@ def markdown_table(result: SweepResult) -> str:
             + " | ".join(f"{cell.eval[l]['bits_per_byte']:.3f}" for l in langs)
             + " |"
         )
+    untrimmed = result.vocab.get("dense_untrimmed")
+    if untrimmed:
+        bpb.append(
+            "| dense, vocabulary not trimmed | 0 | - | "
+            + " | ".join(f"{untrimmed[l]['bits_per_byte']:.3f}" for l in langs)
+            + " |"
+        )
     intro = [
         "# Calibration-language sweep",
         "",
@@ -66,6 +73,14 @@ def markdown_table(result: SweepResult) -> str:
         f"({result.spec.eval_sentences or 'all'} sentences, context {result.spec.context_length}).",
         "",
     ]
+    if result.vocab:
+        record = result.vocab["record"]
+        intro += [
+            f"Vocabulary trimmed first to the tokens of {', '.join(record['languages'])} ({record['rows_after']:,} of "
+            f"{record['rows_before']:,} tokens); the dense row and every cell use the trimmed model and tokenizer, so "
+            "their perplexities compare; the untrimmed dense model is in the bits-per-byte table.",
+            "",
+        ]
     return "\n".join(intro + lines + bpb) + "\n"
 
 

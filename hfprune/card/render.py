@@ -23,6 +23,7 @@ from ..errors import CardTemplateError, NotAPrunedFolderError
 from ..io import atomic_write_text
 from .base_model import BaseModelCard, read_base_model_card
 from .results import CardResults, load_results
+from .vocabulary import vocabulary_view
 
 
 def default_template() -> Path:
@@ -78,6 +79,7 @@ def render_card(
     card_results = load_results(results, model_name) if results else None
     calibration = _calibration_view(metadata.get("calibration", {}))
     card_data = _card_data(metadata, base, card_results, calibration, model_name, license)
+    vocab = vocabulary_view(metadata, card_results)
     context = {
         "card_data": card_data.to_yaml(),
         "model_name": model_name,
@@ -99,6 +101,8 @@ def render_card(
         "plot": plot.name if plot else None,
         "command": _command_text(metadata),
         "versions": metadata.get("versions", {}),
+        "pruned": bool(metadata.get("method")),
+        "vocab": vocab,
         "pct": _pct,
         "signed_pct": _signed_pct,
         "num": _num,
@@ -148,8 +152,15 @@ def _card_data(
     license_override: str | None,
 ) -> ModelCardData:
     sparsity = metadata.get("achieved_sparsity") or 0.0
-    languages = list(dict.fromkeys([*calibration.get("languages", {}), *(results.languages if results else [])]))
+    trimmed_languages = (metadata.get("vocab") or {}).get("languages", [])
+    languages = list(
+        dict.fromkeys([*calibration.get("languages", {}), *trimmed_languages, *(results.languages if results else [])])
+    )
     tags = ["pruned", "sparse", metadata.get("method", "unknown"), f"sparsity-{round(sparsity * 100)}", "hfprune"]
+    if not metadata.get("method"):  # a trimmed vocabulary alone: nothing was pruned
+        tags = ["hfprune"]
+    if metadata.get("vocab"):
+        tags.insert(-1, "vocabulary-trimmed")
     if metadata.get("structure", "unstructured") != "unstructured":
         tags.append(f"{metadata['structure']}-sparsity")
     extra: dict[str, Any] = {}

@@ -44,6 +44,8 @@ class CardResults:
     settings: dict[str, Any]
     skipped: list[dict[str, Any]]
     has_baseline: bool
+    #: why token perplexity has no change column (the two models tokenize differently), if so
+    note: str | None = None
 
 
 def load_results(path: str | Path, model_name: str) -> CardResults:
@@ -78,6 +80,7 @@ def load_results(path: str | Path, model_name: str) -> CardResults:
         settings=pruned.get("settings", {}),
         skipped=pruned.get("skipped", []),
         has_baseline="changes" in data,
+        note=data.get("tokenizers_differ") if isinstance(data, dict) else None,
     )
 
 

@@ -18,11 +18,11 @@ from typing import NoReturn
 from ..constants import VERSION
 from ..errors import HfpruneError, HfpruneWarning
 from ..system import return_large_buffers_promptly
-from . import analyze, card, demo, eval, methods, prune, pull, push, run, space, sweep, tiny_model
+from . import analyze, card, demo, eval, methods, prune, pull, push, run, space, sweep, tiny_model, trim_vocab
 
 Handler = Callable[[argparse.Namespace], int]
 #: In the order ``hfprune --help`` lists them.
-COMMANDS = (prune, methods, tiny_model, eval, pull, card, push, run, demo, sweep, analyze, space)
+COMMANDS = (prune, methods, tiny_model, eval, pull, card, push, run, demo, sweep, analyze, space, trim_vocab)
 
 
 class Parser(argparse.ArgumentParser):

@@ -22,12 +22,14 @@ from ..constants import (
     DEFAULT_SEQLEN,
     DEFAULT_SPARSITY,
 )
-from ..errors import InvalidMethodParameterError, InvalidSparsityError
+from ..errors import InvalidMethodParameterError, InvalidOptionError, InvalidSparsityError
 from ..pruning.engine import PIPELINES
 from ..pruning.methods import available, method_options, parameter_names
 from ..pruning.profiles import PROFILES, SparsityProfile, make_profile
 from ..pruning.structure import Structure, resolve_sparsity
 from ..system import resolve_device
+from ..vocab import VocabSettings
+from ..vocab.settings import DEFAULT_VOCAB_CHARS
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 #: namespace attribute prefix of method parameters (``--percdamp`` -> ``m_percdamp``)
@@ -210,6 +212,55 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
 
+def add_vocab_options(parser: argparse.ArgumentParser, *, with_pruning: bool = True) -> None:
+    """Vocabulary trimming: ``--trim-vocab`` on ``prune``, ``run`` and ``sweep``; the ``--vocab-*`` choices also
+    on ``trim-vocab`` (which names its languages with ``--langs``)."""
+    group = parser.add_argument_group("vocabulary trimming")
+    if with_pruning:
+        group.add_argument(
+            "--trim-vocab", action="store_true",
+            help="also drop the tokens the kept languages never use (embedding and output rows), before pruning",
+        )  # fmt: skip
+        group.add_argument(
+            "--vocab-langs", default=None, help="languages whose tokens stay (default: the calibration mix's)"
+        )
+    group.add_argument(
+        "--vocab-source", default=None,
+        help="text that decides the kept tokens: a folder of {lang}.txt/.jsonl or a datasets id "
+        "(default: --calib-source, else the shared calibration corpora)",
+    )  # fmt: skip
+    group.add_argument("--vocab-config", default="{lang}", help="datasets config pattern of --vocab-source")
+    group.add_argument("--vocab-split", default="train", help="datasets split of --vocab-source (default train)")
+    group.add_argument("--vocab-text-field", default="text", help="text field of --vocab-source rows / .jsonl files")
+    group.add_argument(
+        "--vocab-chars", type=int, default=DEFAULT_VOCAB_CHARS,
+        help=f"characters of text read per language (default {DEFAULT_VOCAB_CHARS:,}; a dataset is streamed this far)",
+    )  # fmt: skip
+    group.add_argument(
+        "--vocab-min-count", type=int, default=1, help="keep a seen token only if it occurs this often (default 1)"
+    )
+    group.add_argument(
+        "--vocab-size", type=int, default=None,
+        help="cap on the whole vocabulary, filled by frequency (special, byte and script tokens count against it)",
+    )  # fmt: skip
+    group.add_argument(
+        "--vocab-scripts", action="store_true",
+        help="also keep every token written in the kept languages' Unicode scripts: text in those scripts then "
+        "tokenizes exactly as before",
+    )  # fmt: skip
+    group.add_argument(
+        "--vocab-verify-source", default=None,
+        help="held-out text for the built-in check: a folder of {lang}.txt (default: FLORES devtest)",
+    )  # fmt: skip
+    group.add_argument(
+        "--vocab-verify-langs", default=None, help="languages not kept whose tokenization is measured (default: two)"
+    )
+    group.add_argument(
+        "--vocab-verify-sentences", type=int, default=None, help="held-out sentences per language (default all)"
+    )
+    group.add_argument("--vocab-no-speed", action="store_true", help="do not time generation before and after trimming")
+
+
 def add_pruning_options(parser: argparse.ArgumentParser, *, grid: bool = False) -> None:
     """Everything that decides a pruning run, as ``prune``, ``run`` and ``sweep`` share it."""
     add_method_options(parser, grid=grid)
@@ -217,6 +268,7 @@ def add_pruning_options(parser: argparse.ArgumentParser, *, grid: bool = False) 
     add_calibration_options(parser, grid=grid)
     add_profile_options(parser)
     add_engine_options(parser)
+    add_vocab_options(parser)
 
 
 # --- reading --------------------------------------------------------------------------------------------
@@ -260,6 +312,47 @@ def prune_settings(args: argparse.Namespace) -> PruneSettings:
         structure=Structure.parse(args.structure), calibration=Mix.parse(args.calib) if args.calib else None,
         calib_source=source_spec(args), seqlen=args.seqlen, seed=args.seed, device=args.device,
         batch_size=args.batch_size, profile=profile(args), pipeline=args.pipeline, offload=args.offload,
+        vocab=vocab_settings(args),
+    )  # fmt: skip
+
+
+#: ``--vocab-*`` destinations and their defaults: given without ``--trim-vocab`` they would do nothing.
+_VOCAB_DEFAULTS = {
+    "vocab_langs": None, "vocab_source": None, "vocab_config": "{lang}", "vocab_split": "train",
+    "vocab_text_field": "text", "vocab_chars": DEFAULT_VOCAB_CHARS, "vocab_min_count": 1, "vocab_size": None,
+    "vocab_scripts": False, "vocab_verify_source": None, "vocab_verify_langs": None, "vocab_verify_sentences": None,
+    "vocab_no_speed": False,
+}  # fmt: skip
+
+
+def vocab_settings(args: argparse.Namespace, langs: str | None = None) -> VocabSettings | None:
+    """The :class:`VocabSettings` the ``--vocab-*`` options ask for; ``None`` without ``--trim-vocab``.
+
+    ``langs``: the languages of ``trim-vocab`` (``--langs``); on the pruning commands ``--vocab-langs``, by
+    default the calibration mix's languages (resolved by the library).
+    """
+    if not getattr(args, "trim_vocab", True):
+        stray = [name for name, default in _VOCAB_DEFAULTS.items() if getattr(args, name, default) != default]
+        if stray:
+            flags = ", ".join("--" + name.replace("_", "-") for name in stray)
+            raise InvalidOptionError(f"{flags} only apply with --trim-vocab; add --trim-vocab or drop them")
+        return None
+    chosen = langs if langs is not None else getattr(args, "vocab_langs", None)
+    source = (
+        SourceSpec(
+            args.vocab_source,
+            config_pattern=args.vocab_config,
+            split=args.vocab_split,
+            text_field=args.vocab_text_field,
+        )  # fmt: skip
+        if args.vocab_source
+        else None
+    )
+    return VocabSettings(
+        langs=tuple(comma_list(chosen)) or None, source=source, min_count=args.vocab_min_count, size=args.vocab_size,
+        scripts=args.vocab_scripts, chars=args.vocab_chars, verify_source=args.vocab_verify_source,
+        other_langs=tuple(comma_list(args.vocab_verify_langs)) or None, verify_sentences=args.vocab_verify_sentences,
+        measure_speed=not args.vocab_no_speed,
     )  # fmt: skip
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from ..api import prune_pretrained
 from . import options
 from .summary import print_prune_summary
+from .trim_vocab import print_vocab_summary
 
 
 # argparse declarations look alike across commands by shape only; the options commands share are declared
@@ -47,4 +48,6 @@ def handle(args: argparse.Namespace) -> int:
         print(json.dumps({"out": args.out, **result.to_dict()}, indent=2, default=str))
     else:
         print_prune_summary(result, args.out)
+        if result.trimmed is not None:
+            print_vocab_summary(result.trimmed.record, None)
     return 0

@@ -6,12 +6,15 @@ import argparse
 import json
 from typing import Any
 
+from ..analysis.flores_eval import flores_perplexities
 from ..analysis.sweep import SweepSpec, run_sweep
 from ..analysis.sweep_report import SWEEP_FILE, markdown_table, write_sweep
+from ..calibration import Mix
 from ..constants import DEFAULT_CONTEXT_LENGTH, DEFAULT_EVAL_BATCH_SIZE
 from ..errors import InvalidOptionError
 from ..io import check_output
 from ..models import load_model
+from ..vocab import trim_vocab
 from . import options
 
 
@@ -66,13 +69,25 @@ def handle(args: argparse.Namespace) -> int:
         offload=args.offload,
     )  # fmt: skip
     spec.check()
+    vocab = options.vocab_settings(args)
     out = check_output(args.out, args.overwrite, marker=SWEEP_FILE)
     loaded = load_model(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code, dtype=args.dtype)
+    tokenizer, trimmed = loaded.tokenizer, {}
+    if vocab is not None:  # trimmed once, before the grid: every cell is trimmed and pruned
+        untrimmed = flores_perplexities(
+            loaded.model, tokenizer, spec.eval_langs, sentences=spec.eval_sentences,
+            context_length=spec.context_length, batch_size=spec.eval_batch_size,
+        )  # fmt: skip
+        langs = vocab.langs or list(dict.fromkeys(lang for mix in spec.mixes for lang in Mix.parse(mix).languages))
+        done = trim_vocab(loaded.model, tokenizer, vocab.with_langs(langs), source=options.source_spec(args))
+        tokenizer, trimmed = done.tokenizer, {"record": done.record, "dense_untrimmed": untrimmed}
 
     def partial(result: Any) -> None:  # progress survives a crash
+        result.vocab = trimmed
         write_sweep(result, out, plots_too=False)
 
-    result = run_sweep(loaded.model, loaded.tokenizer, spec, calib_source=options.source_spec(args), on_cell=partial)
+    result = run_sweep(loaded.model, tokenizer, spec, calib_source=options.source_spec(args), on_cell=partial)
+    result.vocab = trimmed
     write_sweep(result, out, plots_too=not args.no_plots)
     print(json.dumps(result.to_dict(), indent=2) if args.json else markdown_table(result))
     return 0

@@ -7,7 +7,7 @@ import math
 from rich.console import Console
 from rich.table import Table
 
-from hfprune.evaluation.results import Comparison, EvalResult
+from hfprune.evaluation.results import TOKENIZERS_DIFFER, Comparison, EvalResult
 from hfprune.evaluation.tasks import HEADLINE_METRICS
 
 
@@ -50,6 +50,10 @@ def comparison_table(comparison: Comparison) -> Table:
             f"{summary.worst_relative:+.1%}",
             end_section=True,
         )
+    for row in (r for r in comparison.rows if r.not_comparable is not None):
+        table.add_row(row.task, row.metric, row.lang, _fmt(row.dense), _fmt(row.pruned), "n/a", "n/a")
+    if comparison.tokenizers_differ:
+        table.caption = f"token perplexity (ppl): {TOKENIZERS_DIFFER}"
     return table
 
 

@@ -10,6 +10,13 @@ from typing import Any
 
 #: Metrics where lower is better; for every other metric higher is better.
 LOWER_IS_BETTER = frozenset({"ppl", "bits_per_byte"})
+#: Metrics counted in tokens: two models with different tokenizers (a trimmed vocabulary) cannot be compared on them.
+PER_TOKEN_METRICS = frozenset({"ppl"})
+#: Why a per-token metric has no change when the tokenizers differ (tables, JSON and cards say it).
+TOKENIZERS_DIFFER = (
+    "not comparable: the two models use different tokenizers, so their token perplexities count different "
+    "tokens; compare bits_per_byte"
+)
 
 
 @dataclass
@@ -65,14 +72,16 @@ class ChangeRow:
     lang: str
     dense: float
     pruned: float
+    #: why the two values cannot be compared (different tokenizers and a per-token metric), if they cannot
+    not_comparable: str | None = None
 
     @property
     def absolute(self) -> float:
-        return self.pruned - self.dense
+        return self.pruned - self.dense if self.not_comparable is None else math.nan
 
     @property
     def relative(self) -> float:
-        return self.absolute / self.dense if self.dense else math.nan
+        return self.absolute / self.dense if self.dense and self.not_comparable is None else math.nan
 
     @property
     def degradation(self) -> float:
@@ -109,12 +118,19 @@ class Comparison:
     rows: list[ChangeRow]
     summaries: list[MetricSummary]
 
+    @property
+    def tokenizers_differ(self) -> bool:
+        """The two models tokenize differently (a trimmed vocabulary): per-token metrics do not compare."""
+        before, after = self.dense.model.get("tokenizer_sha256"), self.pruned.model.get("tokenizer_sha256")
+        return bool(before and after and before != after)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "pruned": self.pruned.to_dict(),
             "dense": self.dense.to_dict(),
             "changes": [row.to_dict() for row in self.rows],
             "summary": [summary.to_dict() for summary in self.summaries],
+            **({"tokenizers_differ": TOKENIZERS_DIFFER} if self.tokenizers_differ else {}),
         }
 
 

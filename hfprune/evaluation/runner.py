@@ -28,6 +28,8 @@ from hfprune.evaluation.fingerprint import (
 from hfprune.evaluation.limits import check_context_length
 from hfprune.evaluation.perplexity import perplexity
 from hfprune.evaluation.results import (
+    PER_TOKEN_METRICS,
+    TOKENIZERS_DIFFER,
     ChangeRow,
     Comparison,
     EvalResult,
@@ -139,19 +141,31 @@ def compare(pruned: EvalResult, dense: EvalResult) -> Comparison:
         BaselineMismatchError: the two were scored on different data (a data file's sha256 differs).
     """
     rows: list[ChangeRow] = []
+    tokenizers_differ = dense.model.get("tokenizer_sha256") != pruned.model.get("tokenizer_sha256")
     for result in pruned.results:
         base = dense.get(result.task, result.lang)
         if base is None:
             continue
-        if base.data_sha256 != result.data_sha256 or base.n != result.n:
+        if base.data_sha256 != result.data_sha256 or _size(base, tokenizers_differ) != _size(result, tokenizers_differ):
             raise BaselineMismatchError(
                 f"{result.task}/{result.lang} was scored on different data for the dense and the pruned model "
                 "(different files or --limit); evaluate both with the same --data and --limit"
             )
         for metric in HEADLINE_METRICS.get(result.task, ()):
             if metric in result.metrics and metric in base.metrics:
-                rows.append(ChangeRow(result.task, metric, result.lang, base.metrics[metric], result.metrics[metric]))
+                blocked = TOKENIZERS_DIFFER if tokenizers_differ and metric in PER_TOKEN_METRICS else None
+                rows.append(
+                    ChangeRow(result.task, metric, result.lang, base.metrics[metric], result.metrics[metric], blocked)
+                )
     return Comparison(dense=dense, pruned=pruned, rows=rows, summaries=_summaries(rows))
+
+
+def _size(result: TaskLanguageResult, tokenizers_differ: bool) -> Any:
+    """What must match for two results to be on the same data: items, or for perplexity under two tokenizers
+    (whose token counts differ by design) the bytes of text scored."""
+    if result.task == PPL and tokenizers_differ:
+        return result.metrics.get("n_bytes")
+    return result.n
 
 
 def _run_ppl(model, tokenizer, lang, folder, source, settings, device, progress, store, model_hash, tok_hash):
@@ -240,6 +254,9 @@ def _log_skip(skipped: Skipped) -> None:
 
 
 def _summaries(rows: list[ChangeRow]) -> list[MetricSummary]:
+    """Mean and worst language of every metric whose two values compare (per-token metrics under two tokenizers
+    have none)."""
+    rows = [r for r in rows if r.not_comparable is None]
     summaries = []
     for task, metric in dict.fromkeys((r.task, r.metric) for r in rows):
         group = [r for r in rows if r.task == task and r.metric == metric]

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +190,30 @@ class StreamedBlocks:
 
     def all_written(self) -> bool:
         return len(self.written) == len(self.prefix)
+
+    @contextmanager
+    def per_call(self, blocks: nn.ModuleList) -> Iterator[None]:
+        """While a whole-model forward runs, each block's weights exist only during its own call (a check of
+        the whole model, such as a trimmed vocabulary's logits, without ever holding every block)."""
+        loaded: set[int] = set()
+
+        def load(module: nn.Module, args: Any) -> None:
+            self.load(module)
+            loaded.add(id(module))
+
+        def release(module: nn.Module, args: Any, output: Any) -> None:
+            loaded.discard(id(module))
+            self.release(module, pruned=False)
+
+        handles = [h for b in blocks for h in (b.register_forward_pre_hook(load), b.register_forward_hook(release))]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+            for block in blocks:
+                if id(block) in loaded:
+                    self.release(block, pruned=False)
 
 
 def _set_parameter(root: nn.Module, name: str, value: nn.Parameter) -> None:

@@ -311,15 +311,61 @@ def header_markdown(dense: str, pruned: str, record: dict[str, Any]) -> str:
             sparsity += f" (target {target:.0%}, {record.get('structure', 'unstructured')})"
         calibration = record.get("calibration") or {}
         mix = calibration.get("mix") if calibration.get("used", True) else None
-        rows += [
-            ("Method", f"`{record.get('method', 'unknown')}`"),
-            ("Sparsity", sparsity),
-            ("Calibration mix", f"`{mix}`" if mix else "none (the method needs no calibration data)"),
-        ]
+        if record.get("method"):
+            rows += [
+                ("Method", f"`{record.get('method', 'unknown')}`"),
+                ("Sparsity", sparsity),
+                ("Calibration mix", f"`{mix}`" if mix else "none (the method needs no calibration data)"),
+            ]
+        vocab = record.get("vocab") or {}
+        if vocab:
+            rows.append(
+                (
+                    "Vocabulary",
+                    f"trimmed to the tokens of {', '.join(vocab.get('languages', []))}: "
+                    f"{vocab.get('rows_after', 0):,} of {vocab.get('rows_before', 0):,} tokens kept",
+                )
+            )
     else:
         rows.append(("Pruning record", f"no `{METADATA_FILE}` found for the pruned model"))
     lines = "\n".join(f"- **{name}:** {value}" for name, value in rows)
-    return f"## Dense vs pruned\n\n{lines}\n"
+    return f"## Dense vs pruned\n\n{lines}\n{size_markdown(record)}"
+
+
+def size_markdown(record: dict[str, Any]) -> str:
+    """Parameters, file bytes and (when hfprune measured them) tokens/s of the dense and the pruned model.
+
+    Only a trimmed vocabulary changes these (pruned zeros are stored and multiplied like any weight); the numbers
+    come from the pruned model's ``hfprune.json``. Tokens/s are shown only when they were measured, with how.
+    """
+    vocab = record.get("vocab") or {}
+    if not vocab:
+        return ""
+    files = vocab.get("files") or {}
+    speed = vocab.get("speed") or {}
+    rows = [
+        ("parameters", vocab.get("parameters_before"), vocab.get("parameters_after"), "{:,.0f}"),
+        ("safetensors bytes", files.get("safetensors_bytes_before"), files.get("safetensors_bytes_after"), "{:,.0f}"),
+    ]
+    measured = "before" in speed and "after" in speed
+    if measured:
+        for key, label in (("prefill_tokens_per_s", "prefill tokens/s"), ("decode_tokens_per_s", "decode tokens/s")):
+            rows.append((label, speed["before"].get(key), speed["after"].get(key), "{:,.1f}"))
+    lines = [
+        f"| {label} | {form.format(before)} | {form.format(after)} | {after / before:.2f}x |"
+        for label, before, after, form in rows
+        if isinstance(before, (int, float)) and isinstance(after, (int, float)) and before
+    ]
+    if not lines:
+        return ""
+    note = (
+        f"\nTokens/s: {speed['after'].get('how', '')}, on {speed['after'].get('device', '?')} "
+        f"({speed['after'].get('threads', '?')} threads), measured by hfprune when the model was made.\n"
+        if measured
+        else "\nGeneration speed was not measured when the model was made, so none is shown.\n"
+    )
+    table = "| | dense | pruned | ratio |\n|---|---:|---:|---:|\n" + "\n".join(lines) + "\n"
+    return f"\n### Size and speed\n\n{table}{note}"
 
 
 # --- validation --------------------------------------------------------------------------------------------------
@@ -473,14 +519,19 @@ def token_scores(loaded: LoadedModel, ids: list[int]) -> tuple[list[float], list
 def score_prompt(dense: LoadedModel, pruned: LoadedModel, prompt: str) -> dict[str, Any]:
     """Per-token log-likelihood of ``prompt`` under both models and the first positions where they part ways."""
     ids = check_prompt(prompt, dense.tokenizer)
-    if check_prompt(prompt, pruned.tokenizer) != ids:
+    pruned_ids = check_prompt(prompt, pruned.tokenizer)
+    # A trimmed vocabulary numbers tokens differently: the same split into the same token strings is what counts.
+    if dense.tokenizer.convert_ids_to_tokens(ids) != pruned.tokenizer.convert_ids_to_tokens(pruned_ids):
         raise gr.Error(
             "The two models split this prompt into different tokens, so they cannot be compared token by token."
         )
     if len(ids) < 2:
         raise gr.Error("The prompt needs at least two tokens to score; type a few more words.")
     dense_lp, dense_top = token_scores(dense, ids)
-    pruned_lp, pruned_top = token_scores(pruned, ids)
+    pruned_lp, pruned_ids_top = token_scores(pruned, pruned_ids)
+    # Top-1 guesses as dense-model ids, so that they compare whatever each model's numbering (-1: no such token).
+    dense_vocab = dense.tokenizer.get_vocab()
+    pruned_top = [dense_vocab.get(t, -1) for t in pruned.tokenizer.convert_ids_to_tokens(pruned_ids_top)]
     decode = dense.tokenizer.decode
     rows = [
         {
@@ -490,7 +541,7 @@ def score_prompt(dense: LoadedModel, pruned: LoadedModel, prompt: str) -> dict[s
             "pruned_logprob": round(pruned_lp[i - 1], 4),
             "delta": round(pruned_lp[i - 1] - dense_lp[i - 1], 4),
             "dense_top1": decode([dense_top[i - 1]]),
-            "pruned_top1": decode([pruned_top[i - 1]]),
+            "pruned_top1": pruned.tokenizer.decode([pruned_ids_top[i - 1]]),
         }
         for i in range(1, len(ids))
     ]
