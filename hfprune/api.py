@@ -28,16 +28,19 @@ from .calibration import (
 )
 from .constants import (
     DEFAULT_BATCH_SIZE,
+    DEFAULT_LANG_AGG,
     DEFAULT_MAX_SHARD_SIZE,
     DEFAULT_METHOD,
     DEFAULT_SEED,
     DEFAULT_SEQLEN,
     METADATA_FILE,
+    SPEED_PROMPT_TOKENS,
     VERSION,
 )
 from .errors import (
     CalibrationSourceError,
     InvalidProfileError,
+    InvalidStructuredSpecError,
     StreamingUnsupportedError,
 )
 from .io import atomic_folder, check_output, write_json
@@ -49,6 +52,7 @@ from .models import (
     load_model,
     load_tokenizer,
 )
+from .models.speed import measure_speed
 from .models.streaming import (
     CheckpointReader,
     ShardWriter,
@@ -62,6 +66,14 @@ from .pruning.methods import get_method
 from .pruning.profiles import SparsityProfile, make_profile, resolve_profile
 from .pruning.stats import needs_gradients
 from .pruning.structure import Structure, resolve_sparsity
+from .pruning.structured import (
+    StructuredSpec,
+    check_lang_agg,
+    is_structured,
+    parse_structure,
+    plan_removal,
+    prune_structured,
+)
 from .system import library_versions, peak_memory, resolve_device
 
 
@@ -87,6 +99,13 @@ class PruneSettings:
             or ``"independent"`` (all blocks on dense inputs; one pass per block, about half the cost).
         offload: keep calibration activations on CPU between uses, bounding accelerator memory to one block
             plus one batch.
+        lang_agg: structured pruning only (``structure="width:0.25,depth:2"``, ...): how per-language importance
+            scores are combined, ``"pooled"``, ``"mean"``, ``"min"`` or ``"max"`` (``None``: the default, see
+            :mod:`hfprune.pruning.structured.importance`).
+        refit: structured pruning only: refit the output projections of kept neurons and heads by least squares
+            on the calibration activations (``False`` for the ablation).
+        measure_speed: structured pruning only: measure prefill and decode tokens/s on CPU before and after
+            (``hfprune prune`` does; recorded in ``hfprune.json`` and shown on the card).
     """
 
     method: str = DEFAULT_METHOD
@@ -102,6 +121,9 @@ class PruneSettings:
     profile: SparsityProfile | str | None = None
     pipeline: str = "sequential"
     offload: bool = False
+    lang_agg: str | None = None
+    refit: bool = True
+    measure_speed: bool = False
 
     def with_overrides(self, **overrides: Any) -> PruneSettings:
         """A copy with ``overrides``: names of fields set those fields, any other name is a method parameter
@@ -115,7 +137,9 @@ class PruneSettings:
         """The settings as JSON-friendly data (what ``hfprune run`` hashes to decide whether to prune again)."""
         profile = self.profile.describe() if isinstance(self.profile, SparsityProfile) else self.profile
         calibration = self.calibration.spec if isinstance(self.calibration, CalibrationSet) else self.calibration
-        return {
+        # structured keys only for structured runs: the hashes of earlier runs' settings stay what they were
+        structured = {"lang_agg": self.lang_agg, "refit": self.refit} if _is_structured(self.structure) else {}
+        return structured | {
             "method": self.method, "method_params": dict(sorted(self.method_params.items())),
             "sparsity": self.sparsity, "structure": str(self.structure), "calibration": str(calibration),
             "calib_source": _describe_source(self.calib_source), "seqlen": self.seqlen, "seed": self.seed,
@@ -140,6 +164,8 @@ class PruneResult:
     base_model: dict[str, Any] = field(default_factory=dict)
     sparsity_profile: dict[str, Any] = field(default_factory=dict)
     pipeline: str = "sequential"
+    #: structured pruning: what was removed, sizes and speed (``None`` for zero-making pruning)
+    structured: dict[str, Any] | None = None
 
     @property
     def sparsity(self) -> float:
@@ -178,7 +204,7 @@ class PruneResult:
             "timings": self.timings,
             "peak_memory": self.peak_memory,
             "versions": library_versions(),
-        }
+        } | ({"structured": self.structured} if self.structured is not None else {})
 
 
 def prune(
@@ -211,7 +237,15 @@ def prune(
         InvalidProfileError, InvalidPipelineError, calibration errors.
     """
     settings = (settings or PruneSettings()).with_overrides(**overrides)
-    structure = Structure.parse(settings.structure)
+    parsed = parse_structure(settings.structure)
+    if isinstance(parsed, StructuredSpec):
+        if sparsity_fn is not None or loader is not None:
+            raise InvalidStructuredSpecError(
+                f"--structure {parsed} removes whole structures: a sparsity_fn or a streaming loader does not apply"
+            )
+        return _prune_structured(model, tokenizer, settings, parsed, input_cache=input_cache, progress=progress)
+    _refuse_structured_options(settings, parsed)
+    structure = parsed
     target = resolve_sparsity(settings.sparsity, structure)
     method = get_method(settings.method, **settings.method_params)
     if settings.profile is not None and sparsity_fn is not None:
@@ -261,6 +295,73 @@ def prune(
         sparsity_profile=profile_info,
         pipeline=settings.pipeline,
     )
+
+
+def _prune_structured(
+    model: nn.Module,
+    tokenizer: Any,
+    settings: PruneSettings,
+    spec: StructuredSpec,
+    *,
+    input_cache: dict[str, Any] | None,
+    progress: bool,
+) -> PruneResult:
+    """:func:`prune` for ``width:F`` / ``heads:K`` / ``depth:K``: remove structures, see :mod:`hfprune.pruning.structured`."""
+    spec.check_settings(
+        sparsity=settings.sparsity, method=settings.method, method_params=settings.method_params,
+        profile=settings.profile,
+    )  # fmt: skip
+    lang_agg = check_lang_agg(settings.lang_agg or DEFAULT_LANG_AGG)
+    plan_removal(model, spec)  # refuse an impossible spec before calibration text is read
+    compute = resolve_device(settings.device)
+    if compute.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(compute)
+    started = time.perf_counter()
+    calib = calibration_set(tokenizer, settings)
+    calib_s = time.perf_counter() - started
+    prompt = calib.input_ids[:1, : min(SPEED_PROMPT_TOKENS, calib.input_ids.shape[1])]
+    was_training = model.training
+    model.eval()
+    speed_before = measure_speed(model, prompt) if settings.measure_speed else None
+    started = time.perf_counter()
+    report = prune_structured(
+        model, calib, spec, lang_agg=lang_agg, refit=settings.refit, device=compute, batch_size=settings.batch_size,
+        pipeline=settings.pipeline, offload=settings.offload, progress=progress, input_cache=input_cache,
+    )  # fmt: skip
+    prune_s = time.perf_counter() - started
+    record = report.to_dict()
+    if speed_before is not None:
+        record["speed"] = {"dense": speed_before.to_dict(), "pruned": measure_speed(model, prompt).to_dict()}
+    model.train(was_training)
+    return PruneResult(
+        method=settings.method,
+        params={"lang_agg": lang_agg, "refit": settings.refit},
+        target_sparsity=0.0,
+        structure=str(spec),
+        layers=[],
+        calibration=calib.spec,
+        timings={"calibration_data_s": calib_s, "prune_s": prune_s},
+        peak_memory=peak_memory(compute),
+        device=str(compute),
+        seed=settings.seed,
+        pipeline=settings.pipeline,
+        structured=record,
+    )
+
+
+def _is_structured(structure: Any) -> bool:
+    return isinstance(structure, StructuredSpec) or (isinstance(structure, str) and is_structured(structure))
+
+
+def _refuse_structured_options(settings: PruneSettings, structure: Structure) -> None:
+    """``lang_agg`` and ``refit=False`` choose how structures are removed: with zero-making pruning they would be
+    silently ignored, so they are refused."""
+    if settings.lang_agg is not None or not settings.refit:
+        given = "--lang-agg" if settings.lang_agg is not None else "--no-refit"
+        raise InvalidStructuredSpecError(
+            f"{given} applies to structured pruning (--structure width:F, heads:K or depth:K), not to {structure} "
+            "sparsity; leave it out or ask for a structured removal"
+        )
 
 
 def calibration_set(tokenizer: Any, settings: PruneSettings) -> CalibrationSet:
@@ -320,6 +421,11 @@ def prune_pretrained(
     settings = (settings or PruneSettings()).with_overrides(**overrides)
     check_output(out, overwrite)
     extra = {"command": list(command)} if command else {}
+    if stream and _is_structured(settings.structure):
+        raise StreamingUnsupportedError(
+            f"--structure {settings.structure} changes tensor shapes and the config as a whole, which --stream "
+            "(one block written at a time) cannot; run without --stream"
+        )
     if stream:
         return _prune_streamed(
             model_id, out, settings, revision=revision, token=token, trust_remote_code=trust_remote_code, dtype=dtype,

@@ -23,6 +23,7 @@ from ..errors import CardTemplateError, NotAPrunedFolderError
 from ..io import atomic_write_text
 from .base_model import BaseModelCard, read_base_model_card
 from .results import CardResults, load_results
+from .structured import structured_view
 
 
 def default_template() -> Path:
@@ -99,6 +100,7 @@ def render_card(
         "plot": plot.name if plot else None,
         "command": _command_text(metadata),
         "versions": metadata.get("versions", {}),
+        "structured": structured_view(metadata),
         "pct": _pct,
         "signed_pct": _signed_pct,
         "num": _num,
@@ -150,7 +152,9 @@ def _card_data(
     sparsity = metadata.get("achieved_sparsity") or 0.0
     languages = list(dict.fromkeys([*calibration.get("languages", {}), *(results.languages if results else [])]))
     tags = ["pruned", "sparse", metadata.get("method", "unknown"), f"sparsity-{round(sparsity * 100)}", "hfprune"]
-    if metadata.get("structure", "unstructured") != "unstructured":
+    if metadata.get("structured"):  # smaller and dense: no zeros to advertise
+        tags = ["pruned", "structured-pruning", metadata.get("method", "unknown"), "hfprune"]
+    elif metadata.get("structure", "unstructured") != "unstructured":
         tags.append(f"{metadata['structure']}-sparsity")
     extra: dict[str, Any] = {}
     if base.license_name:
