@@ -63,9 +63,10 @@ def plan_removal(model: nn.Module, spec: StructuredSpec) -> tuple[Plan, Family, 
         changes["remove_kv_groups"] = _kv_groups(spec, heads, kv_heads)
     if spec.depth is not None:
         if spec.depth >= blocks:
+            what = "all of them" if spec.depth == blocks else "more than it has"
             raise InvalidStructuredSpecError(
-                f"--structure {spec}: depth:{spec.depth} removes {'all' if spec.depth == blocks else 'more than the'} "
-                f"{blocks} blocks of this model; remove at most {blocks - 1}"
+                f"--structure {spec}: depth:{spec.depth} asks for {what} (this model has {blocks} blocks); remove at "
+                f"most {blocks - 1}"
             )
         changes["remove_blocks"] = spec.depth
     return Plan(**{**asdict(plan), **changes}), family, stack
@@ -90,6 +91,11 @@ def _neurons(spec: StructuredSpec, width: int) -> int:
 def _kv_groups(spec: StructuredSpec, heads: int, kv_heads: int) -> int:
     assert spec.heads is not None
     per_group = heads // kv_heads
+    if kv_heads == 1:
+        raise InvalidStructuredSpecError(
+            f"--structure {spec}: this model's {heads} attention heads share one key/value group, and heads leave in "
+            "whole groups so the attention stays valid: none can be removed (try width:F or depth:K)"
+        )
     if spec.heads % per_group:
         raise InvalidStructuredSpecError(
             f"--structure {spec}: this model groups {per_group} query heads per key/value head ({heads} heads, "

@@ -25,7 +25,7 @@ from ..structure import Structure
 
 #: the kinds of structure, in the order they are written back
 KINDS = ("width", "heads", "depth")
-_PART = re.compile(r"\s*([a-z]+)\s*:\s*([^,\s]+)\s*")
+_PART = re.compile(r"\s*([a-z0-9]+)\s*:\s*([^,\s]+)\s*")
 
 
 @dataclass(frozen=True)
