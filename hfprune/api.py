@@ -85,7 +85,9 @@ class PruneSettings:
         method: a registered method name (``hfprune.methods()`` lists them).
         method_params: the method's options (e.g. ``{"percdamp": 0.01}`` for SparseGPT).
         sparsity: share of each pruned layer's weights set to zero, in [0, 1); ``None``: implied by N:M, else 0.5.
-        structure: ``"unstructured"`` or ``"N:M"`` (N zeros in every M consecutive inputs).
+        structure: ``"unstructured"`` or ``"N:M"`` (N zeros in every M consecutive inputs); or structured removal,
+            ``"width:F"``, ``"heads:K"``, ``"depth:K"`` or a comma-combination (``"width:0.25,depth:2"``): whole MLP
+            neurons, attention heads or blocks leave and a smaller dense model remains (no sparsity, no profile).
         calibration: ready samples, a language mix (``Mix`` or ``"en:64,sw:64"``), or ``None`` (128 samples spread
             over the source's languages). Ignored by methods that need no data.
         calib_source: where the mix is drawn from: a ``TextSource``, a ``SourceSpec``, a folder, a dataset id, or
@@ -111,7 +113,7 @@ class PruneSettings:
     method: str = DEFAULT_METHOD
     method_params: dict[str, Any] = field(default_factory=dict)
     sparsity: float | None = None
-    structure: Structure | str = "unstructured"
+    structure: Structure | StructuredSpec | str = "unstructured"
     calibration: CalibrationSet | Mix | str | None = None
     calib_source: CalibrationSource = None
     seqlen: int = DEFAULT_SEQLEN
@@ -232,9 +234,13 @@ def prune(
         loader: where blocks' weights come from when the model is not in memory whole
             (``hfprune.models.streaming``); ``None`` for a loaded model.
 
+    A structured ``settings.structure`` (``"width:0.25,depth:2"``, ...) removes neurons, heads and blocks instead
+    of setting zeros; the result's ``structured`` record says what went (see :mod:`hfprune.pruning.structured`).
+
     Raises:
         InvalidSparsityError, InvalidStructureError, UnknownMethodError, InvalidMethodParameterError,
-        InvalidProfileError, InvalidPipelineError, calibration errors.
+        InvalidProfileError, InvalidPipelineError, calibration errors; for structured removal also
+        InvalidStructuredSpecError, UnknownAggregationError and StructuredPruningUnsupportedError.
     """
     settings = (settings or PruneSettings()).with_overrides(**overrides)
     parsed = parse_structure(settings.structure)

@@ -216,3 +216,8 @@ def test_sweep_prunes_copies_and_leaves_the_dense_model_for_the_next_cell(dense_
         capsys,
     )  # fmt: skip
     assert code == 2 and "--sparsity contradicts --structure width:0.5" in err and not (tmp_path / "bad").exists()
+
+
+def test_analyze_refuses_a_structured_output_with_the_reason(dense_dir, pruned_dir, tmp_path, capsys):
+    code, _, err = run(["analyze", str(pruned_dir), "--base", str(dense_dir), "--out", str(tmp_path / "a")], capsys)
+    assert code == 2 and "pruned structurally (width:0.25,depth:1)" in err and not (tmp_path / "a").exists()
