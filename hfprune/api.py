@@ -140,7 +140,11 @@ class PruneSettings:
         profile = self.profile.describe() if isinstance(self.profile, SparsityProfile) else self.profile
         calibration = self.calibration.spec if isinstance(self.calibration, CalibrationSet) else self.calibration
         # structured keys only for structured runs: the hashes of earlier runs' settings stay what they were
-        structured = {"lang_agg": self.lang_agg, "refit": self.refit} if _is_structured(self.structure) else {}
+        structured = (
+            {"lang_agg": self.lang_agg or DEFAULT_LANG_AGG, "refit": self.refit}
+            if _is_structured(self.structure)
+            else {}
+        )
         return structured | {
             "method": self.method, "method_params": dict(sorted(self.method_params.items())),
             "sparsity": self.sparsity, "structure": str(self.structure), "calibration": str(calibration),

@@ -355,3 +355,37 @@ def test_the_saved_folder_is_a_plain_checkpoint_a_later_step_can_trim(calib, tmp
     assert not any(name.endswith((".py", ".bin", ".pt")) for name in files)
     config = json.loads((tmp_path / "out" / "config.json").read_text())
     assert config["architectures"] == ["Gemma3ForCausalLM"] and "auto_map" not in config
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3", "gpt2"])
+def test_block_influence_from_the_engine_equals_plain_forwards(arch, calib):
+    from hfprune.pruning.engine import BlockwiseEngine
+    from hfprune.pruning.structured.visitors import InfluenceRecorder
+
+    model = build(arch)
+    recorder = InfluenceRecorder()
+    BlockwiseEngine(model, recorder, calibration=calib, device=torch.device("cpu"), pipeline="independent").run()
+
+    blocks = find_block_stacks(model)[0].blocks
+    sums: dict[tuple[int, str], list[float]] = {}
+    language = [""]
+
+    def hook(index):
+        def record(mod, args, kwargs, out):
+            x = (args[0] if args else kwargs["hidden_states"]).reshape(-1, model.config.hidden_size)
+            y = (out[0] if isinstance(out, tuple) else out).reshape(-1, model.config.hidden_size)
+            sums.setdefault((index, language[0]), []).extend((1 - torch.cosine_similarity(x, y, dim=-1)).tolist())
+
+        return record
+
+    handles = [block.register_forward_hook(hook(i), with_kwargs=True) for i, block in enumerate(blocks)]
+    with torch.no_grad():
+        for lang, ids in calib.batches(2):
+            language[0] = lang
+            forward(model, ids)
+    for handle in handles:
+        handle.remove()
+    for index, entry in enumerate(recorder.blocks):
+        for lang in ("en", "sw", "de"):
+            values = sums[(index, lang)]
+            assert entry.block_influence(lang) == pytest.approx(sum(values) / len(values), rel=1e-4)
