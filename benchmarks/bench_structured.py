@@ -126,24 +126,25 @@ def bench_lock(path: str | None):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def cells(depths: tuple[int, ...]) -> list[dict[str, Any]]:
+def cells(depths: tuple[int, ...], aggs: tuple[str, ...] = AGGS) -> list[dict[str, Any]]:
     """Every (calibration, structure, aggregation, refit) cell, in the order they run: with 8 languages, pooled,
     max and mean with the refit on and off, min with the refit on (its refit-off twin last), depth; then English."""
     grid = []
     for width in WIDTHS:
-        for agg in ("pooled", "max", "mean"):
+        for agg in [a for a in ("pooled", "max", "mean") if a in aggs]:
             for refit in (True, False):
                 grid.append({"calib": "8 languages", "structure": f"width:{width:g}", "agg": agg, "refit": refit})
-        grid.append({"calib": "8 languages", "structure": f"width:{width:g}", "agg": "min", "refit": True})
+        if "min" in aggs:
+            grid.append({"calib": "8 languages", "structure": f"width:{width:g}", "agg": "min", "refit": True})
     for depth in depths:
-        for agg in AGGS:
+        for agg in aggs:
             grid.append({"calib": "8 languages", "structure": f"depth:{depth}", "agg": agg, "refit": False})
     for width in WIDTHS:
         for refit in (True, False):
             grid.append({"calib": "English only", "structure": f"width:{width:g}", "agg": "pooled", "refit": refit})
     for depth in depths:
         grid.append({"calib": "English only", "structure": f"depth:{depth}", "agg": "pooled", "refit": False})
-    for width in WIDTHS:
+    for width in WIDTHS if "min" in aggs else ():
         grid.append({"calib": "8 languages", "structure": f"width:{width:g}", "agg": "min", "refit": False})
     return grid
 
@@ -152,7 +153,9 @@ def _key(cell: dict[str, Any]) -> str:
     return f"{cell['calib']}|{cell['structure']}|{cell['agg']}|{cell['refit']}"
 
 
-def run_quality(bench: Bench, report: dict, save, lock: str | None) -> dict[str, torch.nn.Module]:
+def run_quality(
+    bench: Bench, report: dict, save, lock: str | None, aggs: tuple[str, ...]
+) -> dict[str, torch.nn.Module]:
     """Prune and evaluate every cell not already in ``report``; keep one pruned model per shape for the speed part.
 
     Removing the same blocks gives the same model whatever chose them: such depth cells share one evaluation.
@@ -164,7 +167,7 @@ def run_quality(bench: Bench, report: dict, save, lock: str | None) -> dict[str,
         if r["structure"].startswith("depth")
     }
     shapes: dict[str, torch.nn.Module] = {}
-    for cell in cells(bench.depths):
+    for cell in cells(bench.depths, aggs):
         needs_shape = cell["structure"] not in shapes
         if _key(cell) in done and not needs_shape:
             continue
@@ -411,6 +414,7 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true", help="keep the cells of an existing .json, run the rest")
     parser.add_argument("--render", action="store_true", help="only rewrite the .md from the existing .json")
     parser.add_argument("--lock", default=LOCK, help="benchmark lock taken per cell ('' for none)")
+    parser.add_argument("--aggs", default=",".join(AGGS), help="aggregations to run with 8 languages (default all)")
     args = parser.parse_args()
     out = args.out or RESULTS / f"structured_{args.model}"
     if args.render:
@@ -425,6 +429,8 @@ def main() -> None:
         json.loads(out.with_suffix(".json").read_text()) if args.resume and out.with_suffix(".json").exists() else {}
     )
     command = "python " + " ".join(sys.argv)
+    if previous.get("setup", {}).get("command") and previous["setup"]["command"] != command:
+        command = f"{previous['setup']['command']}` then `{command}"  # a resumed run: both invocations
     report: dict[str, Any] = {
         **previous,
         "setup": {
@@ -447,7 +453,7 @@ def main() -> None:
         out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
         out.with_suffix(".md").write_text(markdown(report))
 
-    shapes = run_quality(bench, report, save, args.lock)
+    shapes = run_quality(bench, report, save, args.lock, tuple(args.aggs.split(",")))
     with bench_lock(args.lock):
         report["speed"] = run_speed(bench, shapes, args.rounds, args.new_tokens)
     save()
