@@ -4,9 +4,9 @@
     python benchmarks/bench_structured.py --model gemma3-270m --sentences 40 --resume
                                                    # results/structured_<model>.{json,md}
 
-The run takes ``/tmp/hfprune-bench.lock`` (``flock``) around every cell and around the speed part, not for its whole
-length (hours on Gemma): other engineers' benchmarks run between cells, never during one. ``--resume`` keeps the
-cells an interrupted run finished.
+The run holds ``/tmp/hfprune-bench.lock`` (``flock``) in turns of about ``--lock-minutes``, never giving it back
+during a cell or the speed part, rather than for its whole length (hours on Gemma): other engineers' benchmarks
+run between turns, never during one. ``--resume`` keeps the cells an interrupted run finished.
 
 Grid: MLP width 10/20/30% and depth 2/4 blocks (the tiny model has 2 blocks: depth 1 only), each with ``--lang-agg``
 pooled, max, mean and min, the least-squares refit on and off (width only: removed blocks need none), on an
@@ -112,18 +112,33 @@ class Bench:
         return model, result.structured or {}, time.perf_counter() - started
 
 
-@contextlib.contextmanager
-def bench_lock(path: str | None):
-    """``flock`` on the shared benchmark lock (what ``flock /tmp/hfprune-bench.lock CMD`` takes), if a path is given."""
-    if not path:
-        yield
-        return
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+class BenchLock:
+    """The shared benchmark lock (what ``flock /tmp/hfprune-bench.lock CMD`` takes), held in turns of about
+    ``minutes``: taken before a cell when not held, given back after a cell once the turn is over, so other
+    benchmarks run between turns and never during a cell."""
+
+    def __init__(self, path: str | None, minutes: float) -> None:
+        self.path, self.turn_s = path, minutes * 60
+        self._handle: Any = None
+        self._since = 0.0
+
+    @contextlib.contextmanager
+    def cell(self):
+        if self.path and self._handle is None:
+            self._handle = open(self.path, "a")  # noqa: SIM115 - held across cells, closed in release()
+            fcntl.flock(self._handle, fcntl.LOCK_EX)
+            self._since = time.perf_counter()
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            if self._handle is not None and time.perf_counter() - self._since > self.turn_s:
+                self.release()
+
+    def release(self) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
 
 
 def cells(depths: tuple[int, ...], aggs: tuple[str, ...] = AGGS) -> list[dict[str, Any]]:
@@ -153,9 +168,7 @@ def _key(cell: dict[str, Any]) -> str:
     return f"{cell['calib']}|{cell['structure']}|{cell['agg']}|{cell['refit']}"
 
 
-def run_quality(
-    bench: Bench, report: dict, save, lock: str | None, aggs: tuple[str, ...]
-) -> dict[str, torch.nn.Module]:
+def run_quality(bench: Bench, report: dict, save, lock: BenchLock, aggs: tuple[str, ...]) -> dict[str, torch.nn.Module]:
     """Prune and evaluate every cell not already in ``report``; keep one pruned model per shape for the speed part.
 
     Removing the same blocks gives the same model whatever chose them: such depth cells share one evaluation.
@@ -171,7 +184,7 @@ def run_quality(
         needs_shape = cell["structure"] not in shapes
         if _key(cell) in done and not needs_shape:
             continue
-        with bench_lock(lock):
+        with lock.cell():
             model, record, prune_s = bench.prune(
                 cell["structure"], bench.mixes[cell["calib"]], cell["agg"], cell["refit"]
             )
@@ -332,7 +345,7 @@ def markdown(report: dict) -> str:
         f"Command: `{setup['command']}`",
         "",
         f"Model: {setup['description']}. Machine: {setup['cpus']} CPU cores **shared with other engineers' jobs** "
-        f"(every cell and the speed part hold `{LOCK}`, so no other benchmark ran during them; tests may have), torch "
+        f"(every cell and the speed part held `{LOCK}`, so no other benchmark ran during them; tests may have), torch "
         f"{setup['torch']} ({setup['threads']} threads), fp32. Calibration: {setup['calibration']}. Evaluation: the "
         f"first {setup['sentences']} FLORES devtest sentences per language, {CONTEXT}-token windows. Importance, "
         "aggregations and refit: `hfprune/pruning/structured/` (docstrings).",
@@ -413,7 +426,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="default results/structured_<model>")
     parser.add_argument("--resume", action="store_true", help="keep the cells of an existing .json, run the rest")
     parser.add_argument("--render", action="store_true", help="only rewrite the .md from the existing .json")
-    parser.add_argument("--lock", default=LOCK, help="benchmark lock taken per cell ('' for none)")
+    parser.add_argument("--lock", default=LOCK, help="the shared benchmark lock ('' for none)")
+    parser.add_argument("--lock-minutes", type=float, default=40, help="hold the lock in turns of about this long")
     parser.add_argument("--aggs", default=",".join(AGGS), help="aggregations to run with 8 languages (default all)")
     args = parser.parse_args()
     out = args.out or RESULTS / f"structured_{args.model}"
@@ -442,8 +456,9 @@ def main() -> None:
             "cpus": os.cpu_count(), "machine": platform.machine(), "hfprune": hfprune.__version__,
         },
     }  # fmt: skip
+    lock = BenchLock(args.lock, args.lock_minutes)
     if "dense" not in report:
-        with bench_lock(args.lock):
+        with lock.cell():
             report["dense"] = bench.evaluate(bench.dense)
 
     def save() -> None:
@@ -453,9 +468,10 @@ def main() -> None:
         out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
         out.with_suffix(".md").write_text(markdown(report))
 
-    shapes = run_quality(bench, report, save, args.lock, tuple(args.aggs.split(",")))
-    with bench_lock(args.lock):
+    shapes = run_quality(bench, report, save, lock, tuple(args.aggs.split(",")))
+    with lock.cell():
         report["speed"] = run_speed(bench, shapes, args.rounds, args.new_tokens)
+    lock.release()
     save()
     print(markdown(report))
 
