@@ -30,12 +30,14 @@ from .calibration import (
 )
 from .constants import (
     DEFAULT_BATCH_SIZE,
+    DEFAULT_LANG_AGG,
     DEFAULT_MAX_SHARD_SIZE,
     DEFAULT_METHOD,
     DEFAULT_SEED,
     DEFAULT_SEQLEN,
     LOCAL_RECORD,
     METADATA_FILE,
+    SPEED_PROMPT_TOKENS,
     VERSION,
 )
 from .errors import (
@@ -43,6 +45,7 @@ from .errors import (
     HfpruneWarning,
     InvalidOptionError,
     InvalidProfileError,
+    InvalidStructuredSpecError,
     SequenceTooLongError,
     StreamingUnsupportedError,
     UnknownLanguageError,
@@ -57,6 +60,7 @@ from .models import (
     load_tokenizer,
 )
 from .models.discovery import position_limit
+from .models.speed import measure_speed
 from .models.streaming import (
     CheckpointReader,
     ShardWriter,
@@ -70,6 +74,14 @@ from .pruning.methods import get_method
 from .pruning.profiles import SparsityProfile, make_profile, resolve_profile
 from .pruning.stats import needs_gradients
 from .pruning.structure import Structure, resolve_sparsity
+from .pruning.structured import (
+    StructuredSpec,
+    check_lang_agg,
+    is_structured,
+    parse_structure,
+    plan_removal,
+    prune_structured,
+)
 from .system import library_versions, peak_memory, resolve_device
 from .vocab import VocabSettings, VocabTrimResult, save_trimmed, trim_vocab
 
@@ -82,7 +94,9 @@ class PruneSettings:
         method: a registered method name (``hfprune.methods()`` lists them).
         method_params: the method's options (e.g. ``{"percdamp": 0.01}`` for SparseGPT).
         sparsity: share of each pruned layer's weights set to zero, in [0, 1); ``None``: implied by N:M, else 0.5.
-        structure: ``"unstructured"`` or ``"N:M"`` (N zeros in every M consecutive inputs).
+        structure: ``"unstructured"`` or ``"N:M"`` (N zeros in every M consecutive inputs); or structured removal,
+            ``"width:F"``, ``"heads:K"``, ``"depth:K"`` or a comma-combination (``"width:0.25,depth:2"``): whole MLP
+            neurons, attention heads or blocks leave and a smaller dense model remains (no sparsity, no profile).
         calibration: ready samples, a language mix (``Mix`` or ``"en:64,sw:64"``), or ``None`` (128 samples spread
             over the source's languages). Ignored by methods that need no data.
         calib_source: where the mix is drawn from: a ``TextSource``, a ``SourceSpec``, a folder, a dataset id, or
@@ -98,12 +112,19 @@ class PruneSettings:
             plus one batch.
         vocab: also trim the vocabulary to these settings' languages (default: the calibration mix's), before
             pruning, so calibration already sees the trimmed tokenizer (:mod:`hfprune.vocab`).
+        lang_agg: structured pruning only (``structure="width:0.25,depth:2"``, ...): how per-language importance
+            scores are combined, ``"pooled"``, ``"mean"``, ``"min"`` or ``"max"`` (``None``: the default, see
+            :mod:`hfprune.pruning.structured.importance`).
+        refit: structured pruning only: refit the output projections of kept neurons and heads by least squares
+            on the calibration activations (``False`` for the ablation).
+        measure_speed: structured pruning only: measure prefill and decode tokens/s on CPU before and after
+            (``hfprune prune`` does; recorded in ``hfprune.json`` and shown on the card).
     """
 
     method: str = DEFAULT_METHOD
     method_params: dict[str, Any] = field(default_factory=dict)
     sparsity: float | None = None
-    structure: Structure | str = "unstructured"
+    structure: Structure | StructuredSpec | str = "unstructured"
     calibration: CalibrationSet | Mix | str | None = None
     calib_source: CalibrationSource = None
     seqlen: int = DEFAULT_SEQLEN
@@ -114,6 +135,9 @@ class PruneSettings:
     pipeline: str = "sequential"
     offload: bool = False
     vocab: VocabSettings | None = None
+    lang_agg: str | None = None
+    refit: bool = True
+    measure_speed: bool = False
 
     def with_overrides(self, **overrides: Any) -> PruneSettings:
         """A copy with ``overrides``: names of fields set those fields, any other name is a method parameter
@@ -127,7 +151,13 @@ class PruneSettings:
         """The settings as JSON-friendly data (what ``hfprune run`` hashes to decide whether to prune again)."""
         profile = self.profile.describe() if isinstance(self.profile, SparsityProfile) else self.profile
         calibration = self.calibration.spec if isinstance(self.calibration, CalibrationSet) else self.calibration
-        return {
+        # structured keys only for structured runs: the hashes of earlier runs' settings stay what they were
+        structured = (
+            {"lang_agg": self.lang_agg or DEFAULT_LANG_AGG, "refit": self.refit}
+            if _is_structured(self.structure)
+            else {}
+        )
+        return structured | {
             "method": self.method, "method_params": dict(sorted(self.method_params.items())),
             "sparsity": self.sparsity, "structure": str(self.structure), "calibration": str(calibration),
             "calib_source": _describe_source(self.calib_source), "seqlen": self.seqlen, "seed": self.seed,
@@ -155,6 +185,8 @@ class PruneResult:
     pipeline: str = "sequential"
     #: the vocabulary trimming done before pruning (its tokenizer replaces the one passed in), if any
     trimmed: VocabTrimResult | None = None
+    #: structured pruning: what was removed, sizes and speed (``None`` for zero-making pruning)
+    structured: dict[str, Any] | None = None
 
     @property
     def sparsity(self) -> float:
@@ -194,7 +226,7 @@ class PruneResult:
             "peak_memory": self.peak_memory,
             "versions": library_versions(),
             **({"vocab": self.trimmed.record} if self.trimmed is not None else {}),
-        }
+        } | ({"structured": self.structured} if self.structured is not None else {})
 
 
 def prune(
@@ -224,13 +256,24 @@ def prune(
 
     With ``settings.vocab`` the vocabulary is trimmed first (in place) and ``result.trimmed.tokenizer`` is the
     model's tokenizer from then on; :func:`save_pruned` saves that one.
+    A structured ``settings.structure`` (``"width:0.25,depth:2"``, ...) removes neurons, heads and blocks instead
+    of setting zeros; the result's ``structured`` record says what went (see :mod:`hfprune.pruning.structured`).
 
     Raises:
         InvalidSparsityError, InvalidStructureError, UnknownMethodError, InvalidMethodParameterError,
-        InvalidProfileError, InvalidPipelineError, calibration errors.
+        InvalidProfileError, InvalidPipelineError, calibration errors; for structured removal also
+        InvalidStructuredSpecError, UnknownAggregationError and StructuredPruningUnsupportedError.
     """
     settings = (settings or PruneSettings()).with_overrides(**overrides)
-    structure = Structure.parse(settings.structure)
+    parsed = parse_structure(settings.structure)
+    if isinstance(parsed, StructuredSpec):
+        if sparsity_fn is not None or loader is not None:
+            raise InvalidStructuredSpecError(
+                f"--structure {parsed} removes whole structures: a sparsity_fn or a streaming loader does not apply"
+            )
+        return _prune_structured(model, tokenizer, settings, parsed, input_cache=input_cache, progress=progress)
+    _refuse_structured_options(settings, parsed)
+    structure = parsed
     target = resolve_sparsity(settings.sparsity, structure)
     method = get_method(settings.method, **settings.method_params)
     if settings.profile is not None and sparsity_fn is not None:
@@ -364,6 +407,88 @@ def calibration_languages(settings: PruneSettings) -> list[str]:
     return Mix.even(sorted(set(found))).languages
 
 
+def _prune_structured(
+    model: nn.Module,
+    tokenizer: Any,
+    settings: PruneSettings,
+    spec: StructuredSpec,
+    *,
+    input_cache: dict[str, Any] | None,
+    progress: bool,
+) -> PruneResult:
+    """:func:`prune` for ``width:F`` / ``heads:K`` / ``depth:K``: remove structures, see :mod:`hfprune.pruning.structured`."""
+    spec.check_settings(
+        sparsity=settings.sparsity, method=settings.method, method_params=settings.method_params,
+        profile=settings.profile,
+    )  # fmt: skip
+    lang_agg = check_lang_agg(settings.lang_agg or DEFAULT_LANG_AGG)
+    plan_removal(model, spec)  # refuse an impossible spec before calibration text is read
+    check_sequence_length(model, _seqlen(settings))
+    compute = resolve_device(settings.device)
+    if compute.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(compute)
+    was_training = model.training
+    model.eval()
+    speed_before = None
+    if settings.measure_speed:  # the dense model, before any trimming: what the user starts from
+        speed_before = measure_speed(model, _speed_prompt(calibration_set(tokenizer, settings)))
+    trimmed = None
+    if settings.vocab is not None:
+        trimmed = trim_for_pruning(model, tokenizer, settings, measure_after=False)
+        tokenizer = trimmed.tokenizer
+    started = time.perf_counter()
+    calib = calibration_set(tokenizer, settings)
+    calib_s = time.perf_counter() - started
+    started = time.perf_counter()
+    report = prune_structured(
+        model, calib, spec, lang_agg=lang_agg, refit=settings.refit, device=compute, batch_size=settings.batch_size,
+        pipeline=settings.pipeline, offload=settings.offload, progress=progress, input_cache=input_cache,
+    )  # fmt: skip
+    prune_s = time.perf_counter() - started
+    record = report.to_dict()
+    if speed_before is not None:
+        after = measure_speed(model, _speed_prompt(calib))
+        record["speed"] = {"dense": speed_before.to_dict(), "pruned": after.to_dict()}
+    if trimmed is not None:
+        trimmed.measure_after(model)  # the final model: trimmed and pruned
+    model.train(was_training)
+    return PruneResult(
+        method=settings.method,
+        params={"lang_agg": lang_agg, "refit": settings.refit},
+        target_sparsity=0.0,
+        structure=str(spec),
+        layers=[],
+        calibration=calib.spec,
+        timings={"calibration_data_s": calib_s, "prune_s": prune_s},
+        peak_memory=peak_memory(compute),
+        device=str(compute),
+        seed=settings.seed,
+        pipeline=settings.pipeline,
+        structured=record,
+        trimmed=trimmed,
+    )
+
+
+def _speed_prompt(calib: CalibrationSet) -> torch.Tensor:
+    """One calibration sample's first tokens: the prompt both speed measurements decode after."""
+    return calib.input_ids[:1, : min(SPEED_PROMPT_TOKENS, calib.input_ids.shape[1])]
+
+
+def _is_structured(structure: Any) -> bool:
+    return isinstance(structure, StructuredSpec) or (isinstance(structure, str) and is_structured(structure))
+
+
+def _refuse_structured_options(settings: PruneSettings, structure: Structure) -> None:
+    """``lang_agg`` and ``refit=False`` choose how structures are removed: with zero-making pruning they would be
+    silently ignored, so they are refused."""
+    if settings.lang_agg is not None or not settings.refit:
+        given = "--lang-agg" if settings.lang_agg is not None else "--no-refit"
+        raise InvalidStructuredSpecError(
+            f"{given} applies to structured pruning (--structure width:F, heads:K or depth:K), not to {structure} "
+            "sparsity; leave it out or ask for a structured removal"
+        )
+
+
 def calibration_set(tokenizer: Any, settings: PruneSettings) -> CalibrationSet:
     """The samples ``settings`` asks for: given ready, or drawn from its source with the tokenizer."""
     if isinstance(settings.calibration, CalibrationSet):
@@ -433,6 +558,11 @@ def prune_pretrained(
     check_shard_size(max_shard_size)
     resolve_device(settings.device)
     extra = {"command": portable_command(list(command))} if command else {}
+    if stream and _is_structured(settings.structure):
+        raise StreamingUnsupportedError(
+            f"--structure {settings.structure} changes tensor shapes and the config as a whole, which --stream "
+            "(one block written at a time) cannot; run without --stream"
+        )
     if stream:
         return _prune_streamed(
             model_id, out, settings, revision=revision, token=token, trust_remote_code=trust_remote_code, dtype=dtype,

@@ -45,6 +45,10 @@ DEFAULT_TOTAL_SAMPLES = 128
 #: Calibration samples per forward: the activation peak grows with it.
 DEFAULT_BATCH_SIZE = 2
 DEFAULT_SEED = 0
+#: Structured pruning: how per-language importance is combined (``--lang-agg``; see pruning/structured/importance.py).
+DEFAULT_LANG_AGG = "max"
+#: Structured pruning: the prompt length of the tokens/s measurement recorded in hfprune.json (a calibration sample's start).
+SPEED_PROMPT_TOKENS = 64
 DEFAULT_MAX_SHARD_SIZE = "2GB"
 #: Perplexity window (tokens, BOS included) and texts per forward in evaluation.
 DEFAULT_CONTEXT_LENGTH = 512

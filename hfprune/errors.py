@@ -88,6 +88,10 @@ class SemiStructuredUnavailableError(ModelError):
     """This machine or model cannot use the 2:4 sparse kernels."""
 
 
+class StructuredPruningUnsupportedError(ModelError):
+    """This architecture cannot lose these structures: transformers' stock config could not describe the result."""
+
+
 # --- pruning settings -----------------------------------------------------------------------------------
 class PruningSettingsError(InvalidOptionError):
     """A pruning parameter that is out of range or contradicts another."""
@@ -99,6 +103,15 @@ class InvalidSparsityError(PruningSettingsError):
 
 class InvalidStructureError(PruningSettingsError):
     """An N:M pattern that is malformed or does not fit the layer widths."""
+
+
+class InvalidStructuredSpecError(InvalidStructureError):
+    """A structured spec (``width:F``, ``heads:K``, ``depth:K``) that is malformed, out of range for the model, or
+    contradicts another option (``--sparsity``, N:M, a layerwise profile)."""
+
+
+class UnknownAggregationError(PruningSettingsError):
+    """A ``--lang-agg`` that is not one of the language aggregations."""
 
 
 class UnknownMethodError(PruningSettingsError):

@@ -55,6 +55,11 @@ def open_checkpoint(path: str | Path, label: str | None = None) -> Checkpoint:
             index.update({key: shard for key in f.keys()})  # noqa: SIM118 - safe_open handles are not dicts
     meta_path = folder / METADATA_FILE
     metadata = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    if metadata.get("structured"):
+        raise AnalysisInputError(
+            f"{folder} was pruned structurally ({metadata.get('structure')}): it has fewer neurons, heads or blocks, "
+            "not zeros, so masks cannot be compared; what it removed is listed under 'structured' in its hfprune.json"
+        )
     return Checkpoint(folder, label or default_label(folder, metadata), metadata, index)
 
 

@@ -8,6 +8,7 @@ embeddings); a layerwise profile measures the dense model once per mix; the dens
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -34,6 +35,7 @@ from ..pruning.profiles import (
     resolve_profile,
 )
 from ..pruning.structure import Structure, check_sparsity
+from ..pruning.structured import StructuredSpec, check_lang_agg, parse_structure
 from ..system import resolve_device
 from .dense_weights import DenseWeights
 from .flores_eval import flores_perplexities, flores_text
@@ -59,6 +61,9 @@ class SweepSpec:
     device: str | None = None  # None / "auto": CUDA when there is one
     pipeline: str = "sequential"
     offload: bool = False
+    #: structured removal only (``structure="width:0.2"``, ...): language aggregation and the least-squares refit
+    lang_agg: str | None = None
+    refit: bool = True
 
     def check(self) -> None:
         """Fail before any minute is spent: unknown methods, bad sparsities or mixes, nothing to evaluate."""
@@ -73,14 +78,32 @@ class SweepSpec:
         parsed = [str(Mix.parse(mix)) for mix in self.mixes]
         if len(set(parsed)) != len(parsed):
             raise SweepSpecError("the same --calib mix is given twice; give each mix once")
-        Structure.parse(self.structure)
+        structure = parse_structure(self.structure)
+        if isinstance(structure, StructuredSpec):
+            for name in self.methods:
+                structure.check_settings(
+                    sparsity=None, method=name, method_params=self.method_params.get(name, {}), profile=self.profile
+                )
+            check_lang_agg(self.lang_agg or "pooled")
+        elif self.lang_agg is not None or not self.refit:
+            raise SweepSpecError(
+                "--lang-agg and --no-refit apply to structured pruning (--structure width:F, heads:K or depth:K), "
+                f"not to {structure} sparsity; leave them out"
+            )
         make_profile(self.profile, delta=self.profile_delta, owl_m=self.owl_m)
         if self.pipeline not in PIPELINES:
             raise SweepSpecError(f"unknown --pipeline '{self.pipeline}'; choose one of {', '.join(PIPELINES)}")
 
     def settings(self, method: str, sparsity: float, calibration: CalibrationSet) -> PruneSettings:
         """One cell's pruning settings."""
-        structure = Structure.parse(self.structure)
+        structure = parse_structure(self.structure)
+        if isinstance(structure, StructuredSpec):
+            return PruneSettings(
+                method=method, method_params=self.method_params.get(method, {}), structure=structure,
+                calibration=calibration, seqlen=self.seqlen, seed=self.seed, device=self.device,
+                batch_size=self.batch_size, pipeline=self.pipeline, offload=self.offload, lang_agg=self.lang_agg,
+                refit=self.refit,
+            )  # fmt: skip
         return PruneSettings(
             method=method, method_params=self.method_params.get(method, {}),
             sparsity=None if structure.is_nm else sparsity, structure=structure, calibration=calibration,
@@ -99,6 +122,8 @@ class SweepCell:
     prune_s: float
     eval_s: float
     eval: dict[str, dict[str, float]]
+    #: structured removal: spec, aggregation, refit and parameter counts (``None`` for zero-making pruning)
+    structured: dict[str, Any] | None = None
 
 
 @dataclass
@@ -133,8 +158,8 @@ def run_sweep(
     spec.check()
     started = time.perf_counter()
     texts = {lang: flores_text(lang, spec.eval_sentences) for lang in spec.eval_langs}
-    evaluate = lambda: flores_perplexities(  # noqa: E731
-        model,
+    evaluate = lambda target=model: flores_perplexities(  # noqa: E731
+        target,
         tokenizer,
         spec.eval_langs,
         context_length=spec.context_length,
@@ -190,8 +215,10 @@ def _run_cell(
     sparsity: float,
     mix: str,
     reuse: _MixReuse,
-    evaluate: Callable[[], dict[str, dict[str, float]]],
+    evaluate: Callable[..., dict[str, dict[str, float]]],
 ) -> SweepCell:
+    if isinstance(parse_structure(spec.structure), StructuredSpec):
+        return _run_structured_cell(model, tokenizer, spec, name, mix, reuse, evaluate)
     params = spec.method_params.get(name, {})
     structure = Structure.parse(spec.structure)
     user_profile = make_profile(spec.profile, delta=spec.profile_delta, owl_m=spec.owl_m)
@@ -211,4 +238,35 @@ def _run_cell(
         prune_s=prune_s,
         eval_s=time.perf_counter() - started - prune_s,
         eval=evaluation,
+    )
+
+
+def _run_structured_cell(
+    model: nn.Module,
+    tokenizer: Any,
+    spec: SweepSpec,
+    name: str,
+    mix: str,
+    reuse: _MixReuse,
+    evaluate: Callable[..., dict[str, dict[str, float]]],
+) -> SweepCell:
+    """Structured removal changes shapes and drops blocks, which restoring dense weights cannot undo: the cell
+    prunes a copy of the dense model and evaluates the copy."""
+    started = time.perf_counter()
+    smaller = copy.deepcopy(model)
+    pruned = prune(smaller, tokenizer, spec.settings(name, 0.0, reuse.calibration), input_cache=reuse.input_cache)
+    prune_s = time.perf_counter() - started
+    evaluation = evaluate(smaller)
+    record = pruned.structured or {}
+    summary = {key: record.get(key) for key in ("spec", "lang_agg", "refit", "params_before", "params_after")}
+    return SweepCell(
+        method=f"{name}[{record.get('spec')},{record.get('lang_agg')}{'' if spec.refit else ',no-refit'}]",
+        sparsity=0.0,
+        calib=mix,
+        achieved_sparsity=0.0,
+        profile={"profile": "uniform"},
+        prune_s=prune_s,
+        eval_s=time.perf_counter() - started - prune_s,
+        eval=evaluation,
+        structured=summary,
     )

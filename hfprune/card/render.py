@@ -23,6 +23,7 @@ from ..errors import CardTemplateError, NotAPrunedFolderError
 from ..io import atomic_write_text
 from .base_model import BaseModelCard, read_base_model_card
 from .results import CardResults, load_results
+from .structured import structured_view
 from .vocabulary import vocabulary_view
 
 
@@ -103,6 +104,7 @@ def render_card(
         "versions": metadata.get("versions", {}),
         "pruned": bool(metadata.get("method")),
         "vocab": vocab,
+        "structured": structured_view(metadata),
         "pct": _pct,
         "signed_pct": _signed_pct,
         "num": _num,
@@ -159,9 +161,11 @@ def _card_data(
     tags = ["pruned", "sparse", metadata.get("method", "unknown"), f"sparsity-{round(sparsity * 100)}", "hfprune"]
     if not metadata.get("method"):  # a trimmed vocabulary alone: nothing was pruned
         tags = ["hfprune"]
+    elif metadata.get("structured"):  # smaller and dense: no zeros to advertise
+        tags = ["pruned", "structured-pruning", metadata.get("method", "unknown"), "hfprune"]
     if metadata.get("vocab"):
         tags.insert(-1, "vocabulary-trimmed")
-    if metadata.get("structure", "unstructured") != "unstructured":
+    if not metadata.get("structured") and metadata.get("structure", "unstructured") != "unstructured":
         tags.append(f"{metadata['structure']}-sparsity")
     extra: dict[str, Any] = {}
     if base.license_name:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ..api import PruneSettings
 from ..calibration import Mix, SourceSpec
 from ..constants import (
     DEFAULT_BATCH_SIZE,
+    DEFAULT_LANG_AGG,
     DEFAULT_MAX_SHARD_SIZE,
     DEFAULT_METHOD,
     DEFAULT_SEED,
@@ -26,7 +28,8 @@ from ..errors import InvalidMethodParameterError, InvalidOptionError, InvalidSpa
 from ..pruning.engine import PIPELINES
 from ..pruning.methods import available, method_options, parameter_names
 from ..pruning.profiles import PROFILES, SparsityProfile, make_profile
-from ..pruning.structure import Structure, resolve_sparsity
+from ..pruning.structure import resolve_sparsity
+from ..pruning.structured import LANG_AGGS, StructuredSpec, parse_structure
 from ..system import resolve_device
 from ..vocab import VocabSettings
 from ..vocab.settings import DEFAULT_VOCAB_CHARS
@@ -119,8 +122,29 @@ def add_sparsity_options(parser: argparse.ArgumentParser, *, grid: bool = False)
             help=f"share of weights to zero, in [0, 1) (default {DEFAULT_SPARSITY}; implied by N:M)",
         )  # fmt: skip
     parser.add_argument(
-        "--structure", default="unstructured", help="'unstructured' or N:M, e.g. 2:4 (N zeros in every M weights)"
-    )
+        "--structure", default="unstructured",
+        help="'unstructured' or N:M, e.g. 2:4 (N zeros in every M weights); or remove whole structures: width:F "
+        "(fraction F of every block's MLP neurons), heads:K (K attention heads per block, in whole key/value groups), "
+        "depth:K (K blocks), comma-combined, e.g. width:0.25,depth:2",
+    )  # fmt: skip
+
+
+def add_structured_options(parser: argparse.ArgumentParser) -> None:
+    """How structured removal (``--structure width:F``, ``heads:K``, ``depth:K``) chooses and repairs."""
+    group = parser.add_argument_group("structured pruning (--structure width:F, heads:K, depth:K)")
+    group.add_argument(
+        "--lang-agg", default=None, choices=LANG_AGGS,
+        help="combine per-language importance: pooled (token-weighted statistics, as Wanda), or mean / min / max over "
+        f"languages of each language's normalised scores (max keeps what any language needs; default {DEFAULT_LANG_AGG})",
+    )  # fmt: skip
+    group.add_argument(
+        "--no-refit", action="store_true",
+        help="do not refit the output projections of kept neurons and heads by least squares (the ablation)",
+    )  # fmt: skip
+    group.add_argument(
+        "--no-speed", action="store_true",
+        help="skip the CPU tokens/s measurement of the dense and the pruned model (recorded in hfprune.json)",
+    )  # fmt: skip
 
 
 def add_calibration_options(parser: argparse.ArgumentParser, *, grid: bool = False) -> None:
@@ -267,6 +291,7 @@ def add_pruning_options(parser: argparse.ArgumentParser, *, grid: bool = False) 
     add_sparsity_options(parser, grid=grid)
     add_calibration_options(parser, grid=grid)
     add_profile_options(parser)
+    add_structured_options(parser)
     add_engine_options(parser)
     add_vocab_options(parser)
 
@@ -309,10 +334,11 @@ def prune_settings(args: argparse.Namespace) -> PruneSettings:
     resolve_device(args.device)
     return PruneSettings(
         method=args.method, method_params=method_params(args, [args.method])[args.method], sparsity=args.sparsity,
-        structure=Structure.parse(args.structure), calibration=Mix.parse(args.calib) if args.calib else None,
+        structure=parse_structure(args.structure), calibration=Mix.parse(args.calib) if args.calib else None,
         calib_source=source_spec(args), seqlen=args.seqlen, seed=args.seed, device=args.device,
         batch_size=args.batch_size, profile=profile(args), pipeline=args.pipeline, offload=args.offload,
         vocab=vocab_settings(args),
+        lang_agg=args.lang_agg, refit=not args.no_refit, measure_speed=not args.no_speed,
     )  # fmt: skip
 
 
@@ -365,8 +391,20 @@ def check_sparsity_given(sparsity: float | None) -> None:
 
 
 def target_sparsity(args: argparse.Namespace) -> float:
-    """The sparsity a single run aims at (given, implied by N:M, or the default)."""
-    return resolve_sparsity(args.sparsity, Structure.parse(args.structure))
+    """The sparsity a single run aims at (given, implied by N:M, or the default; 0 for structured removal)."""
+    structure = parse_structure(args.structure)
+    return 0.0 if isinstance(structure, StructuredSpec) else resolve_sparsity(args.sparsity, structure)
+
+
+def run_folder_name(args: argparse.Namespace) -> str:
+    """``hfprune run``'s default output folder: ``NAME-METHOD-SPARSITY``, or ``NAME-width25-depth2`` when structured."""
+    name = Path(args.model).name
+    structure = parse_structure(args.structure)
+    if isinstance(structure, StructuredSpec):
+        parts = [f"width{round(structure.width * 100)}" if structure.width is not None else None]
+        parts += [f"{kind}{getattr(structure, kind)}" for kind in ("heads", "depth") if getattr(structure, kind)]
+        return "-".join([name, *filter(None, parts)])
+    return f"{name}-{args.method}-{round(target_sparsity(args) * 100)}"
 
 
 def sparsities(values: list[str] | None) -> list[float]:

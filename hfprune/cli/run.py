@@ -55,7 +55,7 @@ def handle(args: argparse.Namespace) -> int:
     if args.push_to:
         check_repo_id(args.push_to)  # before minutes of pruning
     settings = options.prune_settings(args)
-    out = args.out or Path(f"{Path(args.model).name}-{args.method}-{round(options.target_sparsity(args) * 100)}")
+    out = args.out or Path(options.run_folder_name(args))
     run = RunOptions(
         model=args.model, out=out, prune=settings, revision=args.revision, trust_remote_code=args.trust_remote_code,
         dtype=args.dtype, max_shard_size=args.max_shard_size, stream=args.stream,

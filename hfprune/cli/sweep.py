@@ -11,9 +11,10 @@ from ..analysis.sweep import SweepSpec, run_sweep
 from ..analysis.sweep_report import SWEEP_FILE, markdown_table, write_sweep
 from ..calibration import Mix
 from ..constants import DEFAULT_CONTEXT_LENGTH, DEFAULT_EVAL_BATCH_SIZE
-from ..errors import InvalidOptionError
+from ..errors import InvalidOptionError, InvalidStructuredSpecError
 from ..io import check_output
 from ..models import load_model
+from ..pruning.structured import is_structured
 from ..vocab import trim_vocab
 from . import options
 
@@ -60,13 +61,19 @@ def handle(args: argparse.Namespace) -> int:
             "prune each cell with `hfprune prune --stream` instead"
         )
     methods = options.comma_list(args.methods)
+    structured = is_structured(args.structure)
+    if structured and args.sparsity:
+        raise InvalidStructuredSpecError(
+            f"--sparsity contradicts --structure {args.structure}: structured pruning removes whole neurons, heads or "
+            "blocks and sets no zeros; leave --sparsity out"
+        )
     spec = SweepSpec(
-        methods=methods, sparsities=options.sparsities(args.sparsity), mixes=args.calib,
+        methods=methods, sparsities=[0.0] if structured else options.sparsities(args.sparsity), mixes=args.calib,
         eval_langs=options.comma_list(args.eval_langs), structure=args.structure, profile=args.sparsity_profile,
         profile_delta=args.owl_lambda, owl_m=args.owl_m, method_params=options.method_params(args, methods, grid=True),
         seqlen=args.seqlen, seed=args.seed, eval_sentences=args.eval_sentences, context_length=args.context_length,
         batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, device=args.device, pipeline=args.pipeline,
-        offload=args.offload,
+        offload=args.offload, lang_agg=args.lang_agg, refit=not args.no_refit,
     )  # fmt: skip
     spec.check()
     vocab = options.vocab_settings(args)

@@ -464,7 +464,7 @@ class BlockwiseEngine:
         keep_outputs: bool = False,
     ) -> tuple[dict[str, Any], list[_BlockInputs]]:
         """Statistics of the block's layer inputs, and (``keep_outputs``) the dense block's outputs."""
-        collector = StatsCollector(layers, self.visitor.needs)
+        collector = StatsCollector(layers, self.visitor.needs, block=block)
         outputs = []
         with collector.attached():
             # Independent pipeline: each batch's input is dropped once its dense output exists (half the memory).

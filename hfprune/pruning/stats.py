@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -29,6 +30,11 @@ FIRES = "fires"
 GRADIENT = "gradient"
 #: the Hessian-gradient product ``H g`` (GraSP); implies :data:`GRADIENT`
 HESSIAN_GRADIENT = "hessian_gradient"
+#: per-language sum over tokens of ``1 - cos(block input, block output)`` (ShortGPT's block influence); kept in
+#: the block's own entry of the statistics, under :data:`BLOCK`
+BLOCK_INFLUENCE = "block_influence"
+#: key of the block's own statistics (not a layer's) in a block's statistics dict
+BLOCK = "<block>"
 
 
 def needs_gradients(needs: frozenset[str]) -> bool:
@@ -46,6 +52,7 @@ class LayerStats:
     fires: dict[str, torch.Tensor] = field(default_factory=dict)  # language -> [in_features], fp32 counts
     grad: torch.Tensor | None = None  # dL/dW, [out, in], fp32 (gradient methods only)
     hess_grad: torch.Tensor | None = None  # H dL/dW, [out, in], fp32 (GraSP only)
+    influence: dict[str, torch.Tensor] = field(default_factory=dict)  # language -> [1], sum of 1 - cos (BLOCK)
 
     @property
     def total_tokens(self) -> int:
@@ -73,6 +80,12 @@ class LayerStats:
             raise RuntimeError("this layer's statistics were collected without firing counts")
         return self.fires[lang] / max(self.tokens[lang], 1)
 
+    def block_influence(self, lang: str) -> float:
+        """Mean ``1 - cos(input, output)`` of the block over ``lang``'s tokens (the :data:`BLOCK` entry only)."""
+        if lang not in self.influence:
+            raise RuntimeError("these statistics were collected without block influence")
+        return float(self.influence[lang]) / max(self.tokens[lang], 1)
+
     def hessian(self) -> torch.Tensor:
         """``2 X^T X / n``: SparseGPT's layer-wise Hessian of the squared reconstruction error."""
         if self.xtx is None:
@@ -91,12 +104,21 @@ def _fire_counts(x: torch.Tensor) -> torch.Tensor:
 
 
 class StatsCollector:
-    """Forward hooks that fill a :class:`LayerStats` per layer while a block runs on calibration data."""
+    """Forward hooks that fill a :class:`LayerStats` per layer while a block runs on calibration data.
 
-    def __init__(self, layers: Sequence[PrunableLayer], needs: frozenset[str]) -> None:
+    With :data:`BLOCK_INFLUENCE` in ``needs`` and the ``block`` given, the block's own entry (:data:`BLOCK`)
+    also gets the per-language sum of ``1 - cos`` between each token's block input and output.
+    """
+
+    def __init__(
+        self, layers: Sequence[PrunableLayer], needs: frozenset[str], block: torch.nn.Module | None = None
+    ) -> None:
         self.layers = list(layers)
         self.needs = needs
+        self.block = block if BLOCK_INFLUENCE in needs else None
         self.stats = {layer.name: LayerStats() for layer in self.layers}
+        if self.block is not None:
+            self.stats[BLOCK] = LayerStats()
         self.language: str | None = None
         #: id(input tensor) -> (the tensor, kept alive so its id is not reused; name of its first reader)
         self._memo: dict[int, tuple[torch.Tensor, str]] = {}
@@ -136,6 +158,18 @@ class StatsCollector:
 
         return hook
 
+    def _block_hook(self, module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        """Block influence of one batch: how far the block turns each token's hidden state."""
+        assert self.language is not None, "set collector.language before running a batch"
+        hidden_in = args[0] if args else kwargs["hidden_states"]
+        hidden_out = output[0] if isinstance(output, (tuple, list)) else output
+        x = hidden_in.detach().reshape(-1, hidden_in.shape[-1]).float()
+        y = hidden_out.detach().reshape(-1, hidden_out.shape[-1]).float()
+        turned = (1.0 - torch.nn.functional.cosine_similarity(x, y, dim=-1)).sum().reshape(1).cpu()
+        entry = self.stats[BLOCK]
+        entry.influence[self.language] = _add(entry.influence.get(self.language), turned)
+        entry.tokens[self.language] = entry.tokens.get(self.language, 0) + x.shape[0]
+
     def end_batch(self) -> None:
         """Forget the memo: tensor ids may be reused by the next forward."""
         self._memo.clear()
@@ -143,6 +177,8 @@ class StatsCollector:
     @contextmanager
     def attached(self) -> Iterator[StatsCollector]:
         handles = [layer.module.register_forward_hook(self._hook(layer.name)) for layer in self.layers]
+        if self.block is not None:
+            handles.append(self.block.register_forward_hook(self._block_hook, with_kwargs=True))
         try:
             yield self
         finally:

@@ -39,7 +39,10 @@ class Structure:
             return cls()
         match = _NM.fullmatch(text)
         if not match:
-            raise InvalidStructureError(f"structure '{text}' must be 'unstructured' or N:M such as 2:4")
+            raise InvalidStructureError(
+                f"structure '{text}' must be 'unstructured' or N:M such as 2:4, or structured: width:F, heads:K, "
+                "depth:K (comma-combined)"
+            )
         n, m = int(match.group(1)), int(match.group(2))
         if not 0 < n < m:
             raise InvalidStructureError(f"structure {n}:{m}: N must be at least 1 and smaller than M")

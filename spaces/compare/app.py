@@ -311,6 +311,12 @@ def header_markdown(dense: str, pruned: str, record: dict[str, Any]) -> str:
             sparsity += f" (target {target:.0%}, {record.get('structure', 'unstructured')})"
         calibration = record.get("calibration") or {}
         mix = calibration.get("mix") if calibration.get("used", True) else None
+        structured = record.get("structured")
+        if isinstance(structured, dict):  # whole neurons, heads or blocks removed: a smaller dense model, no zeros
+            before, after = structured.get("params_before") or {}, structured.get("params_after") or {}
+            sparsity = f"none: structures removed (`{structured.get('spec')}`)"
+            if before.get("total") and after.get("total"):
+                sparsity += f", {before['total']:,} -> {after['total']:,} parameters"
         if record.get("method"):
             rows += [
                 ("Method", f"`{record.get('method', 'unknown')}`"),
