@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import distributed
 from .calibration import (
     CalibrationSet,
     CalibrationSource,
@@ -37,11 +39,13 @@ from .constants import (
 )
 from .errors import (
     CalibrationSourceError,
+    InvalidOptionError,
     InvalidProfileError,
     StreamingUnsupportedError,
 )
 from .io import atomic_folder, check_output, write_json
 from .models import (
+    Placement,
     all_prunable_layers,
     checkpoint_folder,
     describe_source,
@@ -140,6 +144,8 @@ class PruneResult:
     base_model: dict[str, Any] = field(default_factory=dict)
     sparsity_profile: dict[str, Any] = field(default_factory=dict)
     pipeline: str = "sequential"
+    #: the processes that pruned (``hfprune.distributed.describe``): launcher and world size
+    distributed: dict[str, Any] = field(default_factory=lambda: {"launcher": "none", "world_size": 1})
 
     @property
     def sparsity(self) -> float:
@@ -177,6 +183,7 @@ class PruneResult:
             "layers": [asdict(layer) for layer in self.layers],
             "timings": self.timings,
             "peak_memory": self.peak_memory,
+            "distributed": self.distributed,
             "versions": library_versions(),
         }
 
@@ -221,7 +228,8 @@ def prune(
         chosen = make_profile(settings.profile) if isinstance(settings.profile, str) else settings.profile
         layer_profile = resolve_profile(chosen, method, structure)
     structure.check_widths((layer.name, layer.in_features) for layer in all_prunable_layers(model))
-    compute = resolve_device(settings.device)
+    group = distributed.current()
+    compute = distributed.rank_device(resolve_device(settings.device))
     if compute.type == "cuda":
         torch.cuda.reset_peak_memory_stats(compute)
 
@@ -229,6 +237,10 @@ def prune(
     calib = None
     if method.needs_calibration or layer_profile is not None:
         calib = calibration_set(tokenizer, settings)
+        group.check_same(
+            calib.sample_hashes, "calibration samples",
+            "every rank must read the same text with the same tokenizer (same --calib-source, files and seed)",
+        )  # fmt: skip
     calib_s = time.perf_counter() - started
 
     was_training = model.training
@@ -260,6 +272,7 @@ def prune(
         seed=settings.seed if calib is not None else None,
         sparsity_profile=profile_info,
         pipeline=settings.pipeline,
+        distributed=distributed.describe(group),
     )
 
 
@@ -309,35 +322,60 @@ def prune_pretrained(
     stream: bool = False,
     command: list[str] | None = None,
     progress: bool = False,
+    placement: Placement | None = None,
     **overrides: Any,
 ) -> PruneResult:
     """Load ``model_id`` (Hub id or folder), prune it and save it to ``out``: the ``hfprune prune`` job.
 
     The output is checked first so a long run never ends in "already exists". ``stream``: never hold the whole
     model; blocks are read and written one at a time (one shard per block; see :mod:`hfprune.models.streaming`).
-    ``settings`` and ``overrides`` as for :func:`prune`.
+    ``placement``: spread the loaded model over GPUs, CPU and disk (``--device-map``); each block still comes to
+    the compute device alone for its turn. ``settings`` and ``overrides`` as for :func:`prune`.
+
+    Under a launcher (``torchrun``, ``accelerate launch``) every rank loads the model and prunes on its share of
+    the calibration batches; rank 0 alone writes ``out``, and every rank returns once it is written (or raises
+    rank 0's error).
     """
     settings = (settings or PruneSettings()).with_overrides(**overrides)
-    check_output(out, overwrite)
+    group = distributed.current()
+    group.agree(lambda: check_output(out, overwrite), "checking the output folder")
     extra = {"command": list(command)} if command else {}
+    if placement is not None:
+        extra["placement"] = placement.describe()
     if stream:
+        if placement is not None:
+            raise InvalidOptionError("--stream reads one block at a time and needs no --device-map; give one of them")
         return _prune_streamed(
             model_id, out, settings, revision=revision, token=token, trust_remote_code=trust_remote_code, dtype=dtype,
             overwrite=overwrite, extra=extra, progress=progress,
         )  # fmt: skip
     started = time.perf_counter()
-    loaded = load_model(model_id, revision=revision, token=token, trust_remote_code=trust_remote_code, dtype=dtype)
+    loaded = load_model(
+        model_id, revision=revision, token=token, trust_remote_code=trust_remote_code, dtype=dtype, placement=placement
+    )
     load_s = time.perf_counter() - started
     result = prune(loaded.model, loaded.tokenizer, settings, progress=progress)
     result.base_model = loaded.source
     result.timings["load_s"] = load_s
-    started = time.perf_counter()
-    save_pruned(
-        loaded.model, loaded.tokenizer, result, out, overwrite=overwrite, max_shard_size=max_shard_size, extra=extra
-    )
-    result.timings["save_s"] = time.perf_counter() - started
-    result.peak_memory = peak_memory(resolve_device(settings.device))
+    _record_ranks(result, group, settings)
+
+    def save() -> tuple[float, dict[str, float]]:
+        began = time.perf_counter()
+        save_pruned(
+            loaded.model, loaded.tokenizer, result, out, overwrite=overwrite, max_shard_size=max_shard_size, extra=extra
+        )
+        return time.perf_counter() - began, peak_memory(distributed.rank_device(resolve_device(settings.device)))
+
+    result.timings["save_s"], result.peak_memory = group.agree(save, "writing the pruned model (rank 0)")
     return result
+
+
+def _record_ranks(result: PruneResult, group: distributed.Group, settings: PruneSettings) -> None:
+    """With several ranks, what each one took (peak memory, prune time): rank 0 writes them all."""
+    if group.size == 1:
+        return
+    mine = {**peak_memory(distributed.rank_device(resolve_device(settings.device))), **result.timings}
+    result.distributed["ranks"] = group.all_gather_object(mine, "gathering each rank's time and memory")
 
 
 def _prune_streamed(
@@ -376,9 +414,14 @@ def _prune_streamed(
     loader = StreamedBlocks(stack.blocks, stack.name, reader)
     tokenizer = load_tokenizer(folder, trust_remote_code)
     load_s = time.perf_counter() - started
-    with atomic_folder(out, overwrite=overwrite) as tmp:
-        writer = loader.writer = ShardWriter(tmp, len(stack.blocks) + 1)
+    group = distributed.current()
+    # Rank 0 writes; the other ranks read every block too (they calibrate on their own batches) but write nothing.
+    with atomic_folder(out, overwrite=overwrite) if group.is_main else nullcontext(None) as tmp:
+        writer = loader.writer = ShardWriter(tmp, len(stack.blocks) + 1) if tmp is not None else None
         result = prune(model, tokenizer, settings, loader=loader, progress=progress)
+        _record_ranks(result, group, settings)
+        if tmp is None or writer is None:
+            return _after_rank0_wrote(result, group)
         if not loader.all_written():
             raise RuntimeError("a block was never written; the output is incomplete and was discarded")
         started = time.perf_counter()
@@ -392,8 +435,14 @@ def _prune_streamed(
         result.base_model = describe_source(str(model_id), revision, folder)
         result.timings["load_s"] = load_s
         result.timings["save_s"] = time.perf_counter() - started
-        result.peak_memory = peak_memory(resolve_device(settings.device))
+        result.peak_memory = peak_memory(distributed.rank_device(resolve_device(settings.device)))
         _finish_folder(tmp, tokenizer, {**result.to_dict(), "streamed": True, **extra})
+    return _after_rank0_wrote(result, group)
+
+
+def _after_rank0_wrote(result: PruneResult, group: distributed.Group) -> PruneResult:
+    """Every rank returns once rank 0 has moved the streamed output into place (a rank that failed is noticed)."""
+    group.barrier("waiting for rank 0 to write the pruned model")
     return result
 
 

@@ -3,14 +3,20 @@
 Each command is a module of this package with ``register(subparsers)``; its handler returns an exit code and
 raises :class:`~hfprune.errors.HfpruneError` subclasses for what a user can fix, which :func:`main` prints as
 one line (exit 2). No command takes a token argument: tokens come from ``HF_TOKEN`` or ``hf auth login``.
+
+Under ``torchrun`` / ``accelerate launch`` every rank runs the same command (:mod:`hfprune.distributed`): rank 0
+prints the results, the other ranks print only their own errors, each line naming its rank.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
 from collections.abc import Callable, Sequence
 
+from .. import distributed
 from ..constants import VERSION
 from ..errors import HfpruneError
 from ..system import return_large_buffers_promptly
@@ -54,14 +60,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_libraries()
     return_large_buffers_promptly()
     handler: Handler = args.handler
+    rank = ""
     try:
-        return int(handler(args) or 0)
+        group = distributed.world()  # joins the process group when a launcher started this process
+        if group.size > 1:
+            rank = f"rank {group.rank} of {group.size}: "
+        with contextlib.redirect_stdout(sys.stdout if group.is_main else io.StringIO()):
+            return int(handler(args) or 0)
     except HfpruneError as err:
-        print(f"error: {err}", file=sys.stderr)
+        if not getattr(err, "raised_on_every_rank", False):
+            message = str(err) if str(err).startswith("rank ") else rank + str(err)
+            print(f"error: {message}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
-        print("interrupted: nothing was written", file=sys.stderr)
+        print(f"{rank}interrupted: nothing was written", file=sys.stderr)
         return 130
+    finally:
+        distributed.teardown()
 
 
 def _quiet_libraries() -> None:

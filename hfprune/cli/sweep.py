@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from .. import distributed
 from ..analysis.sweep import SweepSpec, run_sweep
 from ..analysis.sweep_report import markdown_table, write_sweep
 from ..constants import DEFAULT_CONTEXT_LENGTH, DEFAULT_EVAL_BATCH_SIZE
@@ -29,6 +30,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--out", required=True, help="output folder (refused if it exists, unless --overwrite)")
     options.add_pruning_options(parser, grid=True)
+    options.add_placement_options(parser)
     options.add_output_options(parser)
     group = parser.add_argument_group("evaluation")
     group.add_argument(
@@ -53,6 +55,11 @@ def handle(args: argparse.Namespace) -> int:
             "a sweep evaluates every cell with the whole model in memory, so --stream cannot bound its memory; "
             "prune each cell with `hfprune prune --stream` instead"
         )
+    if options.placement(args) is not None:
+        raise InvalidOptionError(
+            "a sweep restores the dense weights in memory between cells, so it cannot spread the model with "
+            "--device-map; prune each cell with `hfprune prune --device-map ...` instead"
+        )
     methods = options.comma_list(args.methods)
     spec = SweepSpec(
         methods=methods, sparsities=options.sparsities(args.sparsity), mixes=args.calib,
@@ -63,13 +70,14 @@ def handle(args: argparse.Namespace) -> int:
         offload=args.offload,
     )  # fmt: skip
     spec.check()
-    out = check_output(args.out, args.overwrite)
+    group = distributed.current()
+    out = group.agree(lambda: check_output(args.out, args.overwrite), "checking the output folder")
     loaded = load_model(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code, dtype=args.dtype)
 
-    def partial(result: Any) -> None:  # progress survives a crash
+    def partial(result: Any) -> None:  # progress survives a crash (rank 0 writes; it sees its own group's cells)
         write_sweep(result, out, plots_too=False)
 
     result = run_sweep(loaded.model, loaded.tokenizer, spec, calib_source=options.source_spec(args), on_cell=partial)
-    write_sweep(result, out, plots_too=not args.no_plots)
+    group.agree(lambda: write_sweep(result, out, plots_too=not args.no_plots), "writing the sweep (rank 0)")
     print(json.dumps(result.to_dict(), indent=2) if args.json else markdown_table(result))
     return 0

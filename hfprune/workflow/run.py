@@ -4,6 +4,11 @@ Each step hashes its inputs (options, the base model's commit, the previous step
 hash with its outputs in the folder's ledger (:mod:`hfprune.workflow.ledger`); a re-run skips a step whose
 inputs and outputs are unchanged. The output folder is the model folder that gets published; the ledger is a
 dot-file and is never uploaded.
+
+Under a launcher (``torchrun``, ``accelerate launch``) every rank runs the job: pruning and evaluation are shared
+by the ranks (each its part of the batches), rank 0 alone reads and writes the ledger, the folder, the card
+and the push, and decides for all which steps to skip. The ranks read the pruned folder rank 0 wrote, so on
+several machines ``--out`` must be on a filesystem they all see.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from .. import distributed
 from ..api import PruneSettings, prune_pretrained
 from ..card import default_template, write_card
 from ..constants import (
@@ -34,7 +42,7 @@ from ..hub.manifest import local_manifest
 from ..hub.pull import pull
 from ..hub.push import push_folder
 from ..io import sha256_file, write_json
-from ..models import load_model
+from ..models import Placement, input_device, load_model
 from .ledger import Ledger, input_key
 
 #: Where a run says what it does, one line at a time (stderr by default).
@@ -43,6 +51,10 @@ Log = Callable[[str], None]
 
 def _to_stderr(line: str) -> None:
     print(line, file=sys.stderr)
+
+
+def _silent(line: str) -> None:
+    """Ranks other than 0 say nothing: rank 0 speaks for the run."""
 
 
 @dataclass
@@ -70,6 +82,8 @@ class RunOptions:
     push_revision: str | None = None
     license: str | None = None
     command: list[str] = field(default_factory=list)
+    #: spread the model over GPUs, CPU and disk (``--device-map``) for pruning and evaluation
+    placement: Placement | None = None
 
 
 @dataclass
@@ -95,33 +109,45 @@ def run_job(options: RunOptions, log: Log = _to_stderr) -> RunOutcome:
     ledger = Ledger(out)
     ran: list[str] = []
     skipped: list[str] = []
+    group = distributed.current()
+    if not group.is_main:
+        log = _silent
 
-    def step(name: str, key: str, action: Callable[[], tuple[list[str], dict[str, Any]]]) -> dict[str, Any]:
-        if ledger.is_done(name, key, out):
+    def step(
+        name: str, key: str, action: Callable[[], tuple[list[str], dict[str, Any]]], shared: bool = False
+    ) -> dict[str, Any]:
+        """Run ``action`` unless the ledger says it is done; ``shared``: every rank takes part, else rank 0."""
+        done = group.agree(
+            lambda: ledger.result(name) if ledger.is_done(name, key, out) else None, f"[{name}] reading the ledger"
+        )
+        if done is not None:
             skipped.append(name)
             log(f"[{name}] up to date, skipped")
-            return ledger.result(name)
+            return done
         log(f"[{name}] running ...")
-        files, result = action()
-        ledger.record(name, key, out, files, result)
+        files, result = action() if shared else group.agree(action, f"[{name}] on rank 0")
+        group.agree(lambda: ledger.record(name, key, out, files, result), f"[{name}] recording it")
         ran.append(name)
         return result
 
-    pulled = ledger.result("pull").get("folder")
-    if not pulled or not Path(pulled).is_dir():
-        ledger.steps.pop("pull", None)  # the Hub cache was cleared since: pull again
-    base = step("pull", input_key(_pull_inputs(options)), lambda: ([], _pull(options)))
+    def forget_stale_pull() -> None:
+        pulled = ledger.result("pull").get("folder")
+        if not pulled or not Path(pulled).is_dir():
+            ledger.steps.pop("pull", None)  # the Hub cache was cleared since: pull again
+
+    group.agree(forget_stale_pull, "[pull] ledger")
+    base = step("pull", input_key(_pull_inputs(options)), lambda: ([], _pull(options)), shared=True)
     prune_key = input_key({"base": base, **_prune_inputs(options)})
     # prune replaces the folder atomically (ledger file included); the in-memory ledger is saved again after it.
-    step("prune", prune_key, lambda: ([METADATA_FILE], _prune(options, Path(base["folder"]))))
-    pruned_id = sha256_file(out / METADATA_FILE)
+    step("prune", prune_key, lambda: ([METADATA_FILE], _prune(options, Path(base["folder"]))), shared=True)
+    pruned_id = group.agree(lambda: sha256_file(out / METADATA_FILE), "[prune] hashing")
     results = None
     eval_id = None
     if options.eval_langs:
         eval_key = input_key({"pruned": pruned_id, **_eval_inputs(options)})
-        step("eval", eval_key, lambda: ([RESULTS_FILE], _evaluate(options, Path(base["folder"]))))
+        step("eval", eval_key, lambda: ([RESULTS_FILE], _evaluate(options, Path(base["folder"]))), shared=True)
         results = out / RESULTS_FILE
-        eval_id = sha256_file(results)
+        eval_id = group.agree(lambda: sha256_file(results), "[eval] hashing")
     card_inputs = {
         "pruned": pruned_id, "eval": eval_id, "template": sha256_file(default_template()),
         "repo_id": options.push_to, "license": options.license, "hfprune": VERSION,
@@ -129,7 +155,7 @@ def run_job(options: RunOptions, log: Log = _to_stderr) -> RunOutcome:
     step("card", input_key(card_inputs), lambda: ([CARD_FILE], _card(options, results)))
     pushed = None
     if options.push_to:
-        push_inputs = {**_push_inputs(options), "files": _folder_digest(out)}
+        push_inputs = {**_push_inputs(options), "files": group.agree(lambda: _folder_digest(out), "[push] hashing")}
         pushed = step("push", input_key(push_inputs), lambda: ([], _push(options)))
         log(f"[push] {pushed.get('url')} (commit {str(pushed.get('commit'))[:12]}, verified)")
         for warning in pushed.get("warnings", []):
@@ -156,6 +182,8 @@ def _pull(options: RunOptions) -> dict[str, Any]:
 
 def _prune_inputs(options: RunOptions) -> dict[str, Any]:
     loading = {"dtype": options.dtype, "stream": options.stream, "max_shard_size": options.max_shard_size}
+    if options.placement is not None:  # where weights live changes no number, but is what the user asked for
+        loading["placement"] = options.placement.describe()
     return {**options.prune.describe(), **loading, "hfprune": VERSION}
 
 
@@ -173,6 +201,7 @@ def _prune(options: RunOptions, base_folder: Path) -> dict[str, Any]:
         max_shard_size=options.max_shard_size,
         stream=options.stream,
         command=options.command or None,
+        placement=options.placement,
     )
     return {"achieved_sparsity": result.sparsity}
 
@@ -186,21 +215,27 @@ def _eval_inputs(options: RunOptions) -> dict[str, Any]:
 
 def _evaluate(options: RunOptions, base_folder: Path) -> dict[str, Any]:
     """Evaluate the dense base and the pruned model on the same data; write the results JSON and the plot."""
-    device = options.prune.device if options.prune.device not in (None, "auto") else None
+    requested = options.prune.device if options.prune.device not in (None, "auto") else None
+    device = distributed.rank_device(torch.device(requested)) if requested else None
     settings = dict(
         langs=options.eval_langs, tasks=options.eval_tasks, limit=options.eval_limit,
-        context_length=options.context_length, batch_size=options.eval_batch_size, device=device, progress=False,
+        context_length=options.context_length, batch_size=options.eval_batch_size, progress=False,
     )  # fmt: skip
     evaluations = {}
     for role, folder in (("dense", base_folder), ("pruned", options.out)):
-        loaded = load_model(str(folder), device=device, require_tokenizer=True)
+        loaded = load_model(str(folder), device=device, require_tokenizer=True, placement=options.placement)
         name = role if role == "pruned" else options.model
-        evaluations[role] = evaluate_model(loaded.model, loaded.tokenizer, model_name=name, **settings)
+        where = input_device(loaded.model) if options.placement is not None else device
+        evaluations[role] = evaluate_model(loaded.model, loaded.tokenizer, model_name=name, device=where, **settings)
         del loaded
         gc.collect()
     comparison = compare(evaluations["pruned"], evaluations["dense"])
-    write_json(options.out / RESULTS_FILE, comparison.to_dict())
-    plot_comparison(comparison, options.out / PLOT_FILE)
+
+    def write() -> None:
+        write_json(options.out / RESULTS_FILE, comparison.to_dict())
+        plot_comparison(comparison, options.out / PLOT_FILE)
+
+    distributed.current().agree(write, "[eval] writing the results (rank 0)")
     return {"rows": len(comparison.rows)}
 
 
