@@ -50,8 +50,10 @@ from .models import (
     checkpoint_folder,
     describe_source,
     find_block_stacks,
+    is_dispatched,
     load_model,
     load_tokenizer,
+    release,
 )
 from .models.streaming import (
     CheckpointReader,
@@ -302,6 +304,10 @@ def save_pruned(
     Weights are dense safetensors holding the zeros: sparse storage formats were removed upstream and
     loaders now mis-load them silently, so dense is the format every ``from_pretrained`` reads right.
     """
+    if is_dispatched(model):
+        # accelerate gives each offloaded module its own meta parameter, which unties a tied head from the
+        # embeddings; tied again, the head is saved once (as save_pretrained does for a model in memory)
+        model.tie_weights()
     with atomic_folder(out, overwrite=overwrite) as tmp:
         model.save_pretrained(tmp, safe_serialization=True, max_shard_size=max_shard_size)
         _finish_folder(tmp, tokenizer, {**result.to_dict(), **(extra or {})})
@@ -366,7 +372,10 @@ def prune_pretrained(
         )
         return time.perf_counter() - began, peak_memory(distributed.rank_device(resolve_device(settings.device)))
 
-    result.timings["save_s"], result.peak_memory = group.agree(save, "writing the pruned model (rank 0)")
+    try:
+        result.timings["save_s"], result.peak_memory = group.agree(save, "writing the pruned model (rank 0)")
+    finally:
+        release(loaded.model)  # offloaded weights (pruned ones included) are in the output now
     return result
 
 

@@ -189,8 +189,7 @@ class Group:
         assert outcome is not None
         ok, value = outcome
         if not ok:
-            if not self.is_main:
-                value.raised_on_every_rank = True  # the CLI prints it once, on rank 0
+            value.raised_on_every_rank = True  # the CLI prints it once, on rank 0
             raise value
         return value
 
@@ -258,6 +257,11 @@ def world() -> Group:
         dist.init_process_group(backend=backend, init_method="env://", timeout=timedelta(seconds=timeout_s()))
     _WORLD, _JOINED = Group(launch.rank, launch.world_size, group.ranks, dist.group.WORLD, launch), True
     return _WORLD
+
+
+def started() -> bool:
+    """Whether :func:`world` has run in this process (a caller that started it should also end it)."""
+    return _WORLD is not None
 
 
 def current() -> Group:

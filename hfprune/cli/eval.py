@@ -19,7 +19,7 @@ from ..evaluation.results import Comparison, EvalResult
 from ..evaluation.runner import compare, evaluate_model
 from ..evaluation.tasks import TASK_NAMES
 from ..io import write_json
-from ..models import input_device, load_model
+from ..models import input_device, load_model, release
 from . import options
 
 
@@ -111,5 +111,6 @@ def _evaluate_path(path: str, args: argparse.Namespace) -> EvalResult:
             model_name=str(path),
         )
     finally:
+        release(loaded.model)
         del loaded
         gc.collect()

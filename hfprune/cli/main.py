@@ -61,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return_large_buffers_promptly()
     handler: Handler = args.handler
     rank = ""
+    owns_group = not distributed.started()  # a caller that joined the group itself (tests, scripts) keeps it
+    group = distributed.Group()
     try:
         group = distributed.world()  # joins the process group when a launcher started this process
         if group.size > 1:
@@ -68,15 +70,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.redirect_stdout(sys.stdout if group.is_main else io.StringIO()):
             return int(handler(args) or 0)
     except HfpruneError as err:
-        if not getattr(err, "raised_on_every_rank", False):
+        shared = getattr(err, "raised_on_every_rank", False)  # rank 0's error, raised on every rank alike
+        if group.is_main or not shared:
             message = str(err) if str(err).startswith("rank ") else rank + str(err)
-            print(f"error: {message}", file=sys.stderr)
+            print(f"error: {message}", file=sys.stderr, flush=True)
+        if shared:
+            _wait_for_rank0_to_print(group)
         return err.exit_code
     except KeyboardInterrupt:
         print(f"{rank}interrupted: nothing was written", file=sys.stderr)
         return 130
     finally:
-        distributed.teardown()
+        if owns_group:
+            distributed.teardown()
+
+
+def _wait_for_rank0_to_print(group: distributed.Group) -> None:
+    """Ranks leave together: a launcher stops every rank once one exits, which could cut rank 0 short."""
+    try:
+        group.barrier("leaving together after an error")
+    except HfpruneError:
+        pass
 
 
 def _quiet_libraries() -> None:

@@ -28,6 +28,7 @@ from hfprune.evaluation.data import resolve_data_dir
 from hfprune.evaluation.fingerprint import (
     linear_sparsity,
     model_sha256,
+    parameter_count,
     tokenizer_sha256,
 )
 from hfprune.evaluation.limits import check_context_length
@@ -126,7 +127,7 @@ def evaluate_model(
             "name": model_name or getattr(getattr(model, "config", None), "_name_or_path", None) or "model",
             "sha256": model_hash,
             "tokenizer_sha256": tok_hash,
-            "parameters": sum(p.numel() for p in model.parameters()),
+            "parameters": parameter_count(model),
             "sparsity": linear_sparsity(model),
             "architecture": type(model).__name__,
         },

@@ -21,10 +21,10 @@ from .loading import (
     load_model,
     load_tokenizer,
 )
-from .placement import DEVICE_MAPS, DispatchedBlocks, Placement, input_device, is_dispatched
+from .placement import DEVICE_MAPS, DispatchedBlocks, Placement, input_device, is_dispatched, release
 
 __all__ = [
     "DEVICE_MAPS", "LINEAR_TYPES", "BlockStack", "DispatchedBlocks", "LoadedModel", "Placement", "input_device",
-    "is_dispatched", "PrunableLayer", "all_prunable_layers", "checkpoint_folder",
+    "is_dispatched", "release", "PrunableLayer", "all_prunable_layers", "checkpoint_folder",
     "describe_source", "find_block_stacks", "load_model", "load_tokenizer", "prunable_layers",
 ]  # fmt: skip

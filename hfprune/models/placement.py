@@ -16,6 +16,7 @@ import re
 import shutil
 import tempfile
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,9 +118,17 @@ def scratch_folder(parent: Path | None = None) -> Path:
     return Path(tempfile.mkdtemp(prefix="hfprune-offload-", dir=parent))
 
 
-def remove_with(owner: Any, folder: Path) -> None:
-    """Delete ``folder`` when ``owner`` (the model whose offloaded weights it holds) is garbage-collected."""
-    weakref.finalize(owner, shutil.rmtree, folder, True)
+def remove_with(owner: nn.Module, folder: Path) -> None:
+    """Delete ``folder`` when ``owner`` (the model whose offloaded weights it holds) is garbage-collected, at exit,
+    or at :func:`release`, whichever comes first."""
+    cleanups = owner.__dict__.setdefault("_hfprune_offload_cleanups", [])
+    cleanups.append(weakref.finalize(owner, shutil.rmtree, folder, True))
+
+
+def release(model: nn.Module) -> None:
+    """Delete the model's offload folders now: call when done with a placed model (its offloaded weights go)."""
+    for cleanup in model.__dict__.pop("_hfprune_offload_cleanups", []):
+        cleanup()
 
 
 def is_dispatched(model: nn.Module) -> bool:
@@ -134,6 +143,36 @@ def input_device(model: nn.Module) -> torch.device:
     if isinstance(first, int):
         return torch.device("cuda", first)
     return torch.device("cpu" if first in ("cpu", "disk") else first)
+
+
+def state_tensors(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """``model.state_dict()`` item by item, an offloaded tensor read from where accelerate keeps it (one at a time)."""
+    for name, tensor in model.state_dict().items():
+        yield name, offloaded_tensor(model, name) if tensor.device.type == "meta" else tensor
+
+
+def weights(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """Each parameter once (a tied head is the embeddings: once), offloaded ones read in, as for a model in memory.
+
+    accelerate gives each offloaded module its own ``meta`` parameter, which hides that the head is tied to the
+    embeddings; transformers' map of tied names (``all_tied_weights_keys``) says so instead.
+    """
+    tied = set(getattr(model, "all_tied_weights_keys", None) or {}) if is_dispatched(model) else set()
+    for name, param in model.named_parameters():
+        if name in tied:
+            continue
+        yield name, offloaded_tensor(model, name) if param.device.type == "meta" else param
+
+
+def offloaded_tensor(model: nn.Module, name: str) -> torch.Tensor:
+    """The value of an offloaded (``meta``) tensor, from the weights map of the innermost hook that holds it."""
+    parts = name.split(".")
+    for depth in range(len(parts) - 1, -1, -1):
+        owner = model.get_submodule(".".join(parts[:depth]))
+        weights_map = getattr(getattr(owner, "_hf_hook", None), "weights_map", None)
+        if weights_map is not None:
+            return weights_map[".".join(parts[depth:])]
+    raise RuntimeError(f"{name} is on the meta device and no accelerate hook holds its value")
 
 
 class DispatchedBlocks:

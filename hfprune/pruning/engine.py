@@ -32,13 +32,15 @@ forwards (capture, probe) as the model is placed, and a block's turn takes it ou
 
 **Several processes** (``torchrun``, ``accelerate launch``; :mod:`hfprune.distributed`): the calibration batches
 are dealt whole to the ranks of the current group (batch ``i`` to rank ``i % size``), each rank captures and
-runs only its own, and a block's statistics are summed over the ranks before the visitor sees them
+runs only its own, and a block's statistics are summed over the ranks before any mask is chosen
 (:meth:`StatsCollector.finish`: exact fp64 sums, so every rank holds what one process would have counted).
-The visitor then runs on every rank on identical statistics, and rank 0's pruned weights are broadcast bit
-for bit, so every rank continues with the same block even where a kernel is not deterministic across
-devices; the sequential pipeline then propagates each rank's own batches through it. The result is the
-single-process result, tensor for tensor (tested with ``torch.equal``), when each process uses the same
-kernels: same device type and, on CPU, the same number of threads per process.
+Rank 0 alone then prunes the block (a visitor that changes weights runs once) and broadcasts the pruned weights
+bit for bit, so every rank continues with the same block; the sequential pipeline then propagates each rank's
+own batches through it. The result is the single-process result, tensor for tensor (tested with
+``torch.equal``), when the kernels are the same: same device type, and on CPU the same number of threads per
+process (N ranks x T threads equal one process x T threads). Some CPU kernels give results that depend on their
+thread count (MKL's Cholesky in SparseGPT; small matrix products), so one process with N*T threads may differ
+from N ranks x T threads in the last bits, as two single-process runs with different thread counts do.
 """
 
 from __future__ import annotations
@@ -83,6 +85,17 @@ class BlockVisitor(Protocol):
 
     def visit(self, block_index: int, layers: list[PrunableLayer], stats: dict[str, LayerStats]) -> None:
         """Act on one block; ``stats`` maps each layer's name to its statistics (empty without data)."""
+
+
+class FinalVisitor(BlockVisitor, Protocol):
+    """A visitor that changes weights (``final``). On several ranks only rank 0 runs :meth:`visit`; the others get
+    the block's weights by broadcast and what the visit recorded through :meth:`last_visit` / :meth:`adopt`."""
+
+    def last_visit(self) -> Any:
+        """What the last :meth:`visit` recorded (sent to the ranks that did not run it)."""
+
+    def adopt(self, record: Any) -> None:
+        """Record what rank 0's visit recorded, as if this rank had run it."""
 
 
 class BlockLoader(Protocol):
@@ -249,22 +262,30 @@ class Pruner:
         self.name = method.name
         self.needs = method.needs
         self.layers: list[LayerReport] = []
+        self._last: list[LayerReport] = []
+
+    def last_visit(self) -> list[LayerReport]:
+        return self._last
+
+    def adopt(self, record: list[LayerReport]) -> None:
+        self.layers.extend(record)
 
     def visit(self, block_index: int, layers: list[PrunableLayer], stats: dict[str, LayerStats]) -> None:
+        self._last = []
         for layer in layers:
             target = self.sparsity_fn(layer, block_index, self.sparsity) if self.sparsity_fn else self.sparsity
             mask = self.method.prune_layer(layer, stats.get(layer.name), target, self.structure)
             zeros = int(mask.sum())
-            self.layers.append(
-                LayerReport(
-                    name=layer.name,
-                    kind=layer.kind,
-                    shape=(layer.out_features, layer.in_features),
-                    target=target,
-                    achieved=zeros / mask.numel(),
-                    zeros=zeros,
-                )  # fmt: skip
+            report = LayerReport(
+                name=layer.name,
+                kind=layer.kind,
+                shape=(layer.out_features, layer.in_features),
+                target=target,
+                achieved=zeros / mask.numel(),
+                zeros=zeros,
             )
+            self.layers.append(report)
+            self._last.append(report)
 
 
 class BlockwiseEngine:
@@ -334,45 +355,57 @@ class BlockwiseEngine:
         probe = self._probe_block_args() if use_data else {}
         grads = self._gradient_pass() if needs_gradients(self.visitor.needs) else ({}, {})
         total = sum(len(stack.blocks) for stack in self.stacks)
-        bar = tqdm(
+        with tqdm(
             total=total, desc=self.visitor.name, unit="block", disable=not (self.progress and self.group.is_main)
-        )
-        # Independent: every stack's inputs come from the dense model (MT5's decoder sees the dense encoder).
-        dense_first_inputs = (
-            {stack.name: self._first_block_inputs(stack, n == 0) for n, stack in enumerate(self.stacks)}
-            if use_data and self.pipeline == "independent"
-            else {}
-        )
-        for stack_number, stack in enumerate(self.stacks):
-            inputs: list[_BlockInputs] = []
-            if use_data:
-                inputs = dense_first_inputs.pop(stack.name, None) or self._first_block_inputs(stack, stack_number == 0)
-            for index, block in enumerate(stack.blocks):
-                bar.set_postfix_str(f"{stack.name}.{index}")
-                if self.turns is not None:
-                    self.turns.load(block)
-                block.to(self.device)
-                layers = stack.layers(index)
-                refs = (probe.get((stack.name, index)), probe.get((stack.name, 0)))
-                last = index + 1 == len(stack.blocks)
-                keep_dense_outputs = self.pipeline == "independent" and not last
-                stats, dense_outputs = (
-                    self._collect(block, layers, inputs, refs, keep_dense_outputs) if use_data else ({}, [])
-                )
-                self.visitor.visit(index, layers, _with_gradients(stats, *grads))
-                if self.visitor.final:
-                    self.group.broadcast_(
-                        [layer.module.weight for layer in layers], f"sharing block {index}'s pruned weights"
+        ) as bar:  # closed (a newline) also when pruning fails, so an error starts its own line
+            # Independent: every stack's inputs come from the dense model (MT5's decoder sees the dense encoder).
+            dense_first_inputs = (
+                {stack.name: self._first_block_inputs(stack, n == 0) for n, stack in enumerate(self.stacks)}
+                if use_data and self.pipeline == "independent"
+                else {}
+            )
+            for stack_number, stack in enumerate(self.stacks):
+                inputs: list[_BlockInputs] = []
+                if use_data:
+                    inputs = dense_first_inputs.pop(stack.name, None) or self._first_block_inputs(
+                        stack, stack_number == 0
                     )
-                if use_data and not last:
-                    inputs = dense_outputs if keep_dense_outputs else self._propagate(block, inputs, refs)
-                if self.device.type != "cpu":
-                    block.to("cpu")
-                if self.turns is not None:
-                    self.turns.release(block, pruned=self.visitor.final)
-                bar.update(1)
-        bar.close()
+                for index, block in enumerate(stack.blocks):
+                    bar.set_postfix_str(f"{stack.name}.{index}")
+                    if self.turns is not None:
+                        self.turns.load(block)
+                    block.to(self.device)
+                    layers = stack.layers(index)
+                    refs = (probe.get((stack.name, index)), probe.get((stack.name, 0)))
+                    last = index + 1 == len(stack.blocks)
+                    keep_dense_outputs = self.pipeline == "independent" and not last
+                    stats, dense_outputs = (
+                        self._collect(block, layers, inputs, refs, keep_dense_outputs) if use_data else ({}, [])
+                    )
+                    self._visit(index, layers, _with_gradients(stats, *grads))
+                    if use_data and not last:
+                        inputs = dense_outputs if keep_dense_outputs else self._propagate(block, inputs, refs)
+                    if self.device.type != "cpu":
+                        block.to("cpu")
+                    if self.turns is not None:
+                        self.turns.release(block, pruned=self.visitor.final)
+                    bar.update(1)
         return {"prune_s": time.perf_counter() - started}
+
+    def _visit(self, index: int, layers: list[PrunableLayer], stats: dict[str, Any]) -> None:
+        """Run the visitor on the block. Pruning on several ranks is done once, by rank 0, and sent to the others
+        bit for bit: every rank then holds the same block even where a kernel is not reproducible across devices
+        or machines, and ranks sharing a machine's cores do not each repeat the computation."""
+        if not self.visitor.final or self.group.size == 1:
+            self.visitor.visit(index, layers, stats)
+            return
+        visitor: FinalVisitor = self.visitor  # type: ignore[assignment]
+        if self.group.is_main:
+            visitor.visit(index, layers, stats)
+        self.group.broadcast_([layer.module.weight for layer in layers], f"sharing block {index}'s pruned weights")
+        record = self.group.broadcast_object(visitor.last_visit() if self.group.is_main else None, "sharing its report")
+        if not self.group.is_main:
+            visitor.adopt(record)
 
     # -- calibration passes --------------------------------------------------------------------------
     def _batches(self) -> list[tuple[str, torch.Tensor]]:

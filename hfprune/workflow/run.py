@@ -42,7 +42,7 @@ from ..hub.manifest import local_manifest
 from ..hub.pull import pull
 from ..hub.push import push_folder
 from ..io import sha256_file, write_json
-from ..models import Placement, input_device, load_model
+from ..models import Placement, input_device, load_model, release
 from .ledger import Ledger, input_key
 
 #: Where a run says what it does, one line at a time (stderr by default).
@@ -227,6 +227,7 @@ def _evaluate(options: RunOptions, base_folder: Path) -> dict[str, Any]:
         name = role if role == "pruned" else options.model
         where = input_device(loaded.model) if options.placement is not None else device
         evaluations[role] = evaluate_model(loaded.model, loaded.tokenizer, model_name=name, device=where, **settings)
+        release(loaded.model)
         del loaded
         gc.collect()
     comparison = compare(evaluations["pruned"], evaluations["dense"])
