@@ -199,8 +199,15 @@ def launched(workspace) -> dict[str, Path]:
     for name, method, pipeline in PRUNE_RUNS:
         argv = _prune_argv(workspace[name], method, pipeline, Path(), workspace["calib"])
         commands[f"{name}-{method}-{pipeline}"] = argv
+    stream = _prune_argv(workspace["gemma3"], "sparsegpt", "sequential", Path(), workspace["calib"])
+    commands["gemma3-sparsegpt-stream"] = [*stream, "--stream"]
     commands["eval"] = _eval_argv(workspace["tiny"], Path("results.json"))
     commands["sweep"] = _sweep_argv(workspace["llama"], Path(), workspace["calib"])
+    commands["run"] = [
+        "run", *_prune_argv(workspace["llama"], "mwanda", "sequential", Path(), workspace["calib"])[1:],
+        "--eval-langs", "en,sw", "--eval-tasks", "ppl", "--eval-limit", "12", "--context-length", "32",
+    ]  # fmt: skip
+    commands["run"].remove("--quiet")
     outputs = {}
     for side in ("single", "launched"):
         for key, argv in commands.items():
@@ -232,6 +239,23 @@ def test_two_ranks_prune_the_weights_of_one_process(launched, model, method, pip
     assert record["distributed"]["launcher"] == "torchrun" and record["distributed"]["world_size"] == RANKS
     assert [rank["cpu_peak_rss_mb"] > 0 for rank in record["distributed"]["ranks"]] == [True] * RANKS
     assert json.loads((launched[f"single/{key}"] / "hfprune.json").read_text())["distributed"]["world_size"] == 1
+
+
+def test_two_ranks_stream_the_weights_of_one_process(launched):
+    """``--stream``: every rank reads each block from the checkpoint, rank 0 alone writes the shards."""
+    _assert_same_weights(launched["single/gemma3-sparsegpt-stream"], launched["launched/gemma3-sparsegpt-stream"])
+    record = json.loads((launched["launched/gemma3-sparsegpt-stream"] / "hfprune.json").read_text())
+    assert record["streamed"] and record["distributed"]["world_size"] == RANKS
+
+
+def test_two_ranks_run_the_whole_job_of_one_process(launched):
+    """``hfprune run``: prune and eval shared by the ranks, the folder, its results and card from rank 0."""
+    single, both = launched["single/run"], launched["launched/run"]
+    _assert_same_weights(single, both)
+    results = [json.loads((folder / "eval_results.json").read_text()) for folder in (single, both)]
+    assert results[0]["changes"] == results[1]["changes"] and len(results[1]["changes"]) == 4
+    assert results[1]["pruned"]["distributed"]["world_size"] == RANKS
+    assert (both / "README.md").is_file() and (both / ".hfprune-run.json").is_file()
 
 
 def test_two_ranks_evaluate_the_numbers_of_one_process(launched):
@@ -267,6 +291,25 @@ def test_torchrun_runs_the_hfprune_module_itself(workspace, launched):
     assert done.returncode == 0, done.stderr[-4000:]
     _assert_same_weights(launched["single/llama-sparsegpt-sequential"], out)
     assert done.stdout.count("saved to") == 1  # rank 0 alone reports
+
+
+def test_accelerate_launch_runs_it_too(workspace, launched):
+    out = workspace["root"] / "accelerate-run"
+    argv = _prune_argv(workspace["llama"], "wanda", "independent", out, workspace["calib"])
+    accelerate = Path(sys.executable).with_name("accelerate")
+    launcher = [str(accelerate)] if accelerate.exists() else [sys.executable, "-m", "accelerate.commands.launch"]
+    command = [
+        *launcher, *(["launch"] if accelerate.exists() else []), "--multi_gpu", f"--num_processes={RANKS}",
+        "--num_machines=1", f"--main_process_port={free_port()}", "--mixed_precision=no", "--dynamo_backend=no",
+        "-m", "hfprune", *argv,
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, cwd=workspace["root"], env=_launcher_env(), capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    _assert_same_weights(launched["single/llama-wanda-independent"], out)
+    record = json.loads((out / "hfprune.json").read_text())["distributed"]
+    assert (record["launcher"], record["world_size"]) == ("accelerate", RANKS)
 
 
 # --- a rank that dies or hangs -------------------------------------------------------------------------------
