@@ -215,6 +215,11 @@ def prune(
         loader: where blocks' weights come from when the model is not in memory whole
             (``hfprune.models.streaming``); ``None`` for a loaded model.
 
+    Under a launcher (``torchrun``, ``accelerate launch``) the ranks share the calibration batches and end with
+    identical weights, those of a single-process run (``hfprune.pruning.engine``); every rank must call this
+    with the same model and settings. To prune alone on one rank, call it inside
+    ``hfprune.distributed.within(hfprune.distributed.Group())``.
+
     Raises:
         InvalidSparsityError, InvalidStructureError, UnknownMethodError, InvalidMethodParameterError,
         InvalidProfileError, InvalidPipelineError, calibration errors.

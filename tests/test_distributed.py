@@ -216,14 +216,17 @@ def launched(workspace) -> dict[str, Path]:
             outputs[f"{side}/{key}"] = out
         lines = [list(argv) for argv in commands.values()]
         if side == "launched":
-            # Last, a run into an output that now exists: refused on rank 0, raised on every rank, printed once.
+            # Last, two errors every rank meets: each printed once, by rank 0. A run into an output that now exists
+            # (refused on rank 0, raised on every rank), and a command that runs as one process only.
             existing = outputs["launched/llama-sparsegpt-sequential"]
             again = _prune_argv(workspace["llama"], "wanda", "sequential", existing, workspace["calib"])
-            (root / "commands.json").write_text(json.dumps([*lines, again]))
+            card = ["card", str(existing)]
+            (root / "commands.json").write_text(json.dumps([*lines, again, card]))
             done = _torchrun(str(DRIVER), str(root / "commands.json"), cwd=root)
             errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-            assert done.returncode != 0 and len(errors) == 1, done.stderr[-4000:]
+            assert done.returncode != 0 and len(errors) == 2, done.stderr[-4000:]
             assert "already exists" in errors[0] and "--overwrite" in errors[0], errors
+            assert "hfprune card runs as one process" in errors[1], errors
         else:
             with _threads(1):  # as many threads as each rank has
                 for argv in lines:

@@ -16,9 +16,11 @@ import io
 import sys
 from collections.abc import Callable, Sequence
 
+from tqdm.auto import tqdm
+
 from .. import distributed
 from ..constants import VERSION
-from ..errors import HfpruneError
+from ..errors import HfpruneError, LauncherEnvironmentError
 from ..system import return_large_buffers_promptly
 from . import (
     analyze,
@@ -38,6 +40,8 @@ from . import (
 Handler = Callable[[argparse.Namespace], int]
 #: In the order ``hfprune --help`` lists them.
 COMMANDS = (prune, methods, tiny_model, eval, pull, card, push, run, demo, sweep, analyze, space)
+#: The commands that share their work over the processes of a launch; the others refuse to run under one.
+SHARED_COMMANDS = ("prune", "eval", "run", "sweep")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,13 +71,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         group = distributed.world()  # joins the process group when a launcher started this process
         if group.size > 1:
             rank = f"rank {group.rank} of {group.size}: "
+            if args.command not in SHARED_COMMANDS:
+                refused = LauncherEnvironmentError(
+                    f"hfprune {args.command} runs as one process; start it without torchrun or accelerate launch "
+                    f"(the commands that share their work over processes: {', '.join(SHARED_COMMANDS)})"
+                )
+                refused.raised_on_every_rank = True  # type: ignore[attr-defined]
+                raise refused
         with contextlib.redirect_stdout(sys.stdout if group.is_main else io.StringIO()):
             return int(handler(args) or 0)
     except HfpruneError as err:
         shared = getattr(err, "raised_on_every_rank", False)  # rank 0's error, raised on every rank alike
         if group.is_main or not shared:
             message = str(err) if str(err).startswith("rank ") else rank + str(err)
-            print(f"error: {message}", file=sys.stderr, flush=True)
+            tqdm.write(f"error: {message}", file=sys.stderr)  # on a line of its own, even under a progress bar
         if shared:
             _wait_for_rank0_to_print(group)
         return err.exit_code

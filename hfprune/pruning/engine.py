@@ -355,41 +355,40 @@ class BlockwiseEngine:
         probe = self._probe_block_args() if use_data else {}
         grads = self._gradient_pass() if needs_gradients(self.visitor.needs) else ({}, {})
         total = sum(len(stack.blocks) for stack in self.stacks)
-        with tqdm(
+        bar = tqdm(
             total=total, desc=self.visitor.name, unit="block", disable=not (self.progress and self.group.is_main)
-        ) as bar:  # closed (a newline) also when pruning fails, so an error starts its own line
-            # Independent: every stack's inputs come from the dense model (MT5's decoder sees the dense encoder).
-            dense_first_inputs = (
-                {stack.name: self._first_block_inputs(stack, n == 0) for n, stack in enumerate(self.stacks)}
-                if use_data and self.pipeline == "independent"
-                else {}
-            )
-            for stack_number, stack in enumerate(self.stacks):
-                inputs: list[_BlockInputs] = []
-                if use_data:
-                    inputs = dense_first_inputs.pop(stack.name, None) or self._first_block_inputs(
-                        stack, stack_number == 0
-                    )
-                for index, block in enumerate(stack.blocks):
-                    bar.set_postfix_str(f"{stack.name}.{index}")
-                    if self.turns is not None:
-                        self.turns.load(block)
-                    block.to(self.device)
-                    layers = stack.layers(index)
-                    refs = (probe.get((stack.name, index)), probe.get((stack.name, 0)))
-                    last = index + 1 == len(stack.blocks)
-                    keep_dense_outputs = self.pipeline == "independent" and not last
-                    stats, dense_outputs = (
-                        self._collect(block, layers, inputs, refs, keep_dense_outputs) if use_data else ({}, [])
-                    )
-                    self._visit(index, layers, _with_gradients(stats, *grads))
-                    if use_data and not last:
-                        inputs = dense_outputs if keep_dense_outputs else self._propagate(block, inputs, refs)
-                    if self.device.type != "cpu":
-                        block.to("cpu")
-                    if self.turns is not None:
-                        self.turns.release(block, pruned=self.visitor.final)
-                    bar.update(1)
+        )
+        # Independent: every stack's inputs come from the dense model (MT5's decoder sees the dense encoder).
+        dense_first_inputs = (
+            {stack.name: self._first_block_inputs(stack, n == 0) for n, stack in enumerate(self.stacks)}
+            if use_data and self.pipeline == "independent"
+            else {}
+        )
+        for stack_number, stack in enumerate(self.stacks):
+            inputs: list[_BlockInputs] = []
+            if use_data:
+                inputs = dense_first_inputs.pop(stack.name, None) or self._first_block_inputs(stack, stack_number == 0)
+            for index, block in enumerate(stack.blocks):
+                bar.set_postfix_str(f"{stack.name}.{index}")
+                if self.turns is not None:
+                    self.turns.load(block)
+                block.to(self.device)
+                layers = stack.layers(index)
+                refs = (probe.get((stack.name, index)), probe.get((stack.name, 0)))
+                last = index + 1 == len(stack.blocks)
+                keep_dense_outputs = self.pipeline == "independent" and not last
+                stats, dense_outputs = (
+                    self._collect(block, layers, inputs, refs, keep_dense_outputs) if use_data else ({}, [])
+                )
+                self._visit(index, layers, _with_gradients(stats, *grads))
+                if use_data and not last:
+                    inputs = dense_outputs if keep_dense_outputs else self._propagate(block, inputs, refs)
+                if self.device.type != "cpu":
+                    block.to("cpu")
+                if self.turns is not None:
+                    self.turns.release(block, pruned=self.visitor.final)
+                bar.update(1)
+        bar.close()
         return {"prune_s": time.perf_counter() - started}
 
     def _visit(self, index: int, layers: list[PrunableLayer], stats: dict[str, Any]) -> None:
