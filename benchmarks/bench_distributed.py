@@ -204,7 +204,7 @@ def markdown(rows: list[dict], cost: list[dict], machine: dict) -> str:
     lines = [
         "# Several processes on CPU: 2 processes x 1 thread vs 1 process x 2 threads (and 1 x 1)",
         "",
-        f"Command: `{machine['command']}`",
+        f"Command: `{machine['command']}` (at commit {machine['commit'][:12]})",
         "",
         f"Machine: {machine['cpus']} CPU cores **shared with other engineers' jobs** (load average "
         f"{machine['load_before']} when this started), torch {machine['torch']}, gloo on loopback. Times on a "
@@ -265,6 +265,8 @@ def main() -> None:
     machine = {
         "cpus": os.cpu_count(), "torch": torch.__version__, "platform": platform.platform(),
         "command": "python " + " ".join(sys.argv), "load_before": round(os.getloadavg()[0], 2),
+        "commit": subprocess.run(["git", "-C", str(ROOT.parent), "rev-parse", "HEAD"], capture_output=True,
+                                 text=True).stdout.strip(),
     }  # fmt: skip
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as scratch:

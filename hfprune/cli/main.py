@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .. import distributed
 from ..constants import VERSION
-from ..errors import HfpruneError, LauncherEnvironmentError
+from ..errors import HfpruneError, InvalidOptionError, LauncherEnvironmentError
 from ..system import return_large_buffers_promptly
 from . import (
     analyze,
@@ -81,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.redirect_stdout(sys.stdout if group.is_main else io.StringIO()):
             return int(handler(args) or 0)
     except HfpruneError as err:
-        shared = getattr(err, "raised_on_every_rank", False)  # rank 0's error, raised on every rank alike
+        # Rank 0's error raised on every rank alike, or an option error (the command line is every rank's): once.
+        shared = getattr(err, "raised_on_every_rank", False) or isinstance(err, InvalidOptionError)
         if group.is_main or not shared:
             message = str(err) if str(err).startswith("rank ") else rank + str(err)
             tqdm.write(f"error: {message}", file=sys.stderr)  # on a line of its own, even under a progress bar

@@ -399,10 +399,13 @@ class BlockwiseEngine:
             self.visitor.visit(index, layers, stats)
             return
         visitor: FinalVisitor = self.visitor  # type: ignore[assignment]
-        if self.group.is_main:
+
+        def prune_once() -> Any:  # its user error (a Hessian that stays singular, ...) is raised on every rank
             visitor.visit(index, layers, stats)
+            return visitor.last_visit()
+
+        record = self.group.agree(prune_once, f"pruning block {index} (rank 0)")
         self.group.broadcast_([layer.module.weight for layer in layers], f"sharing block {index}'s pruned weights")
-        record = self.group.broadcast_object(visitor.last_visit() if self.group.is_main else None, "sharing its report")
         if not self.group.is_main:
             visitor.adopt(record)
 

@@ -181,9 +181,8 @@ def _pull(options: RunOptions) -> dict[str, Any]:
 
 
 def _prune_inputs(options: RunOptions) -> dict[str, Any]:
+    # No placement: where the weights wait between forwards changes no weight (tested), so it never re-prunes.
     loading = {"dtype": options.dtype, "stream": options.stream, "max_shard_size": options.max_shard_size}
-    if options.placement is not None:  # where weights live changes no number, but is what the user asked for
-        loading["placement"] = options.placement.describe()
     return {**options.prune.describe(), **loading, "hfprune": VERSION}
 
 
