@@ -138,9 +138,10 @@ class Group:
 
         with self._failures(what):
             for tensor in tensors:
-                data = tensor.data if tensor.is_contiguous() else tensor.data.contiguous()
+                contiguous = tensor.is_contiguous()
+                data = tensor.data if contiguous else tensor.data.contiguous()
                 dist.broadcast(data.view(-1).view(torch.uint8), src=self.ranks[0], group=self.pg)
-                if data is not tensor.data:
+                if not contiguous:
                     tensor.data.copy_(data)
 
     # -- Python objects --------------------------------------------------------------------------------
