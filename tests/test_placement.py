@@ -131,3 +131,14 @@ def test_placement_parsing():
     assert parsed is not None and parsed.max_memory == {0: "20GiB", 1: "20GiB", "cpu": "64GiB"}
     with pytest.raises(DevicePlacementError, match="unknown --device-map"):
         Placement.parse("everywhere")
+
+
+def test_space_serve_hands_the_placement_to_the_page_as_its_variables_would():
+    from hfprune.space.serve import _page_placement
+
+    placement = Placement.parse("balanced", "0=20GiB,cpu=3MB", "/tmp/offload")
+    page = _page_placement(placement)
+    assert page == {"device_map": "balanced", "max_memory": "0=20GiB,cpu=3MB", "offload_folder": "/tmp/offload"}
+    parsed = load_app_module().Placement.parse(**page)
+    assert dict(parsed.max_memory) == placement.max_memory and parsed.device_map == "balanced"
+    assert _page_placement(None) == {}
