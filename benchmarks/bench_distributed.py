@@ -270,7 +270,7 @@ def main() -> None:
     }  # fmt: skip
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as scratch:
-        for model in args.models.split(","):
+        for model in [name for name in args.models.split(",") if name]:  # --models "": only --fp64-baseline
             model_folder(model)  # built once, outside the timed runs
             for job in args.jobs.split(","):
                 rows += run_job(model, job, Path(scratch), free_port())

@@ -103,7 +103,8 @@ def test_statistics_of_batches_split_over_ranks_add_up_to_one_process_bit_for_bi
     # What the fp64 all-reduce does (once per accumulator: q/k/v share one), then the one rounding to fp32.
     for part0, part1 in {id(rank0._sums[n]): (rank0._sums[n], rank1._sums[n]) for n in rank0._sums}.values():
         part0.sq_sum["en"] += part1.sq_sum["en"]
-        part0.xtx += part1.xtx
+        for chunk0, chunk1 in zip(part0.xtx.chunks, part1.xtx.chunks):
+            chunk0 += chunk1
         part0.tokens["en"] += part1.tokens["en"]
     split = rank0.finish()
     for name in whole:

@@ -51,7 +51,7 @@ class LayerStats:
 
     sq_sum: dict[str, torch.Tensor] = field(default_factory=dict)  # language -> [in_features], fp32
     tokens: dict[str, int] = field(default_factory=dict)  # language -> tokens seen
-    xtx: torch.Tensor | None = None  # pooled sum of x x^T, [in, in], fp32
+    xtx: torch.Tensor | None = None  # pooled sum of x x^T, [in, in], fp32 (a GramSum while collecting)
     fires: dict[str, torch.Tensor] = field(default_factory=dict)  # language -> [in_features], fp32 counts
     grad: torch.Tensor | None = None  # dL/dW, [out, in], fp32 (gradient methods only)
     hess_grad: torch.Tensor | None = None  # H dL/dW, [out, in], fp32 (GraSP only)
@@ -104,24 +104,35 @@ def _add_into(sums: dict[str, torch.Tensor], key: str, part: torch.Tensor) -> No
         total.add_(part)
 
 
-def _add_gram(total: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
-    """``total += x^T x``: the batch's product in fp32 (the expensive part), added to an fp64 accumulator.
+class GramSum:
+    """``sum x^T x`` over batches, exact: each batch's product in fp32 (the expensive part), added in fp64.
 
-    Rows of the product are made a chunk at a time, so the fp32 temporary stays at :data:`GRAM_CHUNK_ELEMENTS`
-    whatever the width (a 4864-wide input: one 64 MiB chunk instead of a 95 MB product beside the accumulator).
+    Kept as row chunks, each made and added on its own: the batch's fp32 temporary is one chunk
+    (:data:`GRAM_CHUNK_ELEMENTS`), and rounding the sum to fp32 frees each fp64 chunk as soon as it is rounded,
+    so it never holds more than the fp64 sum itself (a 4864-wide input: 189 MB; the fp32 sum is 95 MB).
     """
-    n = x.shape[1]
-    if total is None:
-        total = torch.zeros(n, n, dtype=torch.float64, device=x.device)
-    step = max(1, GRAM_CHUNK_ELEMENTS // n)
-    xt = x.t()
-    for begin in range(0, n, step):
-        total[begin : begin + step].add_(xt[begin : begin + step] @ x)
-    return total
+
+    def __init__(self, n: int, device: torch.device) -> None:
+        step = max(1, GRAM_CHUNK_ELEMENTS // n)
+        self.chunks = [
+            torch.zeros(min(step, n - begin), n, dtype=torch.float64, device=device) for begin in range(0, n, step)
+        ]
+
+    def add(self, x: torch.Tensor) -> None:
+        xt, begin = x.t(), 0
+        for chunk in self.chunks:
+            chunk.add_(xt[begin : begin + chunk.shape[0]] @ x)
+            begin += chunk.shape[0]
+
+    def to_fp32(self) -> torch.Tensor:
+        rounded = []
+        while self.chunks:
+            rounded.append(self.chunks.pop(0).float())
+        return torch.cat(rounded)
 
 
-#: fp32 elements of one chunk of a batch's ``x^T x`` (64 MiB)
-GRAM_CHUNK_ELEMENTS = 1 << 24
+#: fp32 elements of one row chunk of a batch's ``x^T x`` (16 MiB; its fp64 sum chunk is 32 MiB)
+GRAM_CHUNK_ELEMENTS = 1 << 22
 
 
 class StatsCollector:
@@ -186,7 +197,9 @@ class StatsCollector:
         _add_into(stats.sq_sum, lang, (x * x).sum(0))
         stats.tokens[lang] = stats.tokens.get(lang, 0) + x.shape[0]
         if HESSIAN in self.needs:
-            stats.xtx = _add_gram(stats.xtx, x)
+            if stats.xtx is None:
+                stats.xtx = GramSum(x.shape[1], x.device)  # type: ignore[assignment]  # fp32 once finished
+            stats.xtx.add(x)
         if FIRES in self.needs:
             _add_into(stats.fires, lang, _fire_counts(x))
 
@@ -241,10 +254,8 @@ def _finish_layer(stats: LayerStats, languages: list[str]) -> None:
     stats.sq_sum = _in_order({k: v.float() for k, v in stats.sq_sum.items()}, languages)
     stats.fires = _in_order({k: v.float() for k, v in stats.fires.items()}, languages)
     stats.tokens = _in_order(stats.tokens, languages)
-    if stats.xtx is not None and stats.xtx.dtype != torch.float32:
-        xtx, stats.xtx = stats.xtx, None
-        stats.xtx = xtx.float()
-        del xtx
+    if isinstance(stats.xtx, GramSum):
+        stats.xtx = stats.xtx.to_fp32()
 
 
 def _reduce_over_ranks(
@@ -279,7 +290,7 @@ def _reduce_over_ranks(
             counts = torch.tensor([float(stats.tokens[lang])], dtype=torch.float64, device=device)
             flat += [stats.sq_sum[lang], counts] + ([stats.fires[lang]] if FIRES in needs else [])
         if HESSIAN in needs and stats.xtx is None:
-            stats.xtx = torch.zeros(width, width, dtype=torch.float64, device=device)
+            stats.xtx = GramSum(width, device)  # type: ignore[assignment]
     if flat:
         packed = torch.cat([part.to(flat[0].device) for part in flat])
         group.all_reduce_([packed], "summing the calibration statistics")
@@ -294,7 +305,8 @@ def _reduce_over_ranks(
                         part.copy_(packed[offset : offset + part.numel()])
                         offset += part.numel()
     if HESSIAN in needs:
-        group.all_reduce_([stats.xtx for stats in distinct if stats.xtx is not None], "summing X^T X")
+        chunks = [chunk for stats in distinct if isinstance(stats.xtx, GramSum) for chunk in stats.xtx.chunks]
+        group.all_reduce_(chunks, "summing X^T X")
     for stats in distinct:  # languages no rank saw (cannot happen with whole batches per language): drop
         for lang in [lang for lang, count in stats.tokens.items() if count == 0]:
             stats.tokens.pop(lang)
@@ -309,7 +321,6 @@ def _owner(sums: dict[str, LayerStats], layers: Sequence[PrunableLayer], name: s
 
 def _device_of(stats: LayerStats, layer: PrunableLayer) -> torch.device:
     """Where the accumulators live: where the batches ran (the layer's device on a rank that ran none)."""
-    for tensor in [*stats.sq_sum.values(), stats.xtx]:
-        if tensor is not None:
-            return tensor.device
+    for tensor in [*stats.sq_sum.values(), *(stats.xtx.chunks if isinstance(stats.xtx, GramSum) else [])]:
+        return tensor.device
     return layer.weight.device
