@@ -146,8 +146,10 @@ class StatsCollector:
     all-reduce) and a run on one process produce the same fp32 statistics bit for bit, and from them the
     same masks. The per-batch fp32 parts are bitwise equal because a batch is always the same samples
     (batches are dealt whole to ranks) computed by the same kernels. What this costs: an fp64 accumulator
-    is twice an fp32 one (``X^T X`` of a 4864-wide input: 189 MB instead of 95 MB) plus one n x n fp64 add
-    per batch, small beside the fp32 product it adds.
+    is twice an fp32 one (``X^T X`` of a 4864-wide input: 189 MB instead of 95 MB; see :class:`GramSum`) plus
+    one fp64 add per batch, small beside the fp32 product it adds; ``benchmarks/bench_distributed.py
+    --fp64-baseline`` measures it (``benchmarks/results/distributed_cpu.md``), ``bench_exact_sums.py`` counts
+    the entries whose sum depends on the order of the batches (none in fp64; most in fp32).
     """
 
     def __init__(self, layers: Sequence[PrunableLayer], needs: frozenset[str]) -> None:
