@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import distributed
 from .calibration import (
     CalibrationSet,
     CalibrationSource,
@@ -52,12 +54,15 @@ from .errors import (
 )
 from .io import atomic_folder, check_output, portable_command, write_json
 from .models import (
+    Placement,
     all_prunable_layers,
     checkpoint_folder,
     describe_source,
     find_block_stacks,
+    is_dispatched,
     load_model,
     load_tokenizer,
+    release,
 )
 from .models.discovery import position_limit
 from .models.speed import measure_speed
@@ -187,6 +192,8 @@ class PruneResult:
     trimmed: VocabTrimResult | None = None
     #: structured pruning: what was removed, sizes and speed (``None`` for zero-making pruning)
     structured: dict[str, Any] | None = None
+    #: the processes that pruned (``hfprune.distributed.describe``): launcher and world size
+    distributed: dict[str, Any] = field(default_factory=lambda: {"launcher": "none", "world_size": 1})
 
     @property
     def sparsity(self) -> float:
@@ -224,6 +231,7 @@ class PruneResult:
             "layers": [asdict(layer) for layer in self.layers],
             "timings": self.timings,
             "peak_memory": self.peak_memory,
+            "distributed": self.distributed,
             "versions": library_versions(),
             **({"vocab": self.trimmed.record} if self.trimmed is not None else {}),
         } | ({"structured": self.structured} if self.structured is not None else {})
@@ -258,6 +266,10 @@ def prune(
     model's tokenizer from then on; :func:`save_pruned` saves that one.
     A structured ``settings.structure`` (``"width:0.25,depth:2"``, ...) removes neurons, heads and blocks instead
     of setting zeros; the result's ``structured`` record says what went (see :mod:`hfprune.pruning.structured`).
+    Under a launcher (``torchrun``, ``accelerate launch``) the ranks share the calibration batches and end with
+    identical weights, those of a single-process run (``hfprune.pruning.engine``); every rank must call this
+    with the same model and settings. To prune alone on one rank, call it inside
+    ``hfprune.distributed.within(hfprune.distributed.Group())``.
 
     Raises:
         InvalidSparsityError, InvalidStructureError, UnknownMethodError, InvalidMethodParameterError,
@@ -283,7 +295,8 @@ def prune(
         chosen = make_profile(settings.profile) if isinstance(settings.profile, str) else settings.profile
         layer_profile = resolve_profile(chosen, method, structure)
     structure.check_widths((layer.name, layer.in_features) for layer in all_prunable_layers(model))
-    compute = resolve_device(settings.device)
+    group = distributed.current()
+    compute = distributed.rank_device(resolve_device(settings.device))
     if compute.type == "cuda":
         torch.cuda.reset_peak_memory_stats(compute)
 
@@ -302,6 +315,10 @@ def prune(
     if method.needs_calibration or layer_profile is not None:
         check_sequence_length(model, _seqlen(settings))
         calib = calibration_set(tokenizer, settings)
+        group.check_same(
+            calib.sample_hashes, "calibration samples",
+            "every rank must read the same text with the same tokenizer (same --calib-source, files and seed)",
+        )  # fmt: skip
     calib_s = time.perf_counter() - started
 
     was_training = model.training
@@ -336,6 +353,7 @@ def prune(
         sparsity_profile=profile_info,
         pipeline=settings.pipeline,
         trimmed=trimmed,
+        distributed=distributed.describe(group),
     )
 
 
@@ -422,6 +440,11 @@ def _prune_structured(
         profile=settings.profile,
     )  # fmt: skip
     lang_agg = check_lang_agg(settings.lang_agg or DEFAULT_LANG_AGG)
+    if distributed.current().size > 1:
+        raise InvalidStructuredSpecError(
+            f"--structure {spec} runs in one process (its block influence and refit are not shared over ranks); "
+            "start it without torchrun or accelerate launch"
+        )
     plan_removal(model, spec)  # refuse an impossible spec before calibration text is read
     check_sequence_length(model, _seqlen(settings))
     compute = resolve_device(settings.device)
@@ -522,6 +545,10 @@ def save_pruned(
     A run that trimmed the vocabulary saves its trimmed tokenizer and ``vocab_map.json`` instead of
     ``tokenizer``; ``base_folder`` (the base checkpoint) lets it record the file sizes before and after.
     """
+    if is_dispatched(model):
+        # accelerate gives each offloaded module its own meta parameter, which unties a tied head from the
+        # embeddings; tied again, the head is saved once (as save_pretrained does for a model in memory)
+        model.tie_weights()
     with atomic_folder(out, overwrite=overwrite) as tmp:
         model.save_pretrained(tmp, safe_serialization=True, max_shard_size=max_shard_size)
         if result.trimmed is not None:
@@ -545,44 +572,72 @@ def prune_pretrained(
     stream: bool = False,
     command: list[str] | None = None,
     progress: bool = False,
+    placement: Placement | None = None,
     **overrides: Any,
 ) -> PruneResult:
     """Load ``model_id`` (Hub id or folder), prune it and save it to ``out``: the ``hfprune prune`` job.
 
     The output is checked first so a long run never ends in "already exists". ``stream``: never hold the whole
     model; blocks are read and written one at a time (one shard per block; see :mod:`hfprune.models.streaming`).
-    ``settings`` and ``overrides`` as for :func:`prune`.
+    ``placement``: spread the loaded model over GPUs, CPU and disk (``--device-map``); each block still comes to
+    the compute device alone for its turn. ``settings`` and ``overrides`` as for :func:`prune`.
+
+    Under a launcher (``torchrun``, ``accelerate launch``) every rank loads the model and prunes on its share of
+    the calibration batches; rank 0 alone writes ``out``, and every rank returns once it is written (or raises
+    rank 0's error).
     """
     settings = (settings or PruneSettings()).with_overrides(**overrides)
-    check_output(out, overwrite)
+    group = distributed.current()
+    group.agree(lambda: check_output(out, overwrite), "checking the output folder")
     check_shard_size(max_shard_size)
     resolve_device(settings.device)
     extra = {"command": portable_command(list(command))} if command else {}
+    if placement is not None:
+        extra["placement"] = placement.describe()
     if stream and _is_structured(settings.structure):
         raise StreamingUnsupportedError(
             f"--structure {settings.structure} changes tensor shapes and the config as a whole, which --stream "
             "(one block written at a time) cannot; run without --stream"
         )
     if stream:
+        if placement is not None:
+            raise InvalidOptionError("--stream reads one block at a time and needs no --device-map; give one of them")
         return _prune_streamed(
             model_id, out, settings, revision=revision, token=token, trust_remote_code=trust_remote_code, dtype=dtype,
             overwrite=overwrite, extra=extra, progress=progress,
         )  # fmt: skip
     started = time.perf_counter()
-    loaded = load_model(model_id, revision=revision, token=token, trust_remote_code=trust_remote_code, dtype=dtype)
+    loaded = load_model(
+        model_id, revision=revision, token=token, trust_remote_code=trust_remote_code, dtype=dtype, placement=placement
+    )
     load_s = time.perf_counter() - started
     result = prune(loaded.model, loaded.tokenizer, settings, progress=progress)
     result.base_model = loaded.source
     result.timings["load_s"] = load_s
-    started = time.perf_counter()
+    _record_ranks(result, group, settings)
     local_base = loaded.folder if loaded.source.get("local") else None
-    save_pruned(
-        loaded.model, loaded.tokenizer, result, out, overwrite=overwrite, max_shard_size=max_shard_size, extra=extra,
-        local_base=local_base, base_folder=loaded.folder if result.trimmed is not None else None,
-    )  # fmt: skip
-    result.timings["save_s"] = time.perf_counter() - started
-    result.peak_memory = peak_memory(resolve_device(settings.device))
+
+    def save() -> tuple[float, dict[str, float]]:
+        began = time.perf_counter()
+        save_pruned(
+            loaded.model, loaded.tokenizer, result, out, overwrite=overwrite, max_shard_size=max_shard_size,
+            extra=extra, local_base=local_base, base_folder=loaded.folder if result.trimmed is not None else None,
+        )  # fmt: skip
+        return time.perf_counter() - began, peak_memory(distributed.rank_device(resolve_device(settings.device)))
+
+    try:
+        result.timings["save_s"], result.peak_memory = group.agree(save, "writing the pruned model (rank 0)")
+    finally:
+        release(loaded.model)  # offloaded weights (pruned ones included) are in the output now
     return result
+
+
+def _record_ranks(result: PruneResult, group: distributed.Group, settings: PruneSettings) -> None:
+    """With several ranks, what each one took (peak memory, prune time): rank 0 writes them all."""
+    if group.size == 1:
+        return
+    mine = {**peak_memory(distributed.rank_device(resolve_device(settings.device))), **result.timings}
+    result.distributed["ranks"] = group.all_gather_object(mine, "gathering each rank's time and memory")
 
 
 def _prune_streamed(
@@ -630,10 +685,15 @@ def _prune_streamed(
 
         trimmed = trim_for_pruning(model, tokenizer, settings, generation_config=generation, forward=forward)
         tokenizer, settings = trimmed.tokenizer, dataclasses.replace(settings, vocab=None)
-    with atomic_folder(out, overwrite=overwrite) as tmp:
-        writer = loader.writer = ShardWriter(tmp, len(stack.blocks) + 1)
+    group = distributed.current()
+    # Rank 0 writes; the other ranks read every block too (they calibrate on their own batches) but write nothing.
+    with atomic_folder(out, overwrite=overwrite) if group.is_main else nullcontext(None) as tmp:
+        writer = loader.writer = ShardWriter(tmp, len(stack.blocks) + 1) if tmp is not None else None
         result = prune(model, tokenizer, settings, loader=loader, progress=progress)
         result.trimmed = trimmed
+        _record_ranks(result, group, settings)
+        if tmp is None or writer is None:
+            return _after_rank0_wrote(result, group)
         if not loader.all_written():
             raise RuntimeError("a block was never written; the output is incomplete and was discarded")
         started = time.perf_counter()
@@ -647,9 +707,15 @@ def _prune_streamed(
         result.base_model = describe_source(str(model_id), revision, folder)
         result.timings["load_s"] = load_s
         result.timings["save_s"] = time.perf_counter() - started
-        result.peak_memory = peak_memory(resolve_device(settings.device))
+        result.peak_memory = peak_memory(distributed.rank_device(resolve_device(settings.device)))
         local_base = folder if result.base_model.get("local") else None
         _finish_folder(tmp, None if trimmed else tokenizer, {**result.to_dict(), "streamed": True, **extra}, local_base)
+    return _after_rank0_wrote(result, group)
+
+
+def _after_rank0_wrote(result: PruneResult, group: distributed.Group) -> PruneResult:
+    """Every rank returns once rank 0 has moved the streamed output into place (a rank that failed is noticed)."""
+    group.barrier("waiting for rank 0 to write the pruned model")
     return result
 
 

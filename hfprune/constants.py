@@ -59,6 +59,9 @@ DEFAULT_EVAL_BATCH_SIZE = 8
 DATA_DIR_ENV = "HFPRUNE_DATA_DIR"
 #: Overrides the cache folder (trained tiny model, evaluation cache).
 CACHE_DIR_ENV = "HFPRUNE_CACHE"
+#: Seconds a rank waits for the others in a collective before it stops with an error (a rank died or hangs).
+DIST_TIMEOUT_ENV = "HFPRUNE_DIST_TIMEOUT"
+DEFAULT_DIST_TIMEOUT_S = 1800
 
 
 def default_data_dir() -> Path | None:

@@ -92,6 +92,10 @@ class StructuredPruningUnsupportedError(ModelError):
     """This architecture cannot lose these structures: transformers' stock config could not describe the result."""
 
 
+class DevicePlacementError(InvalidOptionError):
+    """A ``--device-map`` / ``--max-memory`` / ``--offload-folder`` that cannot place the model."""
+
+
 # --- pruning settings -----------------------------------------------------------------------------------
 class PruningSettingsError(InvalidOptionError):
     """A pruning parameter that is out of range or contradicts another."""
@@ -365,3 +369,20 @@ class SweepSpecError(AnalysisError):
 
 class AnalysisInputError(AnalysisError):
     """Folders that cannot be compared: not pruned by hfprune, different architectures, missing weights."""
+
+
+# --- several processes (torchrun, accelerate launch) -----------------------------------------------------
+class DistributedError(HfpruneError):
+    """A run on several processes that cannot start or cannot go on."""
+
+
+class LauncherEnvironmentError(DistributedError):
+    """The launcher's variables (RANK, WORLD_SIZE, MASTER_ADDR, ...) are missing or unusable."""
+
+
+class RankLostError(DistributedError):
+    """Another rank stopped answering (it died, hung past the timeout, or the network failed)."""
+
+
+class RanksDisagreeError(DistributedError):
+    """The ranks hold different inputs (calibration samples, model) where they must be identical."""

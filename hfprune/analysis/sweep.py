@@ -4,6 +4,12 @@ This is Kurz et al.'s experiment as one call. Everything that does not depend on
 the model is loaded once and its dense prunable weights restored between cells; each mix is tokenised
 once; the first block's captured inputs are reused by every cell of a mix (they depend only on the
 embeddings); a layerwise profile measures the dense model once per mix; the dense model is evaluated once.
+
+Under a launcher (``torchrun``, ``accelerate launch``) the dense model is evaluated by all ranks together, then
+the ranks split into as many groups as there are cells (at most one per rank; :func:`hfprune.distributed.split`),
+each group prunes and evaluates its own cells data-parallel, and every cell comes back to rank 0, which writes
+the one ``sweep.json`` in grid order. A cell's numbers are those of a single-process run: a group computes
+exactly what one process computes (see ``pruning.engine`` and ``evaluation.sharding``).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 
 from torch import nn
 
+from .. import distributed
 from ..api import PruneSettings, calibration_set, prune
 from ..calibration import CalibrationSet, CalibrationSource, Mix
 from ..constants import (
@@ -124,6 +131,8 @@ class SweepCell:
     eval: dict[str, dict[str, float]]
     #: structured removal: spec, aggregation, refit and parameter counts (``None`` for zero-making pruning)
     structured: dict[str, Any] | None = None
+    #: the world ranks that pruned and evaluated this cell (``[0]`` in a single process)
+    ranks: list[int] = field(default_factory=lambda: [0])
 
 
 @dataclass
@@ -135,6 +144,8 @@ class SweepResult:
     #: with ``--trim-vocab``: the trimming record, and the *untrimmed* dense model's evaluation
     #: (``dense`` and every cell are then the trimmed model's)
     vocab: dict[str, Any] = field(default_factory=dict)
+    #: the processes that ran the sweep: launcher, world size and how many groups shared the cells
+    distributed: dict[str, Any] = field(default_factory=lambda: {"launcher": "none", "world_size": 1, "groups": 1})
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -143,6 +154,7 @@ class SweepResult:
             "cells": [asdict(c) for c in self.cells],
             "timings": self.timings,
             **({"vocab": self.vocab} if self.vocab else {}),
+            "distributed": self.distributed,
         }
 
 
@@ -154,8 +166,13 @@ def run_sweep(
     calib_source: CalibrationSource = None,
     on_cell: Callable[[SweepResult], None] | None = None,
 ) -> SweepResult:
-    """Run every cell of ``spec`` on ``model`` (restored to dense between cells); ``on_cell`` sees progress."""
+    """Run every cell of ``spec`` on ``model`` (restored to dense between cells); ``on_cell`` sees progress.
+
+    Under a launcher each rank holds its own copy of ``model``; rank 0's ``on_cell`` sees the cells its group
+    finished, and every rank returns the whole grid.
+    """
     spec.check()
+    world = distributed.current()
     started = time.perf_counter()
     texts = {lang: flores_text(lang, spec.eval_sentences) for lang in spec.eval_langs}
     evaluate = lambda target=model: flores_perplexities(  # noqa: E731
@@ -169,19 +186,30 @@ def run_sweep(
     dense_weights = DenseWeights(model)
     result = SweepResult(spec, evaluate())
     result.timings["dense_eval_s"] = time.perf_counter() - started
-    for mix in spec.mixes:
-        mix_settings = PruneSettings(
-            calibration=Mix.parse(mix), calib_source=calib_source, seqlen=spec.seqlen, seed=spec.seed
-        )
-        calib = calibration_set(tokenizer, mix_settings)
-        reuse = _MixReuse(calib)
-        for name in spec.methods:
-            for sparsity in spec.sparsities:
-                dense_weights.restore()
-                result.cells.append(_run_cell(model, tokenizer, spec, name, sparsity, mix, reuse, evaluate))
-                if on_cell:
-                    on_cell(result)
+    grid = [(mix, name, sparsity) for mix in spec.mixes for name in spec.methods for sparsity in spec.sparsities]
+    parts = max(1, min(len(grid), world.size))
+    part, group = distributed.split(world, parts)
+    reuses: dict[str, _MixReuse] = {}
+    done: dict[int, SweepCell] = {}
+    with distributed.within(group):
+        for index in range(part, len(grid), parts):
+            mix, name, sparsity = grid[index]
+            if mix not in reuses:  # each mix tokenised once, when this group first needs it
+                mix_settings = PruneSettings(
+                    calibration=Mix.parse(mix), calib_source=calib_source, seqlen=spec.seqlen, seed=spec.seed
+                )
+                reuses[mix] = _MixReuse(calibration_set(tokenizer, mix_settings))
+            dense_weights.restore()
+            done[index] = _run_cell(model, tokenizer, spec, name, sparsity, mix, reuses[mix], evaluate)
+            done[index].ranks = list(group.ranks)
+            if on_cell and world.is_main:
+                result.cells = [done[i] for i in sorted(done)]
+                on_cell(result)
     dense_weights.restore()
+    for gathered in world.all_gather_object(done, "gathering the sweep's cells"):
+        done.update(gathered)
+    result.cells = [done[i] for i in range(len(grid))]
+    result.distributed = {**distributed.describe(world), "groups": parts}
     result.timings["total_s"] = time.perf_counter() - started
     return result
 
@@ -200,7 +228,7 @@ class _MixReuse:
             self.measured[key] = profile.measure(
                 model,
                 self.calibration,
-                device=resolve_device(spec.device),
+                device=distributed.rank_device(resolve_device(spec.device)),
                 batch_size=spec.batch_size,
                 input_cache=self.input_cache,
             )

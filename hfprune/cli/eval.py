@@ -8,6 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from .. import distributed
 from ..constants import DEFAULT_CONTEXT_LENGTH, DEFAULT_EVAL_BATCH_SIZE
 from ..evaluation.cache import ResultCache
 from ..evaluation.plot import plot_comparison, plot_result
@@ -16,8 +19,9 @@ from ..evaluation.results import Comparison, EvalResult, is_results_file
 from ..evaluation.runner import compare, evaluate_model
 from ..evaluation.tasks import TASK_NAMES
 from ..io import check_output_file, portable_path, write_json
-from ..models import load_model
+from ..models import input_device, load_model, release
 from ..system import resolve_device
+from . import options
 from .options import positive_int, whole_number
 
 
@@ -48,7 +52,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--stride", type=positive_int, help="new tokens scored per window (default context length - 1)")
     parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_EVAL_BATCH_SIZE)
     parser.add_argument("--limit", type=positive_int, help="at most N items (sentences for ppl) per language and task")
-    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cpu)")
+    parser.add_argument(
+        "--device", help="cpu, cuda, cuda:1 ... (default: cpu; under a launcher cuda is each rank's GPU)"
+    )
+    options.add_placement_options(parser)
     parser.add_argument("--no-cache", action="store_true", help="recompute even what is cached")
     parser.add_argument("--cache-dir", type=Path, help="where cached results live (default: hfprune's cache)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out (and --plot)")
@@ -61,17 +68,25 @@ def handle(args: argparse.Namespace) -> int:
     if args.device:
         resolve_device(args.device)
     plot_path = args.plot or (args.out.with_suffix(".png") if args.out else None)
-    if args.out:
-        check_output_file(args.out, args.overwrite, ours=is_results_file)
-    if plot_path:
-        check_output_file(plot_path, args.overwrite)
+
+    def check() -> None:  # rank 0 writes, so rank 0 checks (another machine's ranks may not see the path)
+        if args.out:
+            check_output_file(args.out, args.overwrite, ours=is_results_file)
+        if plot_path:
+            check_output_file(plot_path, args.overwrite)
+
+    distributed.current().agree(check, "checking the output files")
     pruned = _evaluate_path(args.model, args)
     outcome: EvalResult | Comparison = compare(pruned, _evaluate_path(args.baseline, args)) if args.baseline else pruned
     payload = outcome.to_dict()
-    if args.out:
-        write_json(args.out, payload)
-    if plot_path:
-        (plot_comparison if args.baseline else plot_result)(outcome, plot_path)
+
+    def write() -> None:  # rank 0 writes; the other ranks (same numbers) print nothing
+        if args.out:
+            write_json(args.out, payload)
+        if plot_path:
+            (plot_comparison if args.baseline else plot_result)(outcome, plot_path)
+
+    distributed.current().agree(write, "writing the results (rank 0)")
     if args.json:
         print(json.dumps(payload, ensure_ascii=False))
     else:
@@ -84,7 +99,11 @@ def handle(args: argparse.Namespace) -> int:
 
 def _evaluate_path(path: str, args: argparse.Namespace) -> EvalResult:
     """Load one model, evaluate it, and free it before the next one is loaded."""
-    loaded = load_model(path, device=args.device, require_tokenizer=True)
+    placement = options.placement(args)
+    device = distributed.rank_device(torch.device(args.device)) if args.device else None
+    loaded = load_model(path, device=device, require_tokenizer=True, placement=placement)
+    if placement is not None:
+        device = input_device(loaded.model)  # accelerate's hooks move each module's inputs from there
     try:
         # One keyword per option: alike in shape with other calls of the library, not shared logic.
         return evaluate_model(
@@ -98,12 +117,13 @@ def _evaluate_path(path: str, args: argparse.Namespace) -> EvalResult:
             stride=args.stride,
             batch_size=args.batch_size,
             limit=args.limit,
-            device=args.device,
+            device=device,
             cache=False if args.no_cache else ResultCache(args.cache_dir) if args.cache_dir else True,
             hub_data=args.hub_data,
             progress=not args.json,
             model_name=portable_path(str(path)),
         )
     finally:
+        release(loaded.model)
         del loaded
         gc.collect()

@@ -4,25 +4,35 @@ Each command is a module of this package with ``register(subparsers)``; its hand
 raises :class:`~hfprune.errors.HfpruneError` subclasses for what a user can fix, which :func:`main` prints as
 one line (exit 2). Usage mistakes argparse finds are said the same way. No command takes a token argument:
 tokens come from ``HF_TOKEN`` or ``hf auth login``.
+
+Under ``torchrun`` / ``accelerate launch`` every rank runs the same command (:mod:`hfprune.distributed`): rank 0
+prints the results, the other ranks print only their own errors, each line naming its rank.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import NoReturn
 
+from tqdm.auto import tqdm
+
+from .. import distributed
 from ..constants import VERSION
-from ..errors import HfpruneError, HfpruneWarning
+from ..errors import HfpruneError, HfpruneWarning, InvalidOptionError, LauncherEnvironmentError
 from ..system import return_large_buffers_promptly
 from . import analyze, card, demo, eval, methods, prune, pull, push, run, space, sweep, tiny_model, trim_vocab
 
 Handler = Callable[[argparse.Namespace], int]
 #: In the order ``hfprune --help`` lists them.
 COMMANDS = (prune, methods, tiny_model, eval, pull, card, push, run, demo, sweep, analyze, space, trim_vocab)
+#: The commands that share their work over the processes of a launch; the others refuse to run under one.
+SHARED_COMMANDS = ("prune", "eval", "run", "sweep")
 
 
 class Parser(argparse.ArgumentParser):
@@ -54,15 +64,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_libraries()
     return_large_buffers_promptly()
     handler: Handler = args.handler
+    rank = ""
+    owns_group = not distributed.started()  # a caller that joined the group itself (tests, scripts) keeps it
+    group = distributed.Group()
     try:
-        with _warnings_as_lines():
+        group = distributed.world()  # joins the process group when a launcher started this process
+        if group.size > 1:
+            rank = f"rank {group.rank} of {group.size}: "
+            if args.command not in SHARED_COMMANDS:
+                refused = LauncherEnvironmentError(
+                    f"hfprune {args.command} runs as one process; start it without torchrun or accelerate launch "
+                    f"(the commands that share their work over processes: {', '.join(SHARED_COMMANDS)})"
+                )
+                refused.raised_on_every_rank = True  # type: ignore[attr-defined]
+                raise refused
+        with _warnings_as_lines(), contextlib.redirect_stdout(sys.stdout if group.is_main else io.StringIO()):
             return int(handler(args) or 0)
     except HfpruneError as err:
-        print(f"error: {err}", file=sys.stderr)
+        # Rank 0's error raised on every rank alike, or an option error (the command line is every rank's): once.
+        shared = getattr(err, "raised_on_every_rank", False) or isinstance(err, InvalidOptionError)
+        if group.is_main or not shared:
+            message = str(err) if str(err).startswith("rank ") else rank + str(err)
+            tqdm.write(f"error: {message}", file=sys.stderr)  # on a line of its own, even under a progress bar
+        if shared:
+            _wait_for_rank0_to_print(group)
         return err.exit_code
     except KeyboardInterrupt:
-        print("interrupted: nothing was written", file=sys.stderr)
+        print(f"{rank}interrupted: nothing was written", file=sys.stderr)
         return 130
+    finally:
+        if owns_group:
+            distributed.teardown()
+
+
+def _wait_for_rank0_to_print(group: distributed.Group) -> None:
+    """Ranks leave together: a launcher stops every rank once one exits, which could cut rank 0 short."""
+    try:
+        group.barrier("leaving together after an error")
+    except HfpruneError:
+        pass
 
 
 @contextmanager

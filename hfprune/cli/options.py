@@ -25,6 +25,7 @@ from ..constants import (
     DEFAULT_SPARSITY,
 )
 from ..errors import InvalidMethodParameterError, InvalidOptionError, InvalidSparsityError
+from ..models import DEVICE_MAPS, Placement
 from ..pruning.engine import PIPELINES
 from ..pruning.methods import available, method_options, parameter_names
 from ..pruning.profiles import PROFILES, SparsityProfile, make_profile
@@ -285,6 +286,23 @@ def add_vocab_options(parser: argparse.ArgumentParser, *, with_pruning: bool = T
     group.add_argument("--vocab-no-speed", action="store_true", help="do not time generation before and after trimming")
 
 
+def add_placement_options(parser: argparse.ArgumentParser) -> None:
+    """A model bigger than one device: ``--device-map`` with ``--max-memory`` and disk offload (accelerate)."""
+    group = parser.add_argument_group("placement (models bigger than one device)")
+    group.add_argument(
+        "--device-map", choices=DEVICE_MAPS, default=None,
+        help="spread the model over the GPUs, CPU and disk with accelerate (default: load it whole on one device)",
+    )  # fmt: skip
+    group.add_argument(
+        "--max-memory", metavar="DEV=SIZE,...",
+        help="memory each device may hold, e.g. 0=20GiB,1=20GiB,cpu=64GiB; what does not fit goes to disk",
+    )  # fmt: skip
+    group.add_argument(
+        "--offload-folder", metavar="DIR",
+        help="where weights offloaded to disk are kept (a fresh sub-folder, removed after; default: the temp folder)",
+    )  # fmt: skip
+
+
 def add_pruning_options(parser: argparse.ArgumentParser, *, grid: bool = False) -> None:
     """Everything that decides a pruning run, as ``prune``, ``run`` and ``sweep`` share it."""
     add_method_options(parser, grid=grid)
@@ -388,6 +406,11 @@ def check_sparsity_given(sparsity: float | None) -> None:
         raise InvalidSparsityError(
             "--sparsity 0 prunes nothing: the output would be a dense copy labelled as pruned; give a sparsity above 0"
         )
+
+
+def placement(args: argparse.Namespace) -> Placement | None:
+    """The placement ``--device-map``, ``--max-memory`` and ``--offload-folder`` ask for (``None``: none)."""
+    return Placement.parse(args.device_map, args.max_memory, args.offload_folder)
 
 
 def target_sparsity(args: argparse.Namespace) -> float:

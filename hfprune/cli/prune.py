@@ -23,6 +23,7 @@ def register(subparsers: Any) -> None:
     options.add_model_options(parser)
     parser.add_argument("--out", required=True, help="output folder (refused if it exists, unless --overwrite)")
     options.add_pruning_options(parser)
+    options.add_placement_options(parser)
     options.add_output_options(parser)
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -43,6 +44,7 @@ def handle(args: argparse.Namespace) -> int:
         stream=args.stream,
         command=args.invocation,
         progress=not (args.quiet or args.json),
+        placement=options.placement(args),
     )
     if args.json:
         print(json.dumps({"out": args.out, **result.to_dict()}, indent=2, default=str))

@@ -25,6 +25,7 @@ def register(subparsers: Any) -> None:
     options.add_model_options(parser)
     parser.add_argument("--out", type=Path, help="the model folder to write (default: ./NAME-METHOD-SPARSITY)")
     options.add_pruning_options(parser)
+    options.add_placement_options(parser)
     options.add_output_options(parser)
     group = parser.add_argument_group("evaluation")
     group.add_argument("--eval-langs", help="evaluate these languages, e.g. en,sw,zh (default: no evaluation)")
@@ -62,7 +63,7 @@ def handle(args: argparse.Namespace) -> int:
         eval_langs=options.comma_list(args.eval_langs), eval_tasks=args.eval_tasks, eval_limit=args.eval_limit,
         context_length=args.context_length, eval_batch_size=args.eval_batch_size, push_to=args.push_to,
         local_hub=args.local_hub, private=args.private, create_pr=args.create_pr, push_revision=args.push_revision,
-        license=args.license, command=args.invocation, overwrite=args.overwrite,
+        license=args.license, command=args.invocation, overwrite=args.overwrite, placement=options.placement(args),
     )  # fmt: skip
     outcome = run_job(run)
     if args.json:

@@ -13,6 +13,7 @@ from typing import Any
 from ..hub.space import deploy_space
 from ..space.serve import serve
 from ..system import resolve_device
+from . import options
 from .options import whole_number
 
 
@@ -45,13 +46,17 @@ def _add_serve(commands: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for a LAN)")
     p.add_argument("--port", type=whole_number(1, 65535), default=7860, help="port (default 7860)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: a GPU when there is one)")
+    options.add_placement_options(p)
     p.set_defaults(handler=run_serve)
 
 
 def run_serve(args: argparse.Namespace) -> int:
     if args.device:
         resolve_device(args.device)
-    serve(args.dense, args.pruned, host=args.host, port=args.port, device=args.device, block=True)
+    serve(
+        args.dense, args.pruned, host=args.host, port=args.port, device=args.device, block=True,
+        placement=options.placement(args),
+    )  # fmt: skip
     return 0
 
 

@@ -54,6 +54,13 @@ def _print_footer(result: PruneResult, out: str | Path, console: Console) -> Non
     if calib.get("mix"):
         console.print(f"calibration: {calib['mix']} x {calib['seqlen']} tokens (seed {calib['seed']})", soft_wrap=True)
     console.print(f"time: {', '.join(parts)} on {result.device}; peak memory: {memory}", soft_wrap=True)
+    ranks = result.distributed.get("ranks") or []
+    if ranks:
+        peaks = ", ".join(f"{rank.get('cpu_peak_rss_mb', 0):,.0f}" for rank in ranks)
+        console.print(
+            f"processes: {result.distributed['world_size']} ({result.distributed['launcher']}); peak RSS per rank MB: "
+            f"{peaks}", soft_wrap=True,
+        )  # fmt: skip
     console.print(f"saved to {out}", soft_wrap=True)
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from .. import distributed
 from ..analysis.flores_eval import flores_perplexities
 from ..analysis.sweep import SweepSpec, run_sweep
 from ..analysis.sweep_report import SWEEP_FILE, markdown_table, write_sweep
@@ -33,6 +34,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--out", required=True, help="output folder (refused if it exists, unless --overwrite)")
     options.add_pruning_options(parser, grid=True)
+    options.add_placement_options(parser)
     options.add_output_options(parser)
     group = parser.add_argument_group("evaluation")
     group.add_argument(
@@ -60,6 +62,11 @@ def handle(args: argparse.Namespace) -> int:
             "a sweep evaluates every cell with the whole model in memory, so --stream cannot bound its memory; "
             "prune each cell with `hfprune prune --stream` instead"
         )
+    if options.placement(args) is not None:
+        raise InvalidOptionError(
+            "a sweep restores the dense weights in memory between cells, so it cannot spread the model with "
+            "--device-map; prune each cell with `hfprune prune --device-map ...` instead"
+        )
     methods = options.comma_list(args.methods)
     structured = is_structured(args.structure)
     if structured and args.sparsity:
@@ -77,7 +84,8 @@ def handle(args: argparse.Namespace) -> int:
     )  # fmt: skip
     spec.check()
     vocab = options.vocab_settings(args)
-    out = check_output(args.out, args.overwrite, marker=SWEEP_FILE)
+    group = distributed.current()
+    out = group.agree(lambda: check_output(args.out, args.overwrite, marker=SWEEP_FILE), "checking the output folder")
     loaded = load_model(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code, dtype=args.dtype)
     tokenizer, trimmed = loaded.tokenizer, {}
     if vocab is not None:  # trimmed once, before the grid: every cell is trimmed and pruned
@@ -89,12 +97,12 @@ def handle(args: argparse.Namespace) -> int:
         done = trim_vocab(loaded.model, tokenizer, vocab.with_langs(langs), source=options.source_spec(args))
         tokenizer, trimmed = done.tokenizer, {"record": done.record, "dense_untrimmed": untrimmed}
 
-    def partial(result: Any) -> None:  # progress survives a crash
+    def partial(result: Any) -> None:  # progress survives a crash (rank 0 writes; it sees its own group's cells)
         result.vocab = trimmed
         write_sweep(result, out, plots_too=False)
 
     result = run_sweep(loaded.model, tokenizer, spec, calib_source=options.source_spec(args), on_cell=partial)
     result.vocab = trimmed
-    write_sweep(result, out, plots_too=not args.no_plots)
+    group.agree(lambda: write_sweep(result, out, plots_too=not args.no_plots), "writing the sweep (rank 0)")
     print(json.dumps(result.to_dict(), indent=2) if args.json else markdown_table(result))
     return 0

@@ -12,11 +12,14 @@ from typing import Any
 
 import torch
 
+from hfprune.models.placement import state_tensors, weights
+
 
 def model_sha256(model: Any) -> str:
-    """sha256 over every parameter and buffer: names, dtypes, shapes and bytes."""
+    """sha256 over every parameter and buffer: names, dtypes, shapes and bytes (offloaded ones read from disk:
+    a model placed with a device map hashes as it does in memory)."""
     digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
+    for name, tensor in sorted(state_tensors(model), key=lambda item: item[0]):
         data = tensor.detach().cpu().contiguous()
         digest.update(f"{name}|{data.dtype}|{tuple(data.shape)}|".encode())
         digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())
@@ -34,10 +37,15 @@ def tokenizer_sha256(tokenizer: Any) -> str:
     return hashlib.sha256((text + special).encode("utf-8")).hexdigest()
 
 
+def parameter_count(model: Any) -> int:
+    """Parameters, a tied head counted once (also when a device map offloads it)."""
+    return sum(parameter.numel() for _, parameter in weights(model))
+
+
 def linear_sparsity(model: Any) -> float:
     """Share of exact zeros among the weights of 2-D parameters (the matrices pruning acts on)."""
     zeros = total = 0
-    for parameter in model.parameters():
+    for _, parameter in weights(model):
         if parameter.dim() == 2:
             zeros += int((parameter == 0).sum())
             total += parameter.numel()

@@ -76,6 +76,15 @@ def span_logprob_sums(
     return sums.index_add_(0, owner_t, logprobs.double()).tolist()
 
 
+def choose_scoring_path(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
+    """Decide (once per model) between the body/head split and the plain forward, on this batch.
+
+    Callers pass their *first* batch, so the decision rests on the same rows in one process and on every rank
+    of a launch (each rank would otherwise decide on its own first batch, which differs).
+    """
+    _split(model, input_ids, attention_mask)
+
+
 def _logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """``log_softmax(logits)[k, targets[k]]``; overwrites ``logits`` (a temporary) to save a pass over it."""
     chosen = logits.gather(1, targets[:, None]).squeeze(1)

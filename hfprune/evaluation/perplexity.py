@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from hfprune.errors import DataFileMissingError, EmptyTextError
 from hfprune.evaluation.batching import model_device, right_pad
 from hfprune.evaluation.limits import check_context_length
 from hfprune.evaluation.metrics import WindowedPerplexity
-from hfprune.evaluation.next_token import span_logprob_sums
+from hfprune.evaluation.next_token import choose_scoring_path, span_logprob_sums
+from hfprune.evaluation.sharding import run_batches
 from hfprune.evaluation.tokenization import bos_prefix, encode, pad_id
 from hfprune.evaluation.windows import Window, plan_windows
 
@@ -109,19 +109,32 @@ def score_windows(
     device: Any = None,
     progress: bool = False,
 ) -> tuple[list[float], list[int]]:
-    """Summed NLL (nats) and token count of each window's scored tokens, batched with right padding."""
+    """Summed NLL (nats) and token count of each window's scored tokens, batched with right padding.
+
+    Under a launcher the batches are shared by the ranks (:mod:`~hfprune.evaluation.sharding`); every rank
+    returns every window's values, identical to one process's.
+    """
     device = device if device is not None else model_device(model)
-    nlls: list[float] = []
-    counts: list[int] = []
-    batches = range(0, len(windows), batch_size)
-    for begin in tqdm(batches, desc="perplexity", unit="batch", disable=not progress, leave=False):
-        chunk = windows[begin : begin + batch_size]
+    starts = list(range(0, len(windows), batch_size))
+
+    def batch(number: int) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, int]]]:
+        chunk = windows[starts[number] : starts[number] + batch_size]
         rows = [prefix + tokens[w.start : w.end] for w in chunk]
         input_ids, attention_mask = right_pad(rows, pad, device)
-        spans = [(len(prefix) + w.score_from - w.start, len(ids)) for w, ids in zip(chunk, rows)]
-        nlls += [-value for value in span_logprob_sums(model, input_ids, attention_mask, spans)]
-        counts += [end - first for first, end in spans]
-    return nlls, counts
+        return (
+            input_ids,
+            attention_mask,
+            [(len(prefix) + w.score_from - w.start, len(ids)) for w, ids in zip(chunk, rows)],
+        )
+
+    def score(number: int) -> tuple[list[float], list[int]]:
+        input_ids, attention_mask, spans = batch(number)
+        return [-v for v in span_logprob_sums(model, input_ids, attention_mask, spans)], [e - f for f, e in spans]
+
+    if starts:
+        choose_scoring_path(model, *batch(0)[:2])  # decided on batch 0, whichever rank scores it (see sharding)
+    scored = run_batches(len(starts), score, desc="perplexity", progress=progress)
+    return [nll for part, _ in scored for nll in part], [n for _, part in scored for n in part]
 
 
 def load_flores(lang: str, data_dir: str | Path | None = None) -> str:

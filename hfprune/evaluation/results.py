@@ -53,6 +53,8 @@ class EvalResult:
     skipped: list[Skipped] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    #: the processes that scored (``hfprune.distributed.describe``): launcher and world size
+    distributed: dict[str, Any] = field(default_factory=lambda: {"launcher": "none", "world_size": 1})
 
     def get(self, task: str, lang: str) -> TaskLanguageResult | None:
         """The result of ``task`` in ``lang``, if it was evaluated."""

@@ -3,6 +3,10 @@
 For every requested (task, language) the runner finds the data, asks the cache, and otherwise scores:
 perplexity on one document per language, zero-shot tasks by choice log-likelihood. A language a task's
 data lacks is skipped with a note; a language no requested task knows is an error listing those that exist.
+
+Under a launcher every rank runs the same evaluation and scores its share of each task's batches
+(:mod:`~hfprune.evaluation.sharding`); rank 0 alone reads and fills the cache and decides for all ranks, so
+they always take the same steps, and every rank returns the same :class:`EvalResult`.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from hfprune import distributed
 from hfprune.errors import (
     BaselineMismatchError,
     DataFileMissingError,
@@ -23,6 +28,7 @@ from hfprune.evaluation.data import resolve_data_dir
 from hfprune.evaluation.fingerprint import (
     linear_sparsity,
     model_sha256,
+    parameter_count,
     tokenizer_sha256,
 )
 from hfprune.evaluation.limits import check_context_length
@@ -118,11 +124,12 @@ def evaluate_model(
             outcome.seconds = 0.0 if outcome.cached else time.perf_counter() - began
             results.append(outcome)
     return EvalResult(
+        distributed=distributed.describe(),
         model={
             "name": model_name or getattr(getattr(model, "config", None), "_name_or_path", None) or "model",
             "sha256": model_hash,
             "tokenizer_sha256": tok_hash,
-            "parameters": sum(p.numel() for p in model.parameters()),
+            "parameters": parameter_count(model),
             "sparsity": linear_sparsity(model),
             "architecture": type(model).__name__,
         },
@@ -174,7 +181,7 @@ def _run_ppl(model, tokenizer, lang, folder, source, settings, device, progress,
         return Skipped(PPL, lang, f"the perplexity source {source.spec!r} has no text for {lang!r}")
     key = {**{k: settings[k] for k in ("context_length", "stride", "limit")}, "source": source.spec,
            "sha256": loaded.sha256 or loaded.source, "tokenizer": tok_hash}  # fmt: skip
-    cached = store.get(model_hash, PPL, lang, key) if store else None
+    cached = _cached(store, model_hash, PPL, lang, key)
     if cached is None:
         scored = perplexity(
             model, tokenizer, loaded.text, context_length=settings["context_length"], stride=settings["stride"],
@@ -186,8 +193,7 @@ def _run_ppl(model, tokenizer, lang, folder, source, settings, device, progress,
             "n_tokens": scored.n_tokens, "n_bytes": scored.n_bytes, "n_windows": scored.n_windows,
         }  # fmt: skip
         n = scored.n_tokens
-        if store:
-            store.put(model_hash, PPL, lang, key, {"metrics": metrics, "n": n})
+        _store(store, model_hash, PPL, lang, key, {"metrics": metrics, "n": n})
     else:
         metrics, n = cached["metrics"], cached["n"]
     split = "devtest" if source.kind == "flores" else None
@@ -201,15 +207,26 @@ def _run_task(task, lang, folder, hub_data, limit, scorer, store, model_hash, to
         have = ", ".join(local_languages(spec, folder)) or "none"
         return Skipped(task, lang, f"{task} has no data for {lang!r} (languages in the data folder: {have})")
     key = {"split": data.split, "sha256": data.sha256 or data.source, "limit": limit, "tokenizer": tok_hash}
-    cached = store.get(model_hash, task, lang, key) if store else None
+    cached = _cached(store, model_hash, task, lang, key)
     if cached is None:
         score = evaluate_task(spec, data.docs, lang, scorer)
         metrics, n = score.metrics, score.n
-        if store:
-            store.put(model_hash, task, lang, key, {"metrics": metrics, "n": n})
+        _store(store, model_hash, task, lang, key, {"metrics": metrics, "n": n})
     else:
         metrics, n = cached["metrics"], cached["n"]
     return TaskLanguageResult(task, lang, metrics, n, data.split, data.source, data.sha256, cached=cached is not None)
+
+
+def _cached(store: ResultCache | None, model_hash: str, task: str, lang: str, key: dict[str, Any]) -> Any:
+    """The cached result, as rank 0 finds it (ranks on other machines may have other caches; all must agree)."""
+    if not store:
+        return None
+    return distributed.current().agree(lambda: store.get(model_hash, task, lang, key), "reading the result cache")
+
+
+def _store(store: ResultCache | None, model_hash: str, task: str, lang: str, key: dict[str, Any], value: Any) -> None:
+    if store and distributed.current().is_main:
+        store.put(model_hash, task, lang, key, value)
 
 
 def _parse_langs(langs: Iterable[str] | str) -> list[str]:

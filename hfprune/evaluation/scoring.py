@@ -4,7 +4,8 @@ Tokenization follows lm-evaluation-harness so scores match its numbers: trailing
 move to the continuation, the continuation's tokens are those of ``context + continuation`` beyond the
 context's tokens, and an empty context is replaced by a single BOS (or EOS) token. Where the tokenizer
 adds BOS, every context starts with it (the model's own convention). Requests are sorted longest first
-so each batch pads little and the first batch shows at once whether memory suffices.
+so each batch pads little and the first batch shows at once whether memory suffices. Under a launcher the
+batches are shared by the ranks (:mod:`~hfprune.evaluation.sharding`), with identical scores.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from hfprune.evaluation.batching import model_device, right_pad
 from hfprune.evaluation.limits import max_context_length
-from hfprune.evaluation.next_token import span_logprob_sums
+from hfprune.evaluation.next_token import choose_scoring_path, span_logprob_sums
+from hfprune.evaluation.sharding import run_batches
 from hfprune.evaluation.tokenization import bos_prefix, encode, pad_id
 
 
@@ -70,14 +71,22 @@ def loglikelihoods(
     encoded = [encode_request(tokenizer, ctx, cont, prefix, max_length) for ctx, cont in requests]
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i].tokens))
     pad = pad_id(tokenizer)
-    scores = [0.0] * len(encoded)
-    batches = range(0, len(order), batch_size)
-    for begin in tqdm(batches, desc=desc, unit="batch", disable=not progress, leave=False):
-        chosen = order[begin : begin + batch_size]
+    starts = list(range(0, len(order), batch_size))
+
+    def batch(number: int) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, int]]]:
+        chosen = order[starts[number] : starts[number] + batch_size]
         input_ids, attention_mask = right_pad([encoded[i].tokens for i in chosen], pad, device)
         spans = [(len(encoded[i].tokens) - encoded[i].n_continuation, len(encoded[i].tokens)) for i in chosen]
-        batch_scores = span_logprob_sums(model, input_ids, attention_mask, spans)
-        for index, score in zip(chosen, batch_scores):
+        return input_ids, attention_mask, spans
+
+    if starts:
+        choose_scoring_path(model, *batch(0)[:2])  # decided on batch 0, whichever rank scores it (see sharding)
+    scored = run_batches(
+        len(starts), lambda number: span_logprob_sums(model, *batch(number)), desc=desc, progress=progress
+    )
+    scores = [0.0] * len(encoded)
+    for begin, batch_scores in zip(starts, scored):
+        for index, score in zip(order[begin : begin + batch_size], batch_scores):
             scores[index] = score
     return scores
 

@@ -1,8 +1,9 @@
 """Models: load them safely, find their blocks and prunable layers, stream them from disk, and the tiny one.
 
 ``discovery`` finds blocks and linear layers structurally (any architecture); ``loading`` loads safetensors
-only; ``streaming`` reads and writes one block at a time; ``tiny`` trains the project's small multilingual
-model; ``semi_structured`` runs 2:4 checkpoints on GPU sparse kernels.
+only; ``streaming`` reads and writes one block at a time; ``placement`` spreads a model over GPUs, CPU and disk
+(accelerate device maps); ``tiny`` trains the project's small multilingual model; ``semi_structured`` runs 2:4
+checkpoints on GPU sparse kernels.
 """
 
 from .discovery import (
@@ -20,8 +21,10 @@ from .loading import (
     load_model,
     load_tokenizer,
 )
+from .placement import DEVICE_MAPS, DispatchedBlocks, Placement, input_device, is_dispatched, release
 
 __all__ = [
-    "LINEAR_TYPES", "BlockStack", "LoadedModel", "PrunableLayer", "all_prunable_layers", "checkpoint_folder",
+    "DEVICE_MAPS", "LINEAR_TYPES", "BlockStack", "DispatchedBlocks", "LoadedModel", "Placement", "input_device",
+    "is_dispatched", "release", "PrunableLayer", "all_prunable_layers", "checkpoint_folder",
     "describe_source", "find_block_stacks", "load_model", "load_tokenizer", "prunable_layers",
 ]  # fmt: skip

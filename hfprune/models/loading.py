@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from ..errors import (
 )
 from ..hub.pull import resolve_model_dir
 from ..io import sha256_file
+from .placement import Placement, remove_with, scratch_folder
 
 
 @dataclass
@@ -69,11 +71,13 @@ def load_model(
     dtype: str | torch.dtype = "auto",
     device: str | torch.device | None = None,
     require_tokenizer: bool = False,
+    placement: Placement | None = None,
 ) -> LoadedModel:
     """Load a causal LM (or a seq2seq model such as MT5) from a Hub id or a local folder, safetensors only.
 
     ``device``: move the model there (default: stay on CPU). ``require_tokenizer``: refuse a weights-only
-    repo (evaluation reads text, so it needs one).
+    repo (evaluation reads text, so it needs one). ``placement``: spread the model over GPUs, CPU and disk
+    with accelerate instead (``device`` is then ignored; see :mod:`hfprune.models.placement`).
 
     Raises:
         ModelNotFoundError, RevisionNotFoundError, GatedModelError, HubUnavailableError: from the Hub.
@@ -90,20 +94,28 @@ def load_model(
         raise UnsupportedArchitectureError(f"{name_or_path}: {err}") from err
     auto_cls = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
     torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) and dtype != "auto" else dtype
+    offload = scratch_folder(placement.offload_folder) if placement is not None else None
+    placed = placement.from_pretrained_kwargs(offload) if placement is not None and offload is not None else {}
     try:
         model = auto_cls.from_pretrained(
-            folder, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=torch_dtype
+            folder, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=torch_dtype, **placed
         )
-    except ValueError as err:
+    except BaseException as err:
+        if offload is not None:
+            shutil.rmtree(offload, ignore_errors=True)
+        if not isinstance(err, ValueError):
+            raise
         hint = "" if trust_remote_code else " (if it needs custom code, pass --trust-remote-code)"
         raise UnsupportedArchitectureError(
             f"{name_or_path}: transformers cannot build a {auto_cls.__name__} for "
             f"model_type '{config.model_type}'{hint}: {err}"
         ) from err
+    if offload is not None:
+        remove_with(model, offload)
     tokenizer = load_tokenizer(folder, trust_remote_code)
     if require_tokenizer and tokenizer is None:
         raise ModelNotFoundError(f"{name_or_path} has no tokenizer; evaluation needs one to read text")
-    if device is not None:
+    if device is not None and placement is None:
         model = model.to(device)
     model.eval()
     return LoadedModel(model, tokenizer, describe_source(str(name_or_path), revision, folder), folder)

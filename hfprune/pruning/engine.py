@@ -25,6 +25,22 @@ each block's real arguments; arguments that differ from the first block's are ta
 sound because calibration samples all have the same length and no padding, so those arguments do not
 depend on the sample; arguments that are the same object for every block (cross-attention inputs, ALiBi)
 come from each batch's own capture.
+
+**Placed models** (``--device-map``, :mod:`hfprune.models.placement`): accelerate's hooks run the whole-model
+forwards (capture, probe) as the model is placed, and a block's turn takes it out of the placement
+(:class:`~hfprune.models.DispatchedBlocks`), so only that block is on the compute device, as always.
+
+**Several processes** (``torchrun``, ``accelerate launch``; :mod:`hfprune.distributed`): the calibration batches
+are dealt whole to the ranks of the current group (batch ``i`` to rank ``i % size``), each rank captures and
+runs only its own, and a block's statistics are summed over the ranks before any mask is chosen
+(:meth:`StatsCollector.finish`: exact fp64 sums, so every rank holds what one process would have counted).
+Rank 0 alone then prunes the block (a visitor that changes weights runs once) and broadcasts the pruned weights
+bit for bit, so every rank continues with the same block; the sequential pipeline then propagates each rank's
+own batches through it. The result is the single-process result, tensor for tensor (tested with
+``torch.equal``), when the kernels are the same: same device type, and on CPU the same number of threads per
+process (N ranks x T threads equal one process x T threads). Some CPU kernels give results that depend on their
+thread count (MKL's Cholesky in SparseGPT; small matrix products), so one process with N*T threads may differ
+from N ranks x T threads in the last bits, as two single-process runs with different thread counts do.
 """
 
 from __future__ import annotations
@@ -40,9 +56,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .. import distributed
 from ..calibration import CalibrationSet
 from ..errors import InvalidPipelineError, NonFiniteWeightsError, StreamingUnsupportedError
-from ..models import BlockStack, PrunableLayer, find_block_stacks
+from ..models import BlockStack, DispatchedBlocks, PrunableLayer, find_block_stacks, is_dispatched
 from .base import PruningMethod
 from .stats import HESSIAN_GRADIENT, LayerStats, StatsCollector, needs_gradients
 from .structure import Structure
@@ -68,6 +85,17 @@ class BlockVisitor(Protocol):
 
     def visit(self, block_index: int, layers: list[PrunableLayer], stats: dict[str, LayerStats]) -> None:
         """Act on one block; ``stats`` maps each layer's name to its statistics (empty without data)."""
+
+
+class FinalVisitor(BlockVisitor, Protocol):
+    """A visitor that changes weights (``final``). On several ranks only rank 0 runs :meth:`visit`; the others get
+    the block's weights by broadcast and what the visit recorded through :meth:`last_visit` / :meth:`adopt`."""
+
+    def last_visit(self) -> Any:
+        """What the last :meth:`visit` recorded (sent to the ranks that did not run it)."""
+
+    def adopt(self, record: Any) -> None:
+        """Record what rank 0's visit recorded, as if this rank had run it."""
 
 
 class BlockLoader(Protocol):
@@ -234,23 +262,31 @@ class Pruner:
         self.name = method.name
         self.needs = method.needs
         self.layers: list[LayerReport] = []
+        self._last: list[LayerReport] = []
+
+    def last_visit(self) -> list[LayerReport]:
+        return self._last
+
+    def adopt(self, record: list[LayerReport]) -> None:
+        self.layers.extend(record)
 
     def visit(self, block_index: int, layers: list[PrunableLayer], stats: dict[str, LayerStats]) -> None:
+        self._last = []
         for layer in layers:
             check_finite(layer)
             target = self.sparsity_fn(layer, block_index, self.sparsity) if self.sparsity_fn else self.sparsity
             mask = self.method.prune_layer(layer, stats.get(layer.name), target, self.structure)
             zeros = int(mask.sum())
-            self.layers.append(
-                LayerReport(
-                    name=layer.name,
-                    kind=layer.kind,
-                    shape=(layer.out_features, layer.in_features),
-                    target=target,
-                    achieved=zeros / mask.numel(),
-                    zeros=zeros,
-                )  # fmt: skip
+            report = LayerReport(
+                name=layer.name,
+                kind=layer.kind,
+                shape=(layer.out_features, layer.in_features),
+                target=target,
+                achieved=zeros / mask.numel(),
+                zeros=zeros,
             )
+            self.layers.append(report)
+            self._last.append(report)
 
 
 def check_finite(layer: PrunableLayer) -> None:
@@ -305,8 +341,21 @@ class BlockwiseEngine:
         self.stacks = find_block_stacks(model)
         #: blocks read from disk when their turn comes (``hfprune.streaming``); None: all in memory
         self.loader = loader
+        #: placed by accelerate (device map, offload): its hooks run whole-model forwards, a block's turn is loaded
+        self.dispatched = is_dispatched(model)
+        if self.dispatched and loader is not None:
+            raise StreamingUnsupportedError("a model placed with a device map is not streamed; use one or the other")
+        #: what brings a block's weights in for its turn and takes them back
+        self.turns: BlockLoader | None = DispatchedBlocks(model) if self.dispatched else loader
+        #: the ranks that share this run's calibration batches (a group of one without a launcher)
+        self.group = distributed.current()
         if visitor.needs and calibration is None:
             raise InvalidPipelineError(f"'{visitor.name}' needs calibration data, and none was given")
+        if self.dispatched and needs_gradients(visitor.needs):
+            raise InvalidPipelineError(
+                f"'{visitor.name}' back-propagates through the whole model at once, which a model placed with "
+                "--device-map does not allow; run it without --device-map"
+            )
         if loader is not None and needs_gradients(visitor.needs):
             raise StreamingUnsupportedError(
                 f"'{visitor.name}' back-propagates through the whole model, which a streamed run never holds in "
@@ -322,7 +371,9 @@ class BlockwiseEngine:
         probe = self._probe_block_args() if use_data else {}
         grads = self._gradient_pass() if needs_gradients(self.visitor.needs) else ({}, {})
         total = sum(len(stack.blocks) for stack in self.stacks)
-        bar = tqdm(total=total, desc=self.visitor.name, unit="block", disable=not self.progress)
+        bar = tqdm(
+            total=total, desc=self.visitor.name, unit="block", disable=not (self.progress and self.group.is_main)
+        )
         # Independent: every stack's inputs come from the dense model (MT5's decoder sees the dense encoder).
         dense_first_inputs = (
             {stack.name: self._first_block_inputs(stack, n == 0) for n, stack in enumerate(self.stacks)}
@@ -335,8 +386,8 @@ class BlockwiseEngine:
                 inputs = dense_first_inputs.pop(stack.name, None) or self._first_block_inputs(stack, stack_number == 0)
             for index, block in enumerate(stack.blocks):
                 bar.set_postfix_str(f"{stack.name}.{index}")
-                if self.loader is not None:
-                    self.loader.load(block)
+                if self.turns is not None:
+                    self.turns.load(block)
                 block.to(self.device)
                 layers = stack.layers(index)
                 refs = (probe.get((stack.name, index)), probe.get((stack.name, 0)))
@@ -345,20 +396,64 @@ class BlockwiseEngine:
                 stats, dense_outputs = (
                     self._collect(block, layers, inputs, refs, keep_dense_outputs) if use_data else ({}, [])
                 )
-                self.visitor.visit(index, layers, _with_gradients(stats, *grads))
+                self._visit(index, layers, _with_gradients(stats, *grads))
                 if use_data and not last:
                     inputs = dense_outputs if keep_dense_outputs else self._propagate(block, inputs, refs)
                 if self.device.type != "cpu":
                     block.to("cpu")
-                if self.loader is not None:
-                    self.loader.release(block, pruned=self.visitor.final)
+                if self.turns is not None:
+                    self.turns.release(block, pruned=self.visitor.final)
                 bar.update(1)
         bar.close()
         return {"prune_s": time.perf_counter() - started}
 
+    def _visit(self, index: int, layers: list[PrunableLayer], stats: dict[str, Any]) -> None:
+        """Run the visitor on the block. Pruning on several ranks is done once, by rank 0, and sent to the others
+        bit for bit: every rank then holds the same block even where a kernel is not reproducible across devices
+        or machines, and ranks sharing a machine's cores do not each repeat the computation."""
+        if not self.visitor.final or self.group.size == 1:
+            self.visitor.visit(index, layers, stats)
+            return
+        visitor: FinalVisitor = self.visitor  # type: ignore[assignment]
+
+        def prune_once() -> Any:  # its user error (a Hessian that stays singular, ...) is raised on every rank
+            visitor.visit(index, layers, stats)
+            return visitor.last_visit()
+
+        record = self.group.agree(prune_once, f"pruning block {index} (rank 0)")
+        self.group.broadcast_([layer.module.weight for layer in layers], f"sharing block {index}'s pruned weights")
+        if not self.group.is_main:
+            visitor.adopt(record)
+
     # -- calibration passes --------------------------------------------------------------------------
+    def _batches(self) -> list[tuple[str, torch.Tensor]]:
+        """This rank's calibration batches: whole batches, dealt round-robin (all of them on one process)."""
+        assert self.calibration is not None
+        batches = self.calibration.batches(self.batch_size)
+        return [batches[i] for i in self.group.share(len(batches))]
+
+    def _languages(self) -> list[str]:
+        """Every calibration language in batch order: the order one process meets them."""
+        assert self.calibration is not None
+        return list(dict.fromkeys(self.calibration.languages))
+
     def _forward(self, ids: torch.Tensor) -> None:
         self.model(**_model_inputs(self.model, ids.to(self.device)))
+
+    @contextmanager
+    def _whole_model_forwards(self, per_call_loading: bool) -> Iterator[None]:
+        """Where the whole model's forwards run: non-block weights on the compute device and each block moved
+        there for its own call (and read from disk for it when streamed, ``per_call_loading``); a placed model's
+        hooks do all of that themselves."""
+        if self.dispatched:
+            yield
+            return
+        with (
+            _non_block_params_on(self.model, self.stacks, self.device),
+            _blocks_onloaded(self.stacks, self.device),
+            _blocks_loaded_per_call(self.stacks, self.loader if per_call_loading else None),
+        ):
+            yield
 
     def _probe_block_args(self) -> dict[tuple[str, int], _Call]:
         """Record every block's real (args, kwargs) in one forward over one sample.
@@ -381,11 +476,7 @@ class BlockwiseEngine:
 
         handles.append(self.stacks[-1].blocks[-1].register_forward_hook(stop))
         try:
-            with (
-                _non_block_params_on(self.model, self.stacks, self.device),
-                _blocks_onloaded(self.stacks, self.device),
-                _blocks_loaded_per_call(self.stacks, self.loader),
-            ):
+            with self._whole_model_forwards(per_call_loading=True):
                 self._forward(self.calibration.input_ids[:1])
         except _StopForward:
             pass
@@ -416,6 +507,7 @@ class BlockwiseEngine:
                 self.calibration,
                 batch_size=self.batch_size,
                 hessian_gradient=HESSIAN_GRADIENT in self.visitor.needs,
+                group=self.group,
             )
         finally:
             if self.device.type != "cpu":
@@ -433,8 +525,8 @@ class BlockwiseEngine:
 
         handle = stack.blocks[0].register_forward_pre_hook(hook, with_kwargs=True)
         try:
-            with _non_block_params_on(self.model, self.stacks, self.device), _blocks_onloaded(self.stacks, self.device):
-                for language, ids in self.calibration.batches(self.batch_size):  # noqa: B007 - read by the hook
+            with self._whole_model_forwards(per_call_loading=False):
+                for language, ids in self._batches():  # noqa: B007 - read by the hook
                     try:
                         self._forward(ids)
                     except _StopForward:
@@ -452,6 +544,8 @@ class BlockwiseEngine:
         probe, first = refs
         if probe is not None and first is not None:
             args, kwargs = _override(args, kwargs, probe, first)
+        if self.dispatched:  # captured where accelerate ran the module before, maybe another device
+            args, kwargs = _to(args, self.device), _to(kwargs, self.device)
         output = block(item.hidden.to(self.device), *args, **kwargs)
         return _first_output(output).to(self.storage)
 
@@ -474,7 +568,7 @@ class BlockwiseEngine:
                 collector.end_batch()
                 if keep_outputs:
                     outputs.append(_BlockInputs(item.language, hidden, item.args, item.kwargs))
-        return collector.stats, outputs
+        return collector.finish(self.group, self._languages()), outputs
 
     def _propagate(self, block: nn.Module, inputs: list[_BlockInputs], refs: _ProbeRefs) -> list[_BlockInputs]:
         """The pruned block's outputs: the next block's inputs. Each input batch is dropped as its output appears."""

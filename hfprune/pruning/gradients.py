@@ -5,6 +5,10 @@ the sequential loop, over the whole model (not block by block: the loss needs ev
 next-token cross-entropy on each calibration sample; gradients are summed over batches, i.e. the gradient
 of the summed loss. Only prunable weights get gradients, and they are kept in fp32 on the CPU.
 
+Each batch's gradient is fp32, their sum an fp64 accumulator rounded to fp32 once (exact, hence independent
+of batch order): on several processes each rank sums its own batches and one fp64 all-reduce gives every rank
+the single-process gradient, bit for bit (as for the activation statistics, ``pruning.stats``).
+
 GraSP's Hessian-gradient product uses the usual double-backward trick: with ``g`` fixed from the first pass,
 ``H g = d(g . dL/dW)/dW`` on each batch, summed. Fused attention kernels have no double backward, so that
 pass runs scaled-dot-product attention on its plain "math" implementation.
@@ -20,6 +24,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..calibration import CalibrationSet
+from ..distributed import Group
 from ..errors import GradientPassError
 from ..models import PrunableLayer
 
@@ -66,22 +71,32 @@ def gradients(
     *,
     batch_size: int = 8,
     hessian_gradient: bool = False,
+    group: Group | None = None,
 ) -> tuple[Grads, Grads]:
-    """``(dL/dW, H dL/dW)`` per layer (the second empty unless ``hessian_gradient``), model where it is."""
+    """``(dL/dW, H dL/dW)`` per layer (the second empty unless ``hessian_gradient``), model where it is.
+
+    ``group``: ranks sharing the batches (each takes batch ``i`` if ``i % size == rank``); sums over them.
+    """
+    group = group or Group()
     device = next(model.parameters()).device
-    batches = [ids.to(device) for _, ids in calibration.batches(batch_size)]
+    every = calibration.batches(batch_size)
+    batches = [every[i][1].to(device) for i in group.share(len(every))]
     with torch.enable_grad(), _only_layer_weights_trainable(model, layers) as weights:
-        sums = [torch.zeros_like(w, dtype=torch.float32) for w in weights]
+        sums = [torch.zeros_like(w, dtype=torch.float64) for w in weights]
         for ids in batches:
             for total, g in zip(sums, torch.autograd.grad(_loss(model, ids), weights)):
-                total += g.float()
-        grads = {layer.name: _as_out_in(layer, g) for layer, g in zip(layers, sums)}
+                total.add_(g)
+        group.all_reduce_(sums, "summing the calibration gradients")
+        totals = [s.float() for s in sums]
+        del sums
+        grads = {layer.name: _as_out_in(layer, g) for layer, g in zip(layers, totals)}
         if not hessian_gradient:
             return grads, {}
-        hg_sums = [torch.zeros_like(s) for s in sums]
+        hg_sums = [torch.zeros_like(s, dtype=torch.float64) for s in totals]
         with sdpa_kernel([SDPBackend.MATH]):
-            _hessian_gradient(model, batches, weights, sums, hg_sums)
-    return grads, {layer.name: _as_out_in(layer, hg) for layer, hg in zip(layers, hg_sums)}
+            _hessian_gradient(model, batches, weights, totals, hg_sums)
+        group.all_reduce_(hg_sums, "summing the Hessian-gradient products")
+    return grads, {layer.name: _as_out_in(layer, hg.float()) for layer, hg in zip(layers, hg_sums)}
 
 
 def _hessian_gradient(
@@ -96,4 +111,4 @@ def _hessian_gradient(
         batch_g = torch.autograd.grad(_loss(model, ids), weights, create_graph=True)
         z = sum((gi.float() * fixed).sum() for gi, fixed in zip(batch_g, g))
         for total, hg in zip(out, torch.autograd.grad(z, weights)):
-            total += hg.float()
+            total.add_(hg)

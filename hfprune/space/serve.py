@@ -24,6 +24,7 @@ from ..errors import (
     PortInUseError,
     SpaceModelLoadError,
 )
+from ..models import Placement
 
 _MODULE_NAME = "hfprune_space_compare_app"
 _REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
@@ -66,17 +67,29 @@ def load_app_module() -> ModuleType:
     return module
 
 
-def build_page(dense: str | None, pruned: str, *, device: str | None = None) -> Any:
-    """The queued gradio Blocks comparing ``dense`` (default: the pruned model's base) with ``pruned``."""
+def build_page(dense: str | None, pruned: str, *, device: str | None = None, placement: Placement | None = None) -> Any:
+    """The queued gradio Blocks comparing ``dense`` (default: the pruned model's base) with ``pruned``.
+
+    ``placement``: spread both models over the GPUs, CPU and disk (the page's ``device_map`` arguments).
+    """
     check_model_source(pruned, "--pruned")
     if dense is not None:
         check_model_source(dense, "--dense")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry calls from a local run
     app = load_app_module()
     try:
-        return app.build_app(dense=dense, pruned=pruned, device=device)
+        return app.build_app(dense=dense, pruned=pruned, device=device, **_page_placement(placement))
     except app.ModelLoadError as err:
         raise SpaceModelLoadError(str(err)) from err
+
+
+def _page_placement(placement: Placement | None) -> dict[str, Any]:
+    """The page takes the placement as the strings its environment variables would hold."""
+    if placement is None:
+        return {}
+    limits = ",".join(f"{key}={value}" for key, value in (placement.max_memory or {}).items())
+    folder = str(placement.offload_folder) if placement.offload_folder else None
+    return {"device_map": placement.device_map, "max_memory": limits or None, "offload_folder": folder}
 
 
 @dataclass
@@ -98,6 +111,7 @@ def serve(
     port: int = 7860,
     device: str | None = None,
     block: bool = True,
+    placement: Placement | None = None,
 ) -> RunningPage:
     """Serve the page on ``http://host:port``; with ``block`` it runs until Ctrl+C.
 
@@ -105,7 +119,7 @@ def serve(
         ModelSourceError, SpaceModelLoadError: a model that is not there or cannot be loaded.
         PortInUseError: something already listens on ``port``.
     """
-    blocks = build_page(dense, pruned, device=device)
+    blocks = build_page(dense, pruned, device=device, placement=placement)
     try:
         blocks.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True, show_error=False)
     except OSError as err:

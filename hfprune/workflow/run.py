@@ -4,6 +4,11 @@ Each step hashes its inputs (options, the base model's commit, the previous step
 hash with its outputs in the folder's ledger (:mod:`hfprune.workflow.ledger`); a re-run skips a step whose
 inputs and outputs are unchanged. The output folder is the model folder that gets published; the ledger is a
 dot-file and is never uploaded.
+
+Under a launcher (``torchrun``, ``accelerate launch``) every rank runs the job: pruning and evaluation are shared
+by the ranks (each its part of the batches), rank 0 alone reads and writes the ledger, the folder, the card
+and the push, and decides for all which steps to skip. The ranks read the pruned folder rank 0 wrote, so on
+several machines ``--out`` must be on a filesystem they all see.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from .. import distributed
 from ..api import PruneSettings, prune_pretrained
 from ..card import default_template, write_card
 from ..constants import (
@@ -36,7 +44,7 @@ from ..hub.manifest import local_manifest
 from ..hub.pull import pull
 from ..hub.push import push_folder, verify_published
 from ..io import check_output, check_writable, portable_path, sha256_file, write_json
-from ..models import load_model
+from ..models import Placement, input_device, load_model, release
 from .ledger import Ledger, input_key
 
 #: Where a run says what it does, one line at a time (stderr by default).
@@ -45,6 +53,10 @@ Log = Callable[[str], None]
 
 def _to_stderr(line: str) -> None:
     print(line, file=sys.stderr)
+
+
+def _silent(line: str) -> None:
+    """Ranks other than 0 say nothing: rank 0 speaks for the run."""
 
 
 @dataclass
@@ -74,6 +86,8 @@ class RunOptions:
     command: list[str] = field(default_factory=list)
     #: replace an existing ``out`` that hfprune wrote but that is not this run's folder
     overwrite: bool = False
+    #: spread the model over GPUs, CPU and disk (``--device-map``) for pruning and evaluation
+    placement: Placement | None = None
 
 
 @dataclass
@@ -95,48 +109,62 @@ def run_job(options: RunOptions, log: Log = _to_stderr) -> RunOutcome:
     is resumed when it is this command's own folder (it holds the run's ledger), replaced with ``--overwrite``
     when hfprune wrote it, and refused otherwise.
 
+    Under a launcher every rank pulls, prunes and evaluates (sharing the work); rank 0 alone reads and writes
+    the ledger, the card and the Hub, and the other ranks learn its answers (:meth:`Group.agree`).
+
     Raises:
         Whatever the steps raise, all :class:`~hfprune.errors.HfpruneError` subclasses for what a user can fix:
         Hub, pruning, calibration, evaluation and publishing errors.
     """
     out = Path(options.out).expanduser()
-    _check_out(options, out)
+    group = distributed.current()
+    group.agree(lambda: _check_out(options, out), "checking the output folder")
     ledger = Ledger(out)
     ran: list[str] = []
     skipped: list[str] = []
+    if not group.is_main:
+        log = _silent
 
     def step(
         name: str,
         key: str,
         action: Callable[[], tuple[list[str], dict[str, Any]]],
         still_valid: Callable[[dict[str, Any]], bool] = lambda result: True,
+        shared: bool = False,
     ) -> dict[str, Any]:
-        if ledger.is_done(name, key, out) and still_valid(ledger.result(name)):
+        """Run ``action`` unless the ledger says it is done; ``shared``: every rank takes part, else rank 0."""
+
+        def recorded() -> dict[str, Any] | None:
+            return ledger.result(name) if ledger.is_done(name, key, out) and still_valid(ledger.result(name)) else None
+
+        done = group.agree(recorded, f"[{name}] reading the ledger")
+        if done is not None:
             skipped.append(name)
             log(f"[{name}] up to date, skipped")
-            return ledger.result(name)
+            return done
         log(f"[{name}] running ...")
-        files, result = action()
-        ledger.record(name, key, out, files, result)
+        files, result = action() if shared else group.agree(action, f"[{name}] on rank 0")
+        group.agree(lambda: ledger.record(name, key, out, files, result), f"[{name}] recording it")
         ran.append(name)
         return result
 
     # The base is resolved to a commit on every run (one request; nothing is downloaded when it is cached), so
-    # a branch that moved is noticed, and every later step uses that one commit.
+    # a branch that moved is noticed, and every later step uses that one commit. Every rank pulls its own copy
+    # (ranks on other machines have other caches).
     resolved = _resolve_base(options)
-    base = step("pull", input_key(_pull_inputs(options, resolved)), lambda: ([], resolved))
+    base = step("pull", input_key(_pull_inputs(options, resolved)), lambda: ([], resolved), shared=True)
     log(f"[pull] {_describe_base(options, base)}")
     prune_key = input_key({"base": _base_identity(base), **_prune_inputs(options)})
     # prune replaces the folder atomically (ledger file included); the in-memory ledger is saved again after it.
-    step("prune", prune_key, lambda: _prune(options, base))
-    pruned_id = sha256_file(out / METADATA_FILE)
+    step("prune", prune_key, lambda: _prune(options, base), shared=True)
+    pruned_id = group.agree(lambda: sha256_file(out / METADATA_FILE), "[prune] hashing")
     results = None
     eval_id = None
     if options.eval_langs:
         eval_key = input_key({"pruned": pruned_id, **_eval_inputs(options)})
-        step("eval", eval_key, lambda: ([RESULTS_FILE], _evaluate(options, Path(base["folder"]))))
+        step("eval", eval_key, lambda: ([RESULTS_FILE], _evaluate(options, Path(base["folder"]))), shared=True)
         results = out / RESULTS_FILE
-        eval_id = sha256_file(results)
+        eval_id = group.agree(lambda: sha256_file(results), "[eval] hashing")
     card_inputs = {
         "pruned": pruned_id, "eval": eval_id, "template": sha256_file(default_template()),
         "repo_id": options.push_to, "license": options.license, "hfprune": VERSION,
@@ -144,7 +172,7 @@ def run_job(options: RunOptions, log: Log = _to_stderr) -> RunOutcome:
     step("card", input_key(card_inputs), lambda: ([CARD_FILE], _card(options, results)))
     pushed = None
     if options.push_to:
-        push_inputs = {**_push_inputs(options), "files": _folder_digest(out)}
+        push_inputs = {**_push_inputs(options), "files": group.agree(lambda: _folder_digest(out), "[push] hashing")}
         pushed = step(
             "push",
             input_key(push_inputs),
@@ -206,6 +234,7 @@ def _describe_base(options: RunOptions, base: dict[str, Any]) -> str:
 
 
 def _prune_inputs(options: RunOptions) -> dict[str, Any]:
+    # No placement: where the weights wait between forwards changes no weight (tested), so it never re-prunes.
     loading = {"dtype": options.dtype, "stream": options.stream, "max_shard_size": options.max_shard_size}
     return {**options.prune.describe(), **loading, "hfprune": VERSION}
 
@@ -225,7 +254,10 @@ def _prune(options: RunOptions, base: dict[str, Any]) -> tuple[list[str], dict[s
         max_shard_size=options.max_shard_size,
         stream=options.stream,
         command=options.command or None,
+        placement=options.placement,
     )
+    if not distributed.current().is_main:  # rank 0 wrote the folder (and records it); it may be on another machine
+        return [], {"achieved_sparsity": result.sparsity}
     written = sorted(path for path in local_manifest(options.out) if path not in (CARD_FILE, RESULTS_FILE, PLOT_FILE))
     return written, {"achieved_sparsity": result.sparsity}
 
@@ -239,21 +271,28 @@ def _eval_inputs(options: RunOptions) -> dict[str, Any]:
 
 def _evaluate(options: RunOptions, base_folder: Path) -> dict[str, Any]:
     """Evaluate the dense base and the pruned model on the same data; write the results JSON and the plot."""
-    device = options.prune.device if options.prune.device not in (None, "auto") else None
+    requested = options.prune.device if options.prune.device not in (None, "auto") else None
+    device = distributed.rank_device(torch.device(requested)) if requested else None
     settings = dict(
         langs=options.eval_langs, tasks=options.eval_tasks, limit=options.eval_limit,
-        context_length=options.context_length, batch_size=options.eval_batch_size, device=device, progress=False,
+        context_length=options.context_length, batch_size=options.eval_batch_size, progress=False,
     )  # fmt: skip
     evaluations = {}
     for role, folder in (("dense", base_folder), ("pruned", options.out)):
-        loaded = load_model(str(folder), device=device, require_tokenizer=True)
+        loaded = load_model(str(folder), device=device, require_tokenizer=True, placement=options.placement)
         name = role if role == "pruned" else portable_path(options.model)
-        evaluations[role] = evaluate_model(loaded.model, loaded.tokenizer, model_name=name, **settings)
+        where = input_device(loaded.model) if options.placement is not None else device
+        evaluations[role] = evaluate_model(loaded.model, loaded.tokenizer, model_name=name, device=where, **settings)
+        release(loaded.model)
         del loaded
         gc.collect()
     comparison = compare(evaluations["pruned"], evaluations["dense"])
-    write_json(options.out / RESULTS_FILE, comparison.to_dict())
-    plot_comparison(comparison, options.out / PLOT_FILE)
+
+    def write() -> None:
+        write_json(options.out / RESULTS_FILE, comparison.to_dict())
+        plot_comparison(comparison, options.out / PLOT_FILE)
+
+    distributed.current().agree(write, "[eval] writing the results (rank 0)")
     return {"rows": len(comparison.rows)}
 
 

@@ -14,6 +14,11 @@ transformers, torch, huggingface_hub), never hfprune. Two ways in:
 
 Each model is loaded once per process (safetensors only, never remote code) and shared by every request; the
 queue bounds concurrency so a CPU Space is not asked to run many generations at once.
+
+Models bigger than one device: ``COMPARE_DEVICE_MAP`` (``auto``, ``balanced`` or ``sequential``), with
+``COMPARE_MAX_MEMORY`` (``0=20GiB,cpu=64GiB``) and ``COMPARE_OFFLOAD_FOLDER``, lets accelerate spread each model
+over the GPUs, the CPU and the disk (``build_app(device_map=..., max_memory=..., offload_folder=...)`` from Python).
+The numbers are the same as with the model in one piece; only where the weights wait between forwards changes.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import json
 import logging
 import math
 import os
+import re
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -118,6 +125,35 @@ class LoadedModel:
 
 _MODELS: dict[str, LoadedModel] = {}
 _LOAD_LOCK = threading.Lock()
+DEVICE_MAPS = ("auto", "balanced", "sequential")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """accelerate's placement of a model too big for one device: strategy, memory per device, disk folder."""
+
+    device_map: str
+    max_memory: tuple[tuple[Any, str], ...] = ()
+    offload_folder: str | None = None
+
+    @classmethod
+    def parse(cls, device_map: str | None, max_memory: str | None = None, offload_folder: str | None = None) -> Placement | None:
+        """``None`` without a device map; ``max_memory`` like ``0=20GiB,cpu=64GiB``."""
+        if not device_map:
+            return None
+        if device_map not in DEVICE_MAPS:
+            raise ModelLoadError(f"unknown device map {device_map!r}; choose one of {', '.join(DEVICE_MAPS)}")
+        limits = []
+        for part in (p.strip() for p in (max_memory or "").split(",") if p.strip()):
+            key, sep, size = part.partition("=")
+            if not sep or not re.fullmatch(r"cpu|mps|xpu|\d+", key.strip()) or not size.strip():
+                raise ModelLoadError(f"max memory entry {part!r} is not DEVICE=SIZE, e.g. 0=20GiB,cpu=64GiB")
+            limits.append((int(key) if key.strip().isdigit() else key.strip(), size.strip()))
+        return cls(device_map, tuple(limits), offload_folder or None)
+
+    def kwargs(self) -> dict[str, Any]:
+        folder = tempfile.mkdtemp(prefix="compare-offload-", dir=self.offload_folder)
+        return {"device_map": self.device_map, "max_memory": dict(self.max_memory) or None, "offload_folder": folder}
 
 
 def pick_device(requested: str | None = None) -> torch.device:
@@ -127,12 +163,12 @@ def pick_device(requested: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def load_model(model_id: str, device: torch.device) -> LoadedModel:
+def load_model(model_id: str, device: torch.device, placement: Placement | None = None) -> LoadedModel:
     """The model for ``model_id`` (a folder or a Hub id), loading it only the first time it is asked for."""
     with _LOAD_LOCK:
-        key = f"{model_id}@{device}"
+        key = f"{model_id}@{device}@{placement}"
         if key not in _MODELS:
-            _MODELS[key] = _load(model_id, device)
+            _MODELS[key] = _load(model_id, device, placement)
         return _MODELS[key]
 
 
@@ -172,8 +208,8 @@ class ModelPair:
     keeps retrying. Errors that a retry cannot fix are raised at once.
     """
 
-    def __init__(self, dense: str, pruned: str, device: torch.device) -> None:
-        self.ids, self.device = (dense, pruned), device
+    def __init__(self, dense: str, pruned: str, device: torch.device, placement: Placement | None = None) -> None:
+        self.ids, self.device, self.placement = (dense, pruned), device, placement
         self.models: tuple[LoadedModel, LoadedModel] | None = None
         self.status = "loading the models ..."
         self._lock = threading.Lock()
@@ -184,7 +220,7 @@ class ModelPair:
         backoff_s = LOAD_BACKOFF_S if backoff_s is None else backoff_s
         for attempt in range(max(1, attempts)):
             try:
-                loaded = tuple(load_model(model_id, self.device) for model_id in self.ids)
+                loaded = tuple(load_model(model_id, self.device, self.placement) for model_id in self.ids)
             except ModelLoadError as err:
                 if err.permanent:
                     raise
@@ -227,7 +263,18 @@ class ModelPair:
         return "" if self.models is not None else f"**Status:** {self.status}. The page retries on its own."
 
 
-def _load(model_id: str, device: torch.device) -> LoadedModel:
+def _input_device(model: Any) -> torch.device:
+    """Where a placed model takes its inputs: the device of its first module (the CPU when that is the disk)."""
+    device_map = getattr(model, "hf_device_map", None)
+    if not device_map:  # it fitted on one device whole
+        return next(model.parameters()).device
+    first = next(iter(device_map.values()))
+    if isinstance(first, int):
+        return torch.device("cuda", first)
+    return torch.device("cpu" if first in ("cpu", "disk") else first)
+
+
+def _load(model_id: str, device: torch.device, placement: Placement | None = None) -> LoadedModel:
     folder = Path(model_id).expanduser()
     if folder.is_dir() and not any(folder.glob("*.safetensors")):
         raise ModelLoadError(
@@ -240,7 +287,10 @@ def _load(model_id: str, device: torch.device) -> LoadedModel:
     try:
         source = str(folder) if folder.is_dir() else _download(model_id)
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
-        model = AutoModelForCausalLM.from_pretrained(source, use_safetensors=True, trust_remote_code=False, dtype=dtype)
+        placed = placement.kwargs() if placement is not None else {}
+        model = AutoModelForCausalLM.from_pretrained(
+            source, use_safetensors=True, trust_remote_code=False, dtype=dtype, **placed
+        )
     except Exception as err:  # noqa: BLE001 - sorted below into what a retry can and cannot fix
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         permanent = folder.is_dir() or _is_permanent(err)
@@ -249,7 +299,11 @@ def _load(model_id: str, device: torch.device) -> LoadedModel:
             "or a Hub id OWNER/NAME you can read (set HF_TOKEN for a private or gated repo)",
             permanent=permanent,
         ) from err
-    model.to(device).eval()
+    if placement is None:
+        model.to(device)
+    else:
+        device = _input_device(model)
+    model.eval()
     eos = model.generation_config.eos_token_id
     eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
     if tokenizer.eos_token_id is not None:
@@ -615,11 +669,20 @@ def _ui_errors(fn_name: str, error: Exception) -> gr.Error:
     )
 
 
-def build_app(dense: str | None = None, pruned: str | None = None, *, device: str | None = None) -> gr.Blocks:
+def build_app(
+    dense: str | None = None,
+    pruned: str | None = None,
+    *,
+    device: str | None = None,
+    device_map: str | None = None,
+    max_memory: str | None = None,
+    offload_folder: str | None = None,
+) -> gr.Blocks:
     """Load both models (once per process) and return the queued page comparing them.
 
     ``None`` reads ``DENSE_MODEL`` / ``PRUNED_MODEL`` from the environment; a missing dense model defaults to the
-    base model recorded in the pruned model's ``hfprune.json``.
+    base model recorded in the pruned model's ``hfprune.json``. ``device_map`` (or ``COMPARE_DEVICE_MAP``) with
+    ``max_memory`` and ``offload_folder`` spreads each model over the GPUs, CPU and disk.
 
     A model the Hub fails to serve right now does not stop the page: it starts with a status line and keeps
     retrying in the background (see :class:`ModelPair`).
@@ -635,7 +698,12 @@ def build_app(dense: str | None = None, pruned: str | None = None, *, device: st
     if not dense:
         raise ModelLoadError(f"no dense model: set DENSE_MODEL, or pass dense=...; {pruned} records no base model")
     where = pick_device(device or os.environ.get("COMPARE_DEVICE"))
-    models = ModelPair(dense, pruned, where)
+    placement = Placement.parse(
+        device_map or os.environ.get("COMPARE_DEVICE_MAP"),
+        max_memory or os.environ.get("COMPARE_MAX_MEMORY"),
+        offload_folder or os.environ.get("COMPARE_OFFLOAD_FOLDER"),
+    )
+    models = ModelPair(dense, pruned, where, placement)
     if not models.load():
         models.keep_trying()
     plot = _model_file(pruned, PLOT_FILE)
@@ -686,12 +754,11 @@ def build_app(dense: str | None = None, pruned: str | None = None, *, device: st
                 max_length=MAX_PROMPT_CHARS,
                 elem_id="prompt",
             )
-            with gr.Accordion("Settings", open=False):
-                with gr.Row():
-                    max_new = gr.Slider(1, MAX_NEW_TOKENS, value=DEFAULT_NEW_TOKENS, step=1, label="Max new tokens")
-                    temperature = gr.Slider(0, TEMPERATURE_MAX, value=0.7, step=0.05, label="Temperature (0 = greedy)")
-                    top_p = gr.Slider(TOP_P_MIN, 1, value=0.95, step=0.05, label="Top-p")
-                    seed = gr.Number(0, minimum=0, maximum=SEED_MAX, precision=0, label="Seed (same seed, same text)")
+            with gr.Accordion("Settings", open=False), gr.Row():
+                max_new = gr.Slider(1, MAX_NEW_TOKENS, value=DEFAULT_NEW_TOKENS, step=1, label="Max new tokens")
+                temperature = gr.Slider(0, TEMPERATURE_MAX, value=0.7, step=0.05, label="Temperature (0 = greedy)")
+                top_p = gr.Slider(TOP_P_MIN, 1, value=0.95, step=0.05, label="Top-p")
+                seed = gr.Number(0, minimum=0, maximum=SEED_MAX, precision=0, label="Seed (same seed, same text)")
             run = gr.Button("Generate", variant="primary", elem_id="generate")
             with gr.Row(equal_height=True):
                 with gr.Column():
