@@ -38,6 +38,12 @@ def _user_folder(scratch: Path, model: Path) -> None:
     (scratch / "mine" / "notes.txt").write_text("mine")
 
 
+def _text_folder(scratch: Path, model: Path) -> None:
+    (scratch / "text").mkdir()
+    for lang in ("en", "de", "fr"):
+        (scratch / "text" / f"{lang}.txt").write_text(f"{lang} text one.\n{lang} text two.\n" * 20)
+
+
 def _results_file(scratch: Path, model: Path) -> None:
     (scratch / "results.json").write_text("{}")
 
@@ -310,6 +316,70 @@ CASES: dict[str, Case] = {
         ["space", "deploy", "--pruned", "me/x", "--hardware", "quantum-xl"], "unknown Space hardware"
     ),
     "demo sparsity": Case(["demo", "--out", "{out}", "--sparsity", "1.5"], "must be above 0 and below 1"),
+    # --- vocabulary trimming ---
+    "vocab option without --trim-vocab": Case(
+        [*P, "--calib", "en:2", "--vocab-scripts"], "only apply with --trim-vocab"
+    ),
+    "trim-vocab language unknown": Case(["trim-vocab", "{model}", "--langs", "xx", "--out", "{out}"], "'xx' is not a"),
+    "trim-vocab without languages": Case(["trim-vocab", "{model}", "--out", "{out}"], "required: --langs"),
+    "trim-vocab size below the must-keep": Case(
+        ["trim-vocab", "{model}", "--langs", "en", "--vocab-size", "3", "--out", "{out}"], "is below the 260 tokens"
+    ),
+    "trim-vocab verified on its own corpus": Case(
+        [
+            "trim-vocab",
+            "{model}",
+            "--langs",
+            "en",
+            "--vocab-source",
+            "{scratch}/text",
+            "--vocab-verify-source",
+            "{scratch}/text",
+            "--out",
+            "{out}",
+        ],
+        "is the vocabulary corpus itself",
+        _text_folder,
+    ),  # fmt: skip
+    # --- structured pruning ---
+    "width 1": Case([*P, "--structure", "width:1"], "strictly between 0 and 1, got 1"),
+    "width 0": Case([*P, "--structure", "width:0"], "strictly between 0 and 1, got 0"),
+    "depth of every block": Case([*P, "--structure", "depth:2"], "asks for all of them"),
+    "depth beyond the blocks": Case([*P, "--structure", "depth:99"], "asks for more than it has"),
+    "heads not in whole groups": Case([*P, "--structure", "heads:99"], "heads leave in whole groups"),
+    "structured with sparsity": Case([*P, "--structure", "width:0.2", "--sparsity", "0.5"], "contradicts --structure"),
+    "structured with N:M": Case([*P, "--structure", "width:0.2,2:4"], "cannot be combined"),
+    "lang-agg on unstructured": Case([*P, "--calib", "en:2", "--lang-agg", "max"], "--lang-agg applies to structured"),
+    "no-refit on unstructured": Case([*P, "--calib", "en:2", "--no-refit"], "--no-refit applies to structured"),
+    "lang-agg unknown": Case([*P, "--structure", "width:0.2", "--lang-agg", "median"], "invalid choice: 'median'"),
+    "structured stream": Case([*P, "--structure", "width:0.2", "--stream"], "which --stream"),
+    "sweep structured with sparsity": Case(
+        [
+            "sweep",
+            "{model}",
+            "--methods",
+            "wanda",
+            "--structure",
+            "width:0.2",
+            "--sparsity",
+            "0.5",
+            "--calib",
+            "en:2",
+            "--eval-langs",
+            "en",
+            "--out",
+            "{out}",
+        ],
+        "--sparsity contradicts --structure",
+    ),  # fmt: skip
+    # --- placement (models bigger than one device) ---
+    "device map unknown": Case([*P, "--device-map", "everywhere"], "invalid choice: 'everywhere'"),
+    "max memory malformed": Case([*P, "--device-map", "auto", "--max-memory", "lots"], "is not DEVICE=SIZE"),
+    "max memory without a device map": Case([*P, "--max-memory", "cpu=1GiB"], "need --device-map"),
+    "device map with stream": Case([*P, "--device-map", "auto", "--stream"], "needs no --device-map"),
+    "eval max memory size": Case(
+        ["eval", "{model}", "--langs", "en", "--device-map", "auto", "--max-memory", "0=x"], "is not a size"
+    ),
 }
 
 

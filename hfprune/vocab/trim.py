@@ -22,10 +22,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..calibration import CalibrationSource, open_source
-from ..constants import DEFAULT_MAX_SHARD_SIZE, METADATA_FILE, VERSION, VOCAB_MAP_FILE
+from ..calibration import CalibrationSource, FolderSource, open_source
+from ..constants import DEFAULT_MAX_SHARD_SIZE, LOCAL_RECORD, METADATA_FILE, VERSION, VOCAB_MAP_FILE
 from ..errors import InvalidOptionError, VocabVerificationError
-from ..io import atomic_folder, check_output, write_json
+from ..io import atomic_folder, check_output, portable_command, write_json
 from ..models import checkpoint_folder, load_model
 from ..system import library_versions, peak_memory
 from .corpus import CorpusCounts, count_tokens
@@ -200,7 +200,7 @@ def _plan(
     text = open_source(settings.source if settings.source is not None else source, langs=langs)
     corpus = count_tokens(tokenizer, text, langs, settings.chars)
     folder = held_out_folder(settings.verify_source)
-    _check_held_out_is_not_corpus(folder, corpus.source)
+    _check_held_out_is_not_corpus(folder, text)
     held_out = load_held_out(folder, langs, settings.verify_sentences)
     others = list(settings.other_langs or other_languages(folder, langs, DEFAULT_OTHER_LANGUAGES))
     held_out_others = load_held_out(folder, others, settings.verify_sentences, required=bool(settings.other_langs))
@@ -272,9 +272,11 @@ def trim_vocab_pretrained(
             "timings": {"load_s": load_s, **result.record["timings"]},
             "peak_memory": peak_memory(torch.device("cpu")),
             "versions": library_versions(),
-            **({"command": list(command)} if command else {}),
+            **({"command": portable_command(list(command))} if command else {}),
         }
         write_json(tmp / METADATA_FILE, metadata)
+        if loaded.source.get("local"):  # never published: where the base lives on this machine
+            write_json(tmp / LOCAL_RECORD, {"base_model_path": str(Path(base_folder).resolve())})
     return result
 
 
@@ -294,9 +296,11 @@ def _safetensors_bytes(folder: Path) -> int | None:
     return sum(path.stat().st_size for path in files) if files else None
 
 
-def _check_held_out_is_not_corpus(held_out: Path, corpus_source: dict[str, Any]) -> None:
-    path = corpus_source.get("path")
-    if corpus_source.get("kind") == "folder" and path and Path(path).resolve() == held_out.resolve():
+def _check_held_out_is_not_corpus(held_out: Path, corpus: Any) -> None:
+    """The built-in check must read text the vocabulary was not chosen on (the record keeps only the corpus
+    folder's name, so the opened source is compared, not the record)."""
+    root = getattr(corpus, "root", None)
+    if isinstance(corpus, FolderSource) and root is not None and Path(root).resolve() == held_out.resolve():
         raise InvalidOptionError(
             f"the held-out text ({held_out}) is the vocabulary corpus itself; verify on other text "
             "(--vocab-verify-source) or take the vocabulary from other text (--vocab-source)"
