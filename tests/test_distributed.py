@@ -297,6 +297,17 @@ def test_torchrun_runs_the_hfprune_module_itself(workspace, launched):
     assert done.stdout.count("saved to") == 1  # rank 0 alone reports
 
 
+def test_structured_pruning_refuses_several_ranks_with_one_line(workspace):
+    out = workspace["root"] / "structured-run"
+    argv = ["prune", str(workspace["llama"]), "--structure", "width:0.25", "--calib", "en:2,sw:2",
+            "--calib-source", str(workspace["calib"]), "--seqlen", "32", "--no-speed", "--out", str(out), "--quiet"]  # fmt: skip
+    done = _torchrun("-m", "hfprune", *argv, cwd=workspace["root"])
+    assert done.returncode != 0 and done.stderr.count("exitcode  : 2") == RANKS, done.stderr[-4000:]  # both ranks: 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "runs in one process" in errors[0], done.stderr[-4000:]
+    assert not out.exists()
+
+
 def test_accelerate_launch_runs_it_too(workspace, launched):
     out = workspace["root"] / "accelerate-run"
     argv = _prune_argv(workspace["llama"], "wanda", "independent", out, workspace["calib"])
