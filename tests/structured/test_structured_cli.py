@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 from huggingface_hub import ModelCard
-from transformers import AutoConfig, AutoModelForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from hfprune import constants as paths
 from hfprune.cli import main
 from hfprune.space.serve import load_app_module
 
 from ..model_factory import make_model, make_tokenizer, save_model_folder
+from ..vocab import factory as vocab_factory
 
 CALIB = ["--calib", "en:3,sw:3", "--seqlen", "32"]
 
@@ -221,3 +222,57 @@ def test_sweep_prunes_copies_and_leaves_the_dense_model_for_the_next_cell(dense_
 def test_analyze_refuses_a_structured_output_with_the_reason(dense_dir, pruned_dir, tmp_path, capsys):
     code, _, err = run(["analyze", str(pruned_dir), "--base", str(dense_dir), "--out", str(tmp_path / "a")], capsys)
     assert code == 2 and "pruned structurally (width:0.25,depth:1)" in err and not (tmp_path / "a").exists()
+
+
+def test_structured_pruning_and_a_trimmed_vocabulary_in_one_prune(tmp_path, capsys):
+    """The two-language recipe: neurons removed and the vocabulary trimmed to the mix's languages, one command
+    (a Gemma-style tokenizer trained on five languages in three scripts, so en and sw leave many tokens out)."""
+    tokenizer = vocab_factory.make_tokenizer("gemma", 3000)
+    dense_dir = vocab_factory.save_folder(
+        vocab_factory.make_model(tokenizer, arch="gemma3"), tokenizer, tmp_path / "dense"
+    )
+    out = tmp_path / "both"
+    code, _, err = run(
+        ["prune", str(dense_dir), "--structure", "width:0.25", *CALIB, "--trim-vocab", "--vocab-no-speed", "--no-speed",
+         "--out", str(out), "--quiet"],
+        capsys,
+    )  # fmt: skip
+
+    assert code == 0, err
+    dense, config = AutoConfig.from_pretrained(dense_dir), AutoConfig.from_pretrained(out)
+    assert config.intermediate_size == dense.intermediate_size * 3 // 4
+    assert config.vocab_size < dense.vocab_size * 3 // 4
+    meta = json.loads((out / "hfprune.json").read_text())
+    assert meta["structure"] == "width:0.25" and meta["vocab"]["languages"] == ["en", "sw"]
+    assert meta["vocab"]["rows_after"] == config.vocab_size
+    assert meta["structured"]["params_after"]["total"] < meta["structured"]["params_before"]["total"]
+    model = AutoModelForCausalLM.from_pretrained(out)
+    assert model.get_input_embeddings().weight.shape[0] == config.vocab_size
+    trimmed = AutoTokenizer.from_pretrained(out)
+    text = "Habari ya asubuhi, and good morning."
+    assert trimmed.decode(trimmed(text).input_ids, skip_special_tokens=True) == text
+    with torch.no_grad():
+        assert torch.isfinite(model(**trimmed(text, return_tensors="pt")).logits).all()
+    assert main(["card", str(out)]) == 0
+    card = (out / "README.md").read_text()
+    assert "structured pruning" in card and "vocabulary trimmed to the tokens of en, sw" in card
+
+
+def test_sweep_trims_the_vocabulary_once_and_prunes_every_cell_structurally(tmp_path, capsys):
+    tokenizer = vocab_factory.make_tokenizer("gemma", 3000)
+    dense_dir = vocab_factory.save_folder(vocab_factory.make_model(tokenizer, arch="llama"), tokenizer, tmp_path / "d")
+    out = tmp_path / "sweep"
+    code, _, err = run(
+        ["sweep", str(dense_dir), "--methods", "wanda", "--structure", "width:0.25", "--calib", "en:2,sw:2",
+         "--calib", "en:4", "--seqlen", "32", "--eval-langs", "en,sw", "--eval-sentences", "3", "--context-length",
+         "64", "--trim-vocab", "--vocab-no-speed", "--no-plots", "--out", str(out)],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    sweep = json.loads((out / "sweep.json").read_text())
+    vocab = sweep["vocab"]["record"]
+    assert vocab["languages"] == ["en", "sw"] and vocab["rows_after"] < vocab["rows_before"]
+    assert set(sweep["vocab"]["dense_untrimmed"]) == {"en", "sw"}
+    assert len(sweep["cells"]) == 2
+    for cell in sweep["cells"]:
+        assert cell["structured"]["params_after"]["blocks"] < cell["structured"]["params_before"]["blocks"]
