@@ -83,6 +83,7 @@ from .pruning.structured import (
     StructuredSpec,
     check_lang_agg,
     is_structured,
+    parameter_counts,
     parse_structure,
     plan_removal,
     prune_structured,
@@ -455,8 +456,9 @@ def _prune_structured(
     speed_before = None
     if settings.measure_speed:  # the dense model, before any trimming: what the user starts from
         speed_before = measure_speed(model, _speed_prompt(calibration_set(tokenizer, settings)))
-    trimmed = None
+    trimmed = untrimmed = None
     if settings.vocab is not None:
+        untrimmed = parameter_counts(model, find_block_stacks(model)[0].blocks)
         trimmed = trim_for_pruning(model, tokenizer, settings, measure_after=False)
         tokenizer = trimmed.tokenizer
     started = time.perf_counter()
@@ -469,6 +471,8 @@ def _prune_structured(
     )  # fmt: skip
     prune_s = time.perf_counter() - started
     record = report.to_dict()
+    if untrimmed is not None:  # sizes "before" are the model the user started from, not the trimmed one
+        record["params_after_vocab_trim"], record["params_before"] = record["params_before"], untrimmed
     if speed_before is not None:
         after = measure_speed(model, _speed_prompt(calib))
         record["speed"] = {"dense": speed_before.to_dict(), "pruned": after.to_dict()}

@@ -245,8 +245,14 @@ def test_structured_pruning_and_a_trimmed_vocabulary_in_one_prune(tmp_path, caps
     meta = json.loads((out / "hfprune.json").read_text())
     assert meta["structure"] == "width:0.25" and meta["vocab"]["languages"] == ["en", "sw"]
     assert meta["vocab"]["rows_after"] == config.vocab_size
-    assert meta["structured"]["params_after"]["total"] < meta["structured"]["params_before"]["total"]
+    sizes = meta["structured"]
+    # "before" is the model the user started from: the trimmed vocabulary's rows count as removed too
+    assert sizes["params_before"]["total"] == sum(
+        p.numel() for p in AutoModelForCausalLM.from_pretrained(dense_dir).parameters()
+    )
+    assert sizes["params_after"]["total"] < sizes["params_after_vocab_trim"]["total"] < sizes["params_before"]["total"]
     model = AutoModelForCausalLM.from_pretrained(out)
+    assert sizes["params_after"]["total"] == sum(p.numel() for p in model.parameters())
     assert model.get_input_embeddings().weight.shape[0] == config.vocab_size
     trimmed = AutoTokenizer.from_pretrained(out)
     text = "Habari ya asubuhi, and good morning."
