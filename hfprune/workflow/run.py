@@ -153,6 +153,8 @@ def run_job(options: RunOptions, log: Log = _to_stderr) -> RunOutcome:
     # (ranks on other machines have other caches).
     resolved = _resolve_base(options)
     base = step("pull", input_key(_pull_inputs(options, resolved)), lambda: ([], resolved), shared=True)
+    if base.get("commit") == resolved.get("commit"):
+        base = {**base, "folder": resolved["folder"]}  # this rank's own copy of that commit (rank 0 recorded its)
     log(f"[pull] {_describe_base(options, base)}")
     prune_key = input_key({"base": _base_identity(base), **_prune_inputs(options)})
     # prune replaces the folder atomically (ledger file included); the in-memory ledger is saved again after it.
