@@ -46,7 +46,9 @@ DEFAULT_TOTAL_SAMPLES = 128
 DEFAULT_BATCH_SIZE = 2
 DEFAULT_SEED = 0
 #: Structured pruning: how per-language importance is combined (``--lang-agg``; see pruning/structured/importance.py).
-DEFAULT_LANG_AGG = "max"
+#: Pooled, as measured: on Gemma 3 270M it kept the worst language and the mean best at every width, and ``max``
+#: chose far worse blocks for depth:4 (benchmarks/results/structured_gemma3-270m.md).
+DEFAULT_LANG_AGG = "pooled"
 #: Structured pruning: the prompt length of the tokens/s measurement recorded in hfprune.json (a calibration sample's start).
 SPEED_PROMPT_TOKENS = 64
 DEFAULT_MAX_SHARD_SIZE = "2GB"
