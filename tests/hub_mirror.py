@@ -50,7 +50,7 @@ def start_olah(root: Path) -> Iterator[OlahServer]:
     - The mirror is ``<mirror_root>/models/<owner>/<name>``, a git *working copy*; LFS bytes are read from
       ``.git/lfs/objects/aa/bb/<oid>`` for pointer files of 120-150 bytes.
     - Offline, olah answers a missing branch/tag with 401 ``RepoNotFound`` and a missing commit with 404
-      ``EntryNotFound`` (huggingface.co says ``RevisionNotFound``); hfprune/hub/errors.py tells these apart with
+      ``EntryNotFound`` (huggingface.co says ``RevisionNotFound``); hfprune/hub_errors.py tells these apart with
       one request for ``main``. It also answers 401 for a missing *path* in a tree listing, and 500 when listing
       a tree that holds a binary file committed without LFS.
     - It cannot represent a gated repo (its metadata always says ``gated: false``): see the stand-in in

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from ..hub.pull import pull
+from ..models.pull import pull
 
 
 # argparse declarations look alike across commands by shape only; the options commands share are declared

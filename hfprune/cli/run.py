@@ -9,7 +9,7 @@ from typing import Any
 
 from ..constants import DEFAULT_CONTEXT_LENGTH, DEFAULT_EVAL_BATCH_SIZE
 from ..errors import InvalidOptionError
-from ..hub.repo_id import check_repo_id
+from ..repo_id import check_repo_id
 from ..workflow.run import RunOptions, run_job
 from . import options
 

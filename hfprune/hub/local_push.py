@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..repo_id import check_repo_id
 from . import local as local_hub
 from .manifest import local_manifest, mismatches, require_identical, stale_files
 from .preflight import check_publishable
 from .push import PushResult, default_commit_message
-from .repo_id import check_repo_id
 
 
 def push_to_local_hub(

@@ -18,10 +18,10 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
 from ..constants import VERSION
-from .errors import translate
+from ..hub_errors import translate
+from ..repo_id import check_repo_id
 from .manifest import FileEntry, local_manifest, mismatches, require_identical, stale_files
 from .preflight import check_publishable
-from .repo_id import check_repo_id
 
 
 @dataclass

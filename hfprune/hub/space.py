@@ -29,8 +29,8 @@ from ..errors import (
     SpaceHardwareError,
     UnknownHardwareError,
 )
-from .errors import translate
-from .repo_id import check_repo_id
+from ..hub_errors import translate
+from ..repo_id import check_repo_id
 
 #: The files of ``spaces/compare/`` a Space needs (README.md is rendered, not copied).
 SPACE_FILES = (SPACE_APP_FILE, "requirements.txt")

@@ -17,9 +17,9 @@ from ..errors import (
     UnsafeWeightsError,
     UnsupportedArchitectureError,
 )
-from ..hub.pull import resolve_model_dir
 from ..io import sha256_file
 from .placement import Placement, remove_with, scratch_folder
+from .pull import resolve_model_dir
 
 
 @dataclass

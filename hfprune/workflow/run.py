@@ -41,10 +41,10 @@ from ..evaluation.plot import plot_comparison
 from ..evaluation.runner import compare, evaluate_model
 from ..hub.local_push import push_to_local_hub, verify_local_hub
 from ..hub.manifest import local_manifest
-from ..hub.pull import pull
 from ..hub.push import push_folder, verify_published
 from ..io import check_output, check_writable, portable_path, sha256_file, write_json
 from ..models import Placement, input_device, load_model, release
+from ..models.pull import pull
 from .ledger import Ledger, input_key
 
 #: Where a run says what it does, one line at a time (stderr by default).

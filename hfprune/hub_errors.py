@@ -10,7 +10,7 @@ from __future__ import annotations
 import huggingface_hub
 from huggingface_hub import errors as hf_errors
 
-from ..errors import (
+from .errors import (
     GatedModelError,
     HfpruneError,
     HubUnavailableError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
-from ..errors import InvalidRepoIdError, ModelNotFoundError
+from .errors import InvalidRepoIdError, ModelNotFoundError
 
 
 def check_repo_id(repo_id: str) -> None:

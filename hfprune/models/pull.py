@@ -13,8 +13,8 @@ from pathlib import Path
 import huggingface_hub
 
 from ..errors import RevisionNotFoundError, UnsafeWeightsError
-from .errors import translate
-from .repo_id import check_model_reference
+from ..hub_errors import translate
+from ..repo_id import check_model_reference
 
 #: What a pruning run needs from a model repo: safetensors weights and their index, configs, every
 #: tokenizer format, the chat template, and the card and licence (they travel with a pruned model).
