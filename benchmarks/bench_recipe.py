@@ -98,21 +98,20 @@ def bits_per_byte(model: Path, dense: Path, sentences: int) -> dict[str, dict[st
     return {row["lang"]: {"dense": row["dense"], "pruned": row["pruned"]} for row in rows}
 
 
-def sizes(folder: Path) -> dict[str, int]:
-    loaded = load_model(str(folder))
-    params = sum(p.numel() for p in loaded.model.parameters())
-    weights = sum(path.stat().st_size for path in folder.glob("*.safetensors"))
-    return {"params": params, "safetensors_bytes": weights}
-
-
-def speeds(folders: dict[str, Path], rounds: int, new_tokens: int) -> dict[str, dict[str, Any]]:
-    """Every model side by side, in interleaved rounds; the best round of each (a shared machine only slows)."""
+def sizes_and_speeds(folders: dict[str, Path], rounds: int, new_tokens: int) -> dict[str, dict[str, Any]]:
+    """Parameters and safetensors bytes of every model, and their speed side by side, in interleaved rounds; the
+    best round of each (a shared machine only slows)."""
     text = " ".join(load_flores("en").splitlines()[:20])
     models = {}
+    sizes = {}
     for name, folder in folders.items():
         loaded = load_model(str(folder))
         prompt = loaded.tokenizer(text, return_tensors="pt").input_ids[:, :PROMPT]
         models[name] = (loaded.model, prompt)
+        sizes[name] = {
+            "params": sum(p.numel() for p in loaded.model.parameters()),
+            "safetensors_bytes": sum(path.stat().st_size for path in folder.glob("*.safetensors")),
+        }
     found: dict[str, list[dict[str, float]]] = {name: [] for name in folders}
     for _ in range(rounds):
         for name, (model, prompt) in models.items():
@@ -124,7 +123,7 @@ def speeds(folders: dict[str, Path], rounds: int, new_tokens: int) -> dict[str, 
             "decode_tokens_per_s": max(run["decode_tokens_per_s"] for run in runs),
             "rounds": runs,
         }
-    return best
+    return {name: {**sizes[name], "speed": best[name]} for name in folders}
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -200,11 +199,8 @@ def main() -> None:
             folders[name] = out
             report["models"][name] = {"prune_s": round(seconds, 1)}
             print(f"{name}: pruned in {seconds:.0f} s", file=sys.stderr)
-        for name, folder in folders.items():
-            report["models"].setdefault(name, {}).update(sizes(folder))
-        measured = speeds(folders, args.rounds, args.new_tokens)
-        for name in folders:
-            report["models"][name]["speed"] = measured[name]
+        for name, measured in sizes_and_speeds(folders, args.rounds, args.new_tokens).items():
+            report["models"][name].update(measured)
         for name, folder in folders.items():
             if name == "dense":
                 continue

@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gemma3_270m import gemma_path  # noqa: E402
 
 from hfprune import constants  # noqa: E402
+from hfprune.vocab.speed import timed_generate  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STEM = "vocab_gemma3-270m"
@@ -148,29 +149,19 @@ def load_rss_mb(folder: Path) -> float:
     return round(float(done.stdout.strip().splitlines()[-1]), 1)
 
 
-def _generate(model, ids: torch.Tensor, new_tokens: int, pad: int) -> float:
-    started = time.perf_counter()
-    with torch.inference_mode():
-        model.generate(
-            input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-            do_sample=False, pad_token_id=pad,
-        )  # fmt: skip
-    return time.perf_counter() - started
-
-
 def side_by_side(models: dict, prompts: list[str]) -> dict:
     """Prefill (1 new token) and decode ((N new - prefill) / (N-1)) tokens/s, the models timed in turn, medians."""
     encoded = {name: [torch.tensor([tok(p)["input_ids"]]) for p in prompts] for name, (model, tok) in models.items()}
     pads = {name: tok.pad_token_id or 0 for name, (_, tok) in models.items()}
     for name, (model, _) in models.items():  # warm-up
-        _generate(model, encoded[name][0], 1, pads[name])
-        _generate(model, encoded[name][0], 4, pads[name])
+        timed_generate(model, encoded[name][0], 1, pads[name])
+        timed_generate(model, encoded[name][0], 4, pads[name])
     times = {name: {"prefill": [[] for _ in prompts], "whole": [[] for _ in prompts]} for name in models}
     for _ in range(REPEATS):
         for i in range(len(prompts)):
             for name, (model, _) in models.items():
-                times[name]["prefill"][i].append(_generate(model, encoded[name][i], 1, pads[name]))
-                times[name]["whole"][i].append(_generate(model, encoded[name][i], NEW_TOKENS, pads[name]))
+                times[name]["prefill"][i].append(timed_generate(model, encoded[name][i], 1, pads[name]))
+                times[name]["whole"][i].append(timed_generate(model, encoded[name][i], NEW_TOKENS, pads[name]))
     out = {}
     for name in models:
         prefill = [statistics.median(t) for t in times[name]["prefill"]]

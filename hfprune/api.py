@@ -37,7 +37,6 @@ from .constants import (
     DEFAULT_METHOD,
     DEFAULT_SEED,
     DEFAULT_SEQLEN,
-    LOCAL_RECORD,
     METADATA_FILE,
     SPEED_PROMPT_TOKENS,
     VERSION,
@@ -52,7 +51,7 @@ from .errors import (
     StreamingUnsupportedError,
     UnknownLanguageError,
 )
-from .io import atomic_folder, check_output, portable_command, write_json
+from .io import atomic_folder, check_output, portable_command, write_json, write_local_record
 from .models import (
     Placement,
     all_prunable_layers,
@@ -453,17 +452,20 @@ def _prune_structured(
         torch.cuda.reset_peak_memory_stats(compute)
     was_training = model.training
     model.eval()
-    speed_before = None
-    if settings.measure_speed:  # the dense model, before any trimming: what the user starts from
-        speed_before = measure_speed(model, _speed_prompt(calibration_set(tokenizer, settings)))
+    started = time.perf_counter()
+    calib = calibration_set(tokenizer, settings) if settings.vocab is None or settings.measure_speed else None
+    calib_s = time.perf_counter() - started
+    # the dense model, before any trimming: what the user starts from
+    speed_before = measure_speed(model, _speed_prompt(calib)) if calib is not None and settings.measure_speed else None
     trimmed = untrimmed = None
-    if settings.vocab is not None:
+    if settings.vocab is not None:  # calibration text in the trimmed tokenizer's ids
         untrimmed = parameter_counts(model, find_block_stacks(model)[0].blocks)
         trimmed = trim_for_pruning(model, tokenizer, settings, measure_after=False)
         tokenizer = trimmed.tokenizer
-    started = time.perf_counter()
-    calib = calibration_set(tokenizer, settings)
-    calib_s = time.perf_counter() - started
+        started = time.perf_counter()
+        calib = calibration_set(tokenizer, settings)
+        calib_s = time.perf_counter() - started
+    assert calib is not None
     started = time.perf_counter()
     report = prune_structured(
         model, calib, spec, lang_agg=lang_agg, refit=settings.refit, device=compute, batch_size=settings.batch_size,
@@ -740,7 +742,7 @@ def _finish_folder(folder: Path, tokenizer: Any, metadata: dict[str, Any], local
         tokenizer.save_pretrained(folder)
     write_json(folder / METADATA_FILE, metadata)
     if local_base is not None:
-        write_json(folder / LOCAL_RECORD, {"base_model_path": str(Path(local_base).resolve())})
+        write_local_record(folder, local_base)
 
 
 def _describe_source(source: CalibrationSource) -> Any:

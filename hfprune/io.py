@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .constants import LEDGER_FILE, METADATA_FILE, PARTIAL_MARKER
+from .constants import LEDGER_FILE, LOCAL_RECORD, METADATA_FILE, PARTIAL_MARKER
 from .errors import DiskFullError, OutputExistsError, OutputNotOursError, OutputNotWritableError
 
 _CHUNK = 1 << 20
@@ -110,6 +110,12 @@ def write_json(path: str | Path, data: Any) -> Path:
 # --- folders --------------------------------------------------------------------------------------------
 #: Files that mark a folder as hfprune's: a pruned model's record, or ``hfprune run``'s ledger.
 OUTPUT_MARKERS = (METADATA_FILE, LEDGER_FILE)
+
+
+def write_local_record(folder: str | Path, base_folder: str | Path) -> Path:
+    """Beside an output made from a local model folder: where that folder is on this machine (``space serve``
+    finds the dense model there). A dot-file, never published: published files never carry this machine's paths."""
+    return write_json(Path(folder) / LOCAL_RECORD, {"base_model_path": str(Path(base_folder).resolve())})
 
 
 def check_output(path: str | Path, overwrite: bool, *, marker: str | tuple[str, ...] = OUTPUT_MARKERS) -> Path:

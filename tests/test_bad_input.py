@@ -107,6 +107,8 @@ def _read_only_dir(scratch: Path, model: Path) -> None:
 
 
 P = ["prune", "{model}", "--out", "{out}", "--quiet"]
+TRIM = ["trim-vocab", "{model}", "--langs", "en", "--out", "{out}"]
+SWEEP = ["sweep", "{model}", "--methods", "wanda", "--calib", "en:2", "--eval-langs", "en", "--out", "{out}"]
 CASES: dict[str, Case] = {
     # --- prune: the pruning parameters ---
     "sparsity 1": Case([*P, "--sparsity", "1.0"], "sparsity must be in [0, 1)"),
@@ -224,90 +226,11 @@ CASES: dict[str, Case] = {
     "push pr and revision": Case(["push", "{model}", "me/x", "--create-pr", "--revision", "b"], "--create-pr"),
     "card of a plain model": Case(["card", "{scratch}/plain"], "hfprune.json", _not_pruned),
     # --- sweep, analyze ---
-    "sweep sparsity word": Case(
-        [
-            "sweep",
-            "{model}",
-            "--methods",
-            "wanda",
-            "--calib",
-            "en:2",
-            "--eval-langs",
-            "en",
-            "--out",
-            "{out}",
-            "--sparsity",
-            "half",
-        ],
-        "--sparsity 'half' is not a number",
-    ),  # fmt: skip
-    "sweep sparsity 0": Case(
-        [
-            "sweep",
-            "{model}",
-            "--methods",
-            "wanda",
-            "--calib",
-            "en:2",
-            "--eval-langs",
-            "en",
-            "--out",
-            "{out}",
-            "--sparsity",
-            "0",
-        ],
-        "--sparsity 0 prunes nothing",
-    ),  # fmt: skip
-    "sweep stream": Case(
-        [
-            "sweep",
-            "{model}",
-            "--methods",
-            "wanda",
-            "--calib",
-            "en:2",
-            "--eval-langs",
-            "en",
-            "--out",
-            "{out}",
-            "--stream",
-        ],
-        "--stream cannot bound its memory",
-    ),  # fmt: skip
-    "sweep mix twice": Case(
-        [
-            "sweep",
-            "{model}",
-            "--methods",
-            "wanda",
-            "--calib",
-            "en:2",
-            "--calib",
-            "en:2",
-            "--eval-langs",
-            "en",
-            "--out",
-            "{out}",
-        ],
-        "the same --calib mix is given twice",
-    ),  # fmt: skip
-    "sweep method option of none": Case(
-        [
-            "sweep",
-            "{model}",
-            "--methods",
-            "wanda",
-            "--calib",
-            "en:2",
-            "--eval-langs",
-            "en",
-            "--out",
-            "{out}",
-            "--ria-alpha",
-            "1",
-        ],
-        "--ria-alpha apply to none of --methods wanda",
-    ),  # fmt: skip
+    "sweep sparsity word": Case([*SWEEP, "--sparsity", "half"], "--sparsity 'half' is not a number"),
+    "sweep sparsity 0": Case([*SWEEP, "--sparsity", "0"], "--sparsity 0 prunes nothing"),
+    "sweep stream": Case([*SWEEP, "--stream"], "--stream cannot bound its memory"),
+    "sweep mix twice": Case([*SWEEP, "--calib", "en:2"], "the same --calib mix is given twice"),
+    "sweep method option of none": Case([*SWEEP, "--ria-alpha", "1"], "--ria-alpha apply to none of --methods wanda"),
     "analyze one folder": Case(["analyze", "{scratch}/one"], "give two or more pruned folders", _pruned_pair),
     # --- space, demo ---
     "space port": Case(["space", "serve", "--pruned", "{model}", "--port", "0"], "must be from 1 to 65535"),
@@ -322,25 +245,12 @@ CASES: dict[str, Case] = {
     ),
     "trim-vocab language unknown": Case(["trim-vocab", "{model}", "--langs", "xx", "--out", "{out}"], "'xx' is not a"),
     "trim-vocab without languages": Case(["trim-vocab", "{model}", "--out", "{out}"], "required: --langs"),
-    "trim-vocab size below the must-keep": Case(
-        ["trim-vocab", "{model}", "--langs", "en", "--vocab-size", "3", "--out", "{out}"], "is below the 260 tokens"
-    ),
+    "trim-vocab size below the must-keep": Case([*TRIM, "--vocab-size", "3"], "is below the 260 tokens"),
     "trim-vocab verified on its own corpus": Case(
-        [
-            "trim-vocab",
-            "{model}",
-            "--langs",
-            "en",
-            "--vocab-source",
-            "{scratch}/text",
-            "--vocab-verify-source",
-            "{scratch}/text",
-            "--out",
-            "{out}",
-        ],
+        [*TRIM, "--vocab-source", "{scratch}/text", "--vocab-verify-source", "{scratch}/text"],
         "is the vocabulary corpus itself",
         _text_folder,
-    ),  # fmt: skip
+    ),
     # --- structured pruning ---
     "width 1": Case([*P, "--structure", "width:1"], "strictly between 0 and 1, got 1"),
     "width 0": Case([*P, "--structure", "width:0"], "strictly between 0 and 1, got 0"),
@@ -354,24 +264,8 @@ CASES: dict[str, Case] = {
     "lang-agg unknown": Case([*P, "--structure", "width:0.2", "--lang-agg", "median"], "invalid choice: 'median'"),
     "structured stream": Case([*P, "--structure", "width:0.2", "--stream"], "which --stream"),
     "sweep structured with sparsity": Case(
-        [
-            "sweep",
-            "{model}",
-            "--methods",
-            "wanda",
-            "--structure",
-            "width:0.2",
-            "--sparsity",
-            "0.5",
-            "--calib",
-            "en:2",
-            "--eval-langs",
-            "en",
-            "--out",
-            "{out}",
-        ],
-        "--sparsity contradicts --structure",
-    ),  # fmt: skip
+        [*SWEEP, "--structure", "width:0.2", "--sparsity", "0.5"], "--sparsity contradicts --structure"
+    ),
     # --- placement (models bigger than one device) ---
     "device map unknown": Case([*P, "--device-map", "everywhere"], "invalid choice: 'everywhere'"),
     "max memory malformed": Case([*P, "--device-map", "auto", "--max-memory", "lots"], "is not DEVICE=SIZE"),

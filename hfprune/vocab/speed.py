@@ -21,7 +21,8 @@ DEFAULT_NEW_TOKENS = 16
 DEFAULT_REPEATS = 3
 
 
-def _generate(model: Any, ids: torch.Tensor, new_tokens: int, pad: int) -> float:
+def timed_generate(model: Any, ids: torch.Tensor, new_tokens: int, pad: int) -> float:
+    """Seconds of one greedy ``generate`` of exactly ``new_tokens`` tokens after ``ids``."""
     started = time.perf_counter()
     with torch.inference_mode():
         model.generate(
@@ -43,12 +44,12 @@ def measure_generation(
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0
     encoded = [torch.tensor([tokenizer(p)["input_ids"]], device=device) for p in prompts]
-    _generate(model, encoded[0], 1, pad)  # warm-up: first calls set up kernels and thread pools
-    _generate(model, encoded[0], new_tokens, pad)
+    timed_generate(model, encoded[0], 1, pad)  # warm-up: first calls set up kernels and thread pools
+    timed_generate(model, encoded[0], new_tokens, pad)
     prefill, decode = [], []
     for ids in encoded:
-        first = [_generate(model, ids, 1, pad) for _ in range(repeats)]
-        whole = [_generate(model, ids, new_tokens, pad) for _ in range(repeats)]
+        first = [timed_generate(model, ids, 1, pad) for _ in range(repeats)]
+        whole = [timed_generate(model, ids, new_tokens, pad) for _ in range(repeats)]
         prefill.append(statistics.median(first))
         decode.append(max(statistics.median(whole) - prefill[-1], 1e-9))
     prompt_tokens = sum(ids.shape[1] for ids in encoded)

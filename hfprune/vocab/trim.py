@@ -23,9 +23,9 @@ import torch
 from torch import nn
 
 from ..calibration import CalibrationSource, FolderSource, open_source
-from ..constants import DEFAULT_MAX_SHARD_SIZE, LOCAL_RECORD, METADATA_FILE, VERSION, VOCAB_MAP_FILE
+from ..constants import DEFAULT_MAX_SHARD_SIZE, METADATA_FILE, VERSION, VOCAB_MAP_FILE
 from ..errors import InvalidOptionError, VocabVerificationError
-from ..io import atomic_folder, check_output, portable_command, write_json
+from ..io import atomic_folder, check_output, portable_command, write_json, write_local_record
 from ..models import checkpoint_folder, load_model
 from ..system import library_versions, peak_memory
 from .corpus import CorpusCounts, count_tokens
@@ -275,8 +275,8 @@ def trim_vocab_pretrained(
             **({"command": portable_command(list(command))} if command else {}),
         }
         write_json(tmp / METADATA_FILE, metadata)
-        if loaded.source.get("local"):  # never published: where the base lives on this machine
-            write_json(tmp / LOCAL_RECORD, {"base_model_path": str(Path(base_folder).resolve())})
+        if loaded.source.get("local"):
+            write_local_record(tmp, base_folder)
     return result
 
 
