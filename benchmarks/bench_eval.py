@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from hfprune.constants import default_data_dir
 from hfprune.evaluation.batching import right_pad
+from hfprune.evaluation.data import resolve_roots
 from hfprune.evaluation.perplexity import load_flores, perplexity
 from hfprune.evaluation.runner import evaluate_model
 from hfprune.evaluation.scoring import encode_request, loglikelihoods
@@ -71,7 +71,7 @@ def bench_perplexity(
 
 def bench_loglikelihood(model, tokenizer, batch_size: int, repeats: int, limit: int) -> dict:
     spec = TASKS["xnli"]
-    docs = load_task_data(spec, "en", default_data_dir(), limit=limit).docs
+    docs = load_task_data(spec, "en", resolve_roots(), limit=limit).docs
     requests = [(c, x) for p in build_prompts(spec, docs, "en") for c, x in zip(p.contexts, p.continuations)]
     prefix = bos_prefix(tokenizer)
     rows = sorted((encode_request(tokenizer, c, x, prefix, None).tokens for c, x in requests), key=len, reverse=True)

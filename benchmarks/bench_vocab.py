@@ -36,6 +36,7 @@ from gemma3_270m import gemma_path  # noqa: E402
 
 from hfprune import constants  # noqa: E402
 from hfprune.vocab.speed import timed_generate  # noqa: E402
+from hfprune.vocab.verify import held_out_folder  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STEM = "vocab_gemma3-270m"
@@ -285,7 +286,7 @@ def main() -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         base = (AutoModelForCausalLM.from_pretrained(dense).eval(), AutoTokenizer.from_pretrained(dense))
-        flores = constants.default_data_dir() / "flores"
+        flores = held_out_folder(None)  # FLORES devtest: $HFPRUNE_DATA_DIR's, else the shipped copy
         for name in chosen:
             row = report["rows"].get(name, {})
             if "folder" not in row or "speed" in row:

@@ -38,7 +38,10 @@ def gemma_path() -> Path:
     except ImportError as err:
         raise SystemExit(f"Gemma 3 270M is not installed; see `{__file__}`'s docstring for the pip command.") from err
     gguf = Path(package.assemble())
-    tmp = Path(tempfile.mkdtemp(dir=target.parent if target.parent.exists() else None, prefix=".gemma-"))
+    # Converted beside its final place, so the rename below stays on one file system and its folder exists (on a
+    # fresh machine hfprune's cache folder does not yet).
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".gemma-"))
     try:
         record = _convert(gguf, tmp)
         (tmp / "conversion.json").write_text(json.dumps(record, indent=1) + "\n")

@@ -105,7 +105,7 @@ class PruneSettings:
         calibration: ready samples, a language mix (``Mix`` or ``"en:64,sw:64"``), or ``None`` (128 samples spread
             over the source's languages). Ignored by methods that need no data.
         calib_source: where the mix is drawn from: a ``TextSource``, a ``SourceSpec``, a folder, a dataset id, or
-            ``None`` for the shared calibration corpora.
+            ``None`` for hfprune's default calibration text.
         seqlen, seed: sample length in tokens and the sampling seed.
         device: compute device; ``None`` or ``"auto"`` picks CUDA when available.
         batch_size: calibration samples per forward (the activation peak grows with it).

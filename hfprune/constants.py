@@ -57,32 +57,14 @@ DEFAULT_CONTEXT_LENGTH = 512
 DEFAULT_EVAL_BATCH_SIZE = 8
 
 # --- environment ------------------------------------------------------------------------------------------
-#: Overrides the shared data folder (the one holding ``flores/``, ``calib/``, ``xcopa/`` ...).
+#: A data folder (``flores/``, ``calib/``, ``xcopa/`` ...) read before the data shipped with hfprune
+#: (see hfprune/data_sources.py for the whole order).
 DATA_DIR_ENV = "HFPRUNE_DATA_DIR"
 #: Overrides the cache folder (trained tiny model, evaluation cache).
 CACHE_DIR_ENV = "HFPRUNE_CACHE"
 #: Seconds a rank waits for the others in a collective before it stops with an error (a rank died or hangs).
 DIST_TIMEOUT_ENV = "HFPRUNE_DIST_TIMEOUT"
 DEFAULT_DIST_TIMEOUT_S = 1800
-
-
-def default_data_dir() -> Path | None:
-    """The multilingual data folder: ``$HFPRUNE_DATA_DIR``, else a ``shared/data`` beside a parent folder.
-
-    The project's checkout sits beside ``shared/`` in our environment (``../shared/data``); we look from
-    the working directory and from the installed package upwards so both a checkout and an editable
-    install find it. Returns ``None`` when there is none.
-    """
-    env = os.environ.get(DATA_DIR_ENV)
-    if env:
-        return Path(env).expanduser()
-    starts = [Path.cwd(), Path(__file__).resolve().parent]
-    for start in starts:
-        for parent in [start, *start.parents]:
-            candidate = parent / "shared" / "data"
-            if (candidate / "manifest.json").is_file():
-                return candidate
-    return None
 
 
 def cache_dir() -> Path:

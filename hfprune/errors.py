@@ -35,6 +35,10 @@ class AssetNotFoundError(InstallationError):
     """A packaged file (template, Space app) is missing: the installation is incomplete."""
 
 
+class DataFolderError(InvalidOptionError):
+    """A data folder the user named (a flag or ``HFPRUNE_DATA_DIR``) does not exist."""
+
+
 class NotAPrunedFolderError(HfpruneError):
     """A folder that should hold an hfprune output lacks a readable ``hfprune.json``."""
 
@@ -253,6 +257,10 @@ class DataFileMissingError(EvaluationError):
 
 class DataSourceError(EvaluationError):
     """A text source (folder, file or ``datasets`` id) cannot be read."""
+
+
+class HubDataError(DataSourceError):
+    """A Hub dataset asked for text no data folder has could not be read (offline, gated, no such config)."""
 
 
 class EmptyTextError(EvaluationError):

@@ -103,9 +103,9 @@ def dense_statistics(model: torch.nn.Module, calib, batch_size: int = 2) -> dict
 def calibration_excerpt(folder: Path, langs: tuple[str, ...] = ("en", "sw", "de"), lines: int = 150) -> Path:
     """The first ``lines`` of the shared NTREX calibration text per language: enough for a few short samples, and
     tokenised in milliseconds (the whole files cost each pruning run about a second)."""
-    from hfprune.constants import default_data_dir
+    from .data_dirs import data_dir
 
-    shared = default_data_dir()
+    shared = data_dir()
     assert shared is not None, "the shared data folder (../shared/data or HFPRUNE_DATA_DIR) is needed"
     folder.mkdir(parents=True, exist_ok=True)
     for lang in langs:

@@ -19,8 +19,8 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel, ViTConfig, ViTModel
 
 from hfprune.cli.main import main
-from hfprune.constants import default_data_dir
 
+from .data_dirs import data_dir
 from .model_factory import make_model, make_tokenizer, save_model_folder
 
 
@@ -279,7 +279,7 @@ CASES: dict[str, Case] = {
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
-    data = default_data_dir()
+    data = data_dir()
     assert data is not None, "the shared data folder (../shared/data) is required"
     texts = []
     for lang in ("en", "sw", "de"):

@@ -16,7 +16,6 @@ from hfprune.calibration import (
     open_source,
     parse_mix,
 )
-from hfprune.constants import default_data_dir
 from hfprune.errors import (
     CalibrationMixError,
     CalibrationSourceError,
@@ -24,9 +23,10 @@ from hfprune.errors import (
     UnknownLanguageError,
 )
 
+from .data_dirs import data_dir
 from .model_factory import make_tokenizer
 
-DATA = default_data_dir()
+DATA = data_dir()
 
 
 @pytest.fixture(scope="module")

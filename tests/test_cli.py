@@ -13,15 +13,15 @@ from transformers import AutoModelForCausalLM
 
 import hfprune
 from hfprune.cli import main
-from hfprune.constants import default_data_dir
 
+from .data_dirs import data_dir
 from .hub_mirror import publish
 from .model_factory import make_model, make_tokenizer, save_model_folder
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    data = default_data_dir()
+    data = data_dir()
     assert data is not None
     texts = []
     for lang in ("en", "sw", "de"):
@@ -65,7 +65,9 @@ def test_prune_writes_a_complete_reloadable_folder(model_dir, tmp_path, capsys):
     meta = json.loads((out / "hfprune.json").read_text())
     assert meta["method"] == "wanda" and meta["target_sparsity"] == 0.5 and meta["seed"] == 3
     assert meta["calibration"]["mix"] == "en:4,sw:4" and len(meta["calibration"]["sample_hashes"]) == 8
-    assert meta["calibration"]["source"]["kind"] == "folder"
+    source = meta["calibration"]["source"]  # the default source: the first data root holding each language
+    assert source["kind"] == "default" and set(source["languages"]) >= {"en", "sw"}
+    assert all(not name.startswith("/") for name in source["files"])  # portable names, no path of this machine
     assert abs(meta["achieved_sparsity"] - 0.5) < 1e-9
     assert {"torch", "transformers", "hfprune"} <= set(meta["versions"])
     # the command as given to main(argv), with this machine's absolute paths reduced to their names

@@ -22,9 +22,9 @@ from .model_factory import make_model, make_tokenizer, save_model_folder
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    from hfprune.constants import default_data_dir
+    from .data_dirs import data_dir
 
-    data = default_data_dir()
+    data = data_dir()
     assert data is not None
     texts = (data / "calib" / "ntrex" / "en.txt").read_text(encoding="utf-8").splitlines()[:300]
     return save_model_folder(make_model("llama"), make_tokenizer(texts), tmp_path_factory.mktemp("m") / "model")

@@ -13,15 +13,17 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from hfprune.constants import CACHE_DIR_ENV, DATA_DIR_ENV, default_data_dir
-from hfprune.errors import CalibrationSourceError
+from hfprune.constants import CACHE_DIR_ENV, DATA_DIR_ENV
+from hfprune.errors import CalibrationSourceError, DataFolderError
 from hfprune.models import tiny as tiny_model
+
+from .data_dirs import data_dir
 
 EVAL_SENTENCES = 120  # of FLORES devtest's 1012: enough for a stable perplexity, cheap enough for CI
 
 
 def flores_ids(tokenizer, lang: str) -> list[int]:
-    lines = (default_data_dir() / "flores" / f"{lang}.devtest.txt").read_text(encoding="utf-8").splitlines()
+    lines = (data_dir() / "flores" / f"{lang}.devtest.txt").read_text(encoding="utf-8").splitlines()
     return tokenizer("\n".join(lines[:EVAL_SENTENCES]), add_special_tokens=False).input_ids
 
 
@@ -70,7 +72,7 @@ def test_tokenizer_adds_bos_and_round_trips_every_script(loaded):
 @pytest.mark.slow
 def test_flores_perplexity_is_well_below_a_unigram_in_every_language(loaded):
     model, tokenizer = loaded
-    texts = tiny_model.training_texts(default_data_dir())
+    texts = tiny_model.training_texts(data_dir())
     for lang in tiny_model.LANGUAGES:
         eval_ids = flores_ids(tokenizer, lang)
         train_ids = tokenizer(texts[lang], add_special_tokens=False).input_ids
@@ -106,13 +108,13 @@ def test_magnitude_pruning_raises_perplexity_measurably(loaded):
 @pytest.mark.slow
 def test_training_record_describes_the_recipe_data_and_quality(tiny_model_dir: Path):
     record = json.loads((tiny_model_dir / tiny_model.TRAINING_RECORD).read_text())
-    assert record["data_sha256"] == tiny_model.data_hashes(default_data_dir())
+    assert record["data_sha256"] == tiny_model.data_hashes(data_dir())
     assert record["languages"] == list(tiny_model.LANGUAGES)
     assert set(record["flores_perplexity"]) == set(tiny_model.LANGUAGES)
     for lang, ppl in record["flores_perplexity"].items():
         assert ppl < record["unigram_perplexity"][lang], lang
     assert 0 < record["final_loss"] < record["loss_curve"][0]
-    assert tiny_model_dir.name.endswith(tiny_model.recipe_key(tiny_model.Recipe(), default_data_dir()))
+    assert tiny_model_dir.name.endswith(tiny_model.recipe_key(tiny_model.Recipe(), data_dir()))
 
 
 @pytest.mark.slow
@@ -165,9 +167,12 @@ def test_train_if_missing_false_raises_instead_of_training(tmp_path: Path, monke
     assert os.listdir(tmp_path) == []
 
 
-def test_missing_data_folder_says_how_to_point_at_one(tmp_path: Path):
-    with pytest.raises(CalibrationSourceError, match=DATA_DIR_ENV):
+def test_missing_data_folder_says_how_to_point_at_one(tmp_path: Path, monkeypatch):
+    with pytest.raises(DataFolderError, match="nowhere, which is not a folder"):
         tiny_model.tiny_model_path(data_dir=tmp_path / "nowhere")
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "elsewhere"))
+    with pytest.raises(DataFolderError, match=f"{DATA_DIR_ENV} names .*elsewhere, which is not a folder"):
+        tiny_model.tiny_model_path()
 
 
 # --- outlier channels: an exact reparameterisation ------------------------------------------------

@@ -1,7 +1,7 @@
 """Calibration text: a language mix -> reproducible token samples, each tagged with its language.
 
 ``mix`` parses ``en:64,sw:64`` once into a typed :class:`Mix`; ``sources`` finds text (a folder, a ``datasets``
-id, the shared corpora); ``sampling`` cuts reproducible token windows; ``languages`` normalises codes.
+id, the default text: $HFPRUNE_DATA_DIR, the shipped data, the Hub); ``sampling`` cuts reproducible token windows; ``languages`` normalises codes.
 """
 
 from .languages import display_name, match, normalize

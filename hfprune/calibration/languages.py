@@ -36,6 +36,11 @@ def normalize(code: str) -> str:
     return tag
 
 
+def base_language(code: str) -> str:
+    """The bare language of a code (``zh-Hans`` -> ``zh``, ``swa`` -> ``sw``): how most Hub corpora name configs."""
+    return str(langcodes.Language.get(normalize(code)).language)
+
+
 def display_name(code: str) -> str:
     """A human name for a code, for tables ("Swahili")."""
     return langcodes.Language.get(code).display_name()

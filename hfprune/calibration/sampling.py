@@ -120,13 +120,17 @@ def build_calibration(
         key = languages.match(entry.language, source.languages())
         if key is None:
             raise CalibrationSourceError(
-                f"the calibration source has no text for '{entry.language}'; it has: " + ", ".join(source.languages())
+                f"the calibration source has no text for '{entry.language}'; it has: "
+                + ", ".join(source.languages())
+                + ". Pass a --calib-source with text in that language, or leave it out for hfprune's default text"
             )
         docs = source.documents(key, min_chars=entry.samples * body * 8)
         text = "\n".join(docs)
         if not text.strip():
             raise CalibrationSourceError(f"the calibration text for '{entry.language}' is empty")
-        ids = torch.tensor(tokenizer(text, add_special_tokens=False).input_ids, dtype=torch.long)
+        # The whole stream at once, cut into windows below: verbose=False keeps transformers from warning that
+        # it is longer than the model's context (no window ever is).
+        ids = torch.tensor(tokenizer(text, add_special_tokens=False, verbose=False).input_ids, dtype=torch.long)
         n_windows = ids.numel() // body
         if n_windows < entry.samples:
             raise NotEnoughCalibrationTextError(

@@ -1,7 +1,9 @@
-"""Where calibration text comes from: a folder of per-language files, a ``datasets`` dataset, or the shared corpora.
+"""Where calibration text comes from: a folder of per-language files, a ``datasets`` dataset, or the default.
 
 A source is anything with the three methods of :class:`TextSource` (a protocol, so users can bring their
-own); :class:`SourceSpec` is how the user *names* one, opened only when a method needs text.
+own); :class:`SourceSpec` is how the user *names* one, opened only when a method needs text. The default
+(:class:`DefaultSource`) follows hfprune's one order of sources (:mod:`hfprune.data_sources`): per language,
+``$HFPRUNE_DATA_DIR/calib``, then the calibration text shipped with hfprune, then Wikipedia on the Hub when online.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from ..constants import DATA_DIR_ENV, default_data_dir
+from ..constants import DATA_DIR_ENV
+from ..data_sources import HUB_TEXT, DataRoot, data_roots, offline_reason, online, tried
 from ..errors import CalibrationSourceError
 from ..io import sha256_file
+from .languages import base_language, match
 
 
 @runtime_checkable
@@ -35,8 +39,8 @@ class TextSource(Protocol):
 class FolderSource:
     """A folder of ``{lang}.txt`` (one document per line) or ``{lang}.jsonl`` (a ``text`` field) files.
 
-    Sub-folders one level down are read too, in sorted order, so ``shared/data/calib`` with its
-    ``ntrex/``, ``xquad_wiki/`` and ``udhr/`` corpora acts as one source per language.
+    Sub-folders one level down are read too, in sorted order, so a ``calib/`` folder with ``ntrex/``,
+    ``xquad_wiki/`` and ``udhr/`` corpora (as shipped with hfprune) acts as one source per language.
     """
 
     def __init__(self, root: Path, text_field: str = "text") -> None:
@@ -57,6 +61,10 @@ class FolderSource:
 
     def languages(self) -> list[str]:
         return sorted(self._files)
+
+    def paths(self, lang: str) -> list[Path]:
+        """The files that hold ``lang``, in the order they are read."""
+        return list(self._files[lang])
 
     def documents(self, lang: str, min_chars: int) -> list[str]:
         docs: list[str] = []
@@ -148,15 +156,75 @@ class DatasetSource:
 _DATASET_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 
 
-def default_source() -> FolderSource:
-    """The calibration corpora shipped beside the project (``shared/data/calib``)."""
-    data = default_data_dir()
-    if data is None or not (data / "calib").is_dir():
-        raise CalibrationSourceError(
-            "no calibration source given and no shared data folder found; pass --calib-source DIR "
-            f"(a folder of {{lang}}.txt files) or set {DATA_DIR_ENV}"
+class DefaultSource:
+    """The calibration text hfprune uses when none is named: per language, the first folder of the order of
+    sources that has it (``calib/`` of ``$HFPRUNE_DATA_DIR``, then of the shipped data), else Wikipedia through
+    ``datasets`` when online.
+
+    ``requested`` are the languages a mix asks for: those no folder has are listed too, so that reading them
+    tries the Hub or fails with a message that names every source tried.
+    """
+
+    def __init__(self, roots: Sequence[DataRoot], requested: Sequence[str] = ()) -> None:
+        self.roots = [root for root in roots if (root.path / "calib").is_dir()]
+        self._folders = [(root, FolderSource(root.path / "calib")) for root in self.roots]
+        local = sorted({lang for _, folder in self._folders for lang in folder.languages()})
+        self._local = local
+        self._extra = [lang for lang in dict.fromkeys(requested) if match(lang, local) is None]
+        self._used: dict[str, dict[str, Any]] = {}
+        self.hub = HUB_TEXT["calibration"]
+
+    def languages(self) -> list[str]:
+        return [*self._local, *self._extra]
+
+    def documents(self, lang: str, min_chars: int) -> list[str]:
+        for root, folder in self._folders:
+            if lang in folder.languages():
+                self._used[lang] = {"root": root.name, "files": _files_of(folder, lang)}
+                return folder.documents(lang, min_chars)
+        code = base_language(lang)  # Wikipedia's configs are named by the bare language ("zh", not "zh-Hans")
+        hub = f"the Hub: {self.hub.describe().replace('{lang}', code)}"
+        if not online():
+            raise CalibrationSourceError(self._missing(lang, f"{hub}, {offline_reason()}"))
+        dataset = DatasetSource(
+            self.hub.dataset, langs=[lang], config_pattern=self.hub.config, split=self.hub.split,
+            text_field=self.hub.column,
+        )  # fmt: skip
+        try:
+            docs = dataset.documents(code, min_chars)
+        except CalibrationSourceError as err:
+            raise CalibrationSourceError(self._missing(lang, f"{hub}, which failed: {err}")) from err
+        self._used[lang] = {"root": "hub", **dataset.describe()}
+        return docs
+
+    def describe(self) -> dict[str, Any]:
+        files = {
+            f"{used['root']}:{name}": digest
+            for used in self._used.values()
+            for name, digest in used.get("files", {}).items()
+        }
+        return {
+            "kind": "default",
+            "order": [root.name for root in self.roots] + [f"hub:{self.hub.dataset}"],
+            "languages": self._used,
+            "files": files,
+        }
+
+    def _missing(self, lang: str, hub: str) -> str:
+        return (
+            f"no calibration text for '{lang}': tried {tried(tuple(self.roots), hub)}. Pass --calib-source DIR "
+            f"(a folder of {lang}.txt files) or a datasets id with a '{lang}' config, or set {DATA_DIR_ENV} "
+            "to a folder with calib/<corpus>/" + f"{lang}.txt"
         )
-    return FolderSource(data / "calib")
+
+
+def _files_of(folder: FolderSource, lang: str) -> dict[str, str]:
+    return {str(p.relative_to(folder.root.parent)): sha256_file(p) for p in folder.paths(lang)}
+
+
+def default_source(langs: Sequence[str] = ()) -> DefaultSource:
+    """The default calibration text (see :class:`DefaultSource`), for a mix of ``langs`` when given."""
+    return DefaultSource(data_roots(), requested=langs)
 
 
 @dataclass(frozen=True)
@@ -164,7 +232,7 @@ class SourceSpec:
     """Where calibration text comes from, as the user names it: opened only when text is needed.
 
     ``location``: a folder, a ``datasets`` id (``hf://datasets/ID`` or a bare ``owner/name``), or ``None`` for the
-    shared calibration corpora. The other fields apply to a dataset (and ``text_field`` to ``.jsonl`` files).
+    default calibration text (:class:`DefaultSource`). The other fields apply to a dataset (and ``text_field`` to ``.jsonl`` files).
     """
 
     location: str | None = None
@@ -176,7 +244,7 @@ class SourceSpec:
     def open(self, langs: Sequence[str] = ()) -> TextSource:
         """The source; ``langs`` are the languages a dataset source will be asked for (it cannot list them)."""
         if self.location is None:
-            return default_source()
+            return default_source(langs)
         text = str(self.location)
         if Path(text).expanduser().is_dir():
             return FolderSource(Path(text).expanduser(), text_field=self.text_field)
@@ -201,7 +269,7 @@ CalibrationSource = TextSource | SourceSpec | str | Path | None
 
 def open_source(source: CalibrationSource = None, *, langs: Sequence[str] = (), **spec: Any) -> TextSource:
     """A :class:`TextSource` from whatever names one: a ready source, a :class:`SourceSpec`, a folder or dataset
-    id (with ``spec`` fields such as ``config_pattern``), or ``None`` for the shared corpora."""
+    id (with ``spec`` fields such as ``config_pattern``), or ``None`` for the default text (:class:`DefaultSource`)."""
     if isinstance(source, TextSource):
         return source
     if isinstance(source, SourceSpec):

@@ -185,13 +185,32 @@ def _card_data(
     )
 
 
+def _default_source_text(source: dict[str, Any]) -> str:
+    """hfprune's default calibration text, by where each language's text came from."""
+    by_root: dict[str, list[str]] = {}
+    for lang, used in source.get("languages", {}).items():
+        by_root.setdefault(str(used.get("root")), []).append(lang)
+    parts = []
+    for root, langs in by_root.items():
+        if root == "shipped":
+            where = "the calibration text shipped with hfprune (NTREX-128, XQuAD contexts, UDHR; CC BY-SA 4.0 / OHCHR)"
+        elif root == "hub":
+            where = f"`{source['languages'][langs[0]].get('dataset', 'the Hub')}` on the Hub"
+        else:
+            where = f"`{root}/calib/` (the data folder set by HFPRUNE_DATA_DIR)"
+        parts.append(f"{where} for {', '.join(langs)}")
+    return "; ".join(parts) or "hfprune's default calibration text"
+
+
 def _calibration_view(calibration: dict[str, Any]) -> dict[str, Any]:
     """The calibration record with totals and a one-line description of the source."""
     if not calibration or calibration.get("used") is False:
         return {"used": False, "languages": {}}
     source = calibration.get("source", {})
     if source.get("kind") == "folder":
-        source_text = f"text files under `{Path(str(source.get('path', ''))).name}/` (NTREX, XQuAD contexts, UDHR in the shared data)"
+        source_text = f"text files under `{Path(str(source.get('path', ''))).name}/`"
+    elif source.get("kind") == "default":
+        source_text = _default_source_text(source)
     else:
         source_text = f"`{source.get('id') or source.get('path') or source.get('kind', 'unknown source')}`"
     return {

@@ -36,7 +36,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--calib-source",
         default=None,
-        help="text folder for the neuron analysis (default: the shared calibration data)",
+        help="text folder for the neuron analysis (default: hfprune's default calibration text)",
     )
     parser.add_argument(
         "--top-rate", type=float, default=0.01,

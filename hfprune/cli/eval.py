@@ -14,7 +14,7 @@ from .. import distributed
 from ..constants import DEFAULT_CONTEXT_LENGTH, DEFAULT_EVAL_BATCH_SIZE
 from ..evaluation.cache import ResultCache
 from ..evaluation.plot import plot_comparison, plot_result
-from ..evaluation.report import print_report
+from ..evaluation.report import print_report, source_lines
 from ..evaluation.results import Comparison, EvalResult, is_results_file
 from ..evaluation.runner import compare, evaluate_model
 from ..evaluation.tasks import TASK_NAMES
@@ -40,8 +40,21 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--tasks", default="ppl", help=f"comma-separated, or 'all' (known: {','.join(TASK_NAMES)})")
     parser.add_argument("--out", type=Path, help="write the results JSON here (and the plot beside it)")
     parser.add_argument("--plot", type=Path, help="write the PNG plot here (default: --out with .png)")
-    parser.add_argument("--data", type=Path, help="data folder (default: the shared data folder)")
-    parser.add_argument("--hub-data", action="store_true", help="fetch what the data folder lacks with `datasets`")
+    parser.add_argument(
+        "--eval-source", "--data", dest="data", type=Path,
+        help="data folder (flores/, xcopa/ ...) read instead of the defaults: $HFPRUNE_DATA_DIR, then the data "
+        "shipped with hfprune, then the Hub when online",
+    )  # fmt: skip
+    hub = parser.add_mutually_exclusive_group()
+    hub.add_argument(
+        "--hub-data", dest="hub_data", action="store_const", const=True, default=None,
+        help="read what the data folders lack from the Hub with `datasets` even when HF_HUB_OFFLINE is set "
+        "(from the datasets cache); the default asks the Hub whenever online",
+    )  # fmt: skip
+    hub.add_argument(
+        "--no-hub-data", dest="hub_data", action="store_const", const=False,
+        help="never ask the Hub: a language no data folder has is skipped",
+    )  # fmt: skip
     parser.add_argument(
         "--ppl-source", default="flores", help="flores, a folder of {lang}.txt, or hf:ID[:CONFIG[:SPLIT[:COLUMN]]]"
     )
@@ -91,6 +104,8 @@ def handle(args: argparse.Namespace) -> int:
         print(json.dumps(payload, ensure_ascii=False))
     else:
         print_report(outcome)
+        for line in source_lines(pruned):
+            print(line)
         for label, path in (("results", args.out), ("plot", plot_path)):
             if path:
                 print(f"{label}: {path}")

@@ -166,7 +166,8 @@ def add_calibration_options(parser: argparse.ArgumentParser, *, grid: bool = Fal
     group.add_argument(
         "--calib-source",
         default=None,
-        help="folder of {lang}.txt/.jsonl files, or a datasets id (default: the shared calibration data)",
+        help="folder of {lang}.txt/.jsonl files, or a datasets id (default, per language: $HFPRUNE_DATA_DIR/calib, "
+        "the text shipped with hfprune, Wikipedia on the Hub when online)",
     )
     group.add_argument(
         "--calib-config", default="{lang}", help="datasets config name pattern for a language (default '{lang}')"
@@ -252,7 +253,7 @@ def add_vocab_options(parser: argparse.ArgumentParser, *, with_pruning: bool = T
     group.add_argument(
         "--vocab-source", default=None,
         help="text that decides the kept tokens: a folder of {lang}.txt/.jsonl or a datasets id "
-        "(default: --calib-source, else the shared calibration corpora)",
+        "(default: --calib-source, else hfprune's default calibration text)",
     )  # fmt: skip
     group.add_argument("--vocab-config", default="{lang}", help="datasets config pattern of --vocab-source")
     group.add_argument("--vocab-split", default="train", help="datasets split of --vocab-source (default train)")

@@ -32,6 +32,11 @@ def register(subparsers: Any) -> None:
     group.add_argument("--eval-tasks", default="ppl", help="evaluation tasks (default ppl)")
     group.add_argument("--eval-limit", type=options.positive_int, help="at most N items per language and task")
     group.add_argument(
+        "--eval-source", type=Path,
+        help="evaluation data folder (flores/, xcopa/ ...) read instead of the defaults "
+        "($HFPRUNE_DATA_DIR, the data shipped with hfprune, the Hub when online)",
+    )  # fmt: skip
+    group.add_argument(
         "--context-length", type=options.whole_number(2), default=DEFAULT_CONTEXT_LENGTH,
         help=f"perplexity window (default {DEFAULT_CONTEXT_LENGTH})",
     )  # fmt: skip
@@ -61,7 +66,7 @@ def handle(args: argparse.Namespace) -> int:
         model=args.model, out=out, prune=settings, revision=args.revision, trust_remote_code=args.trust_remote_code,
         dtype=args.dtype, max_shard_size=args.max_shard_size, stream=args.stream,
         eval_langs=options.comma_list(args.eval_langs), eval_tasks=args.eval_tasks, eval_limit=args.eval_limit,
-        context_length=args.context_length, eval_batch_size=args.eval_batch_size, push_to=args.push_to,
+        eval_source=args.eval_source, context_length=args.context_length, eval_batch_size=args.eval_batch_size, push_to=args.push_to,
         local_hub=args.local_hub, private=args.private, create_pr=args.create_pr, push_revision=args.push_revision,
         license=args.license, command=args.invocation, overwrite=args.overwrite, placement=options.placement(args),
     )  # fmt: skip

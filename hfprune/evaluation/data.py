@@ -1,8 +1,8 @@
-"""Finding and reading evaluation files in the data folder (``--data DIR``, default the shared one).
+"""Finding and reading evaluation files in the order of sources (see :mod:`hfprune.data_sources`).
 
-The layout is ``{task}/{lang}.{split}.jsonl`` and ``flores/{lang}.devtest.txt``; ``manifest.json``
-lists what the bundle should hold, so a file that the manifest names but the disk lacks is reported
-as missing rather than as a language the data does not have.
+The layout is ``{task}/{lang}.{split}.jsonl`` and ``flores/{lang}.devtest.txt``; a folder's ``manifest.json``
+lists what it should hold, so a file that the manifest names but the disk lacks is reported as missing rather
+than as a language the data does not have.
 """
 
 from __future__ import annotations
@@ -11,22 +11,26 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from hfprune.constants import DATA_DIR_ENV, default_data_dir
+from hfprune.data_sources import DataRoot, data_roots
 from hfprune.errors import DataFileMissingError, DataSourceError
 from hfprune.io import sha256_file
 
+#: The flag that names an evaluation data folder (``--data`` is its older spelling).
+EVAL_SOURCE_FLAG = "--eval-source"
 
-def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
-    """``data_dir`` if given, else the default data folder; raise if it does not exist."""
-    path = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
-    if path is None:
-        raise DataFileMissingError(
-            f"no evaluation data folder found; pass --data DIR or set {DATA_DIR_ENV} "
-            "(or use --hub-data to fetch the tasks with `datasets`)"
-        )
-    if not path.is_dir():
-        raise DataFileMissingError(f"the data folder {path} does not exist; pass --data with an existing folder")
-    return path
+
+def resolve_roots(data_dir: str | Path | DataRoot | tuple[DataRoot, ...] | None = None) -> tuple[DataRoot, ...]:
+    """The data folders evaluation reads, in order: ``data_dir`` alone if given, else ``$HFPRUNE_DATA_DIR`` and
+    the data shipped with hfprune.
+
+    Raises:
+        DataFolderError: the named folder does not exist.
+    """
+    if isinstance(data_dir, tuple):
+        return data_dir
+    if isinstance(data_dir, DataRoot):
+        return (data_dir,)
+    return data_roots(data_dir, flag=EVAL_SOURCE_FLAG)
 
 
 def manifest_files(data_dir: Path) -> set[str]:
@@ -39,16 +43,6 @@ def manifest_files(data_dir: Path) -> set[str]:
     if isinstance(files, dict):
         return set(files)
     return {entry["file"] for entry in files if isinstance(entry, dict) and "file" in entry}
-
-
-def require_file(data_dir: Path, relative: str) -> Path:
-    """The file at ``data_dir/relative``; raise naming it when it is missing."""
-    path = data_dir / relative
-    if not path.is_file():
-        raise DataFileMissingError(
-            f"the data folder is missing {relative} (expected at {path}); restore it or pass another --data"
-        )
-    return path
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -65,6 +59,16 @@ def read_jsonl(path: Path) -> list[dict]:
                     f"{path}, line {number}, is not valid JSON ({error.msg}); fix or replace the file"
                 ) from error
     return rows
+
+
+def raise_if_listed_but_missing(roots: tuple[DataRoot, ...], relative: str) -> None:
+    """Raise when a folder's manifest lists ``relative`` but the file is gone: the folder is broken."""
+    for root in roots:
+        if relative in manifest_files(root.path) and root.find(relative) is None:
+            raise DataFileMissingError(
+                f"{root.label()} is missing {relative} (listed in its manifest.json); restore it"
+                + (" (reinstall hfprune)" if root.name == "shipped" else "")
+            )
 
 
 @lru_cache(maxsize=256)

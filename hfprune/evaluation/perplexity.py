@@ -138,20 +138,26 @@ def score_windows(
 
 
 def load_flores(lang: str, data_dir: str | Path | None = None) -> str:
-    """FLORES-200 devtest sentences of one language, joined by newlines into one document.
+    """FLORES-200 devtest sentences of one language, joined by newlines into one document, from the first data
+    folder that has them (``data_dir`` alone when given; see :mod:`hfprune.data_sources`).
 
     Raises:
-        DataFileMissingError: there is no data folder, or it has no ``flores/{lang}.devtest.txt``.
+        DataFileMissingError: no folder has ``flores/{lang}.devtest.txt``.
     """
-    from hfprune.evaluation.data import resolve_data_dir
+    from hfprune.data_sources import find_file, tried
+    from hfprune.evaluation.data import resolve_roots
 
-    path = resolve_data_dir(data_dir) / "flores" / f"{lang}.devtest.txt"
-    if not path.is_file():
-        available = sorted(p.name.split(".")[0] for p in path.parent.glob("*.devtest.txt"))
-        raise DataFileMissingError(
-            f"no FLORES file for language {lang!r}: {path} is missing "
-            f"(FLORES languages there: {', '.join(available) or 'none'})"
+    roots = resolve_roots(data_dir)
+    found = find_file(roots, f"flores/{lang}.devtest.txt")
+    if found is None:
+        available = sorted(
+            {p.name.split(".")[0] for root in roots for p in (root.path / "flores").glob("*.devtest.txt")}
         )
+        raise DataFileMissingError(
+            f"no FLORES file for language {lang!r} (flores/{lang}.devtest.txt) in {tried(roots, None)} "
+            f"(FLORES languages there: {', '.join(available) or 'none'}); pass --eval-source DIR with it"
+        )
+    path = found[1]
     text = path.read_text(encoding="utf-8")
     if not text.strip():
         raise EmptyTextError(f"{path} is empty; restore it from the data bundle")

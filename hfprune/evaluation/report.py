@@ -7,6 +7,7 @@ import math
 from rich.console import Console
 from rich.table import Table
 
+from hfprune.data_sources import SHIPPED
 from hfprune.evaluation.results import TOKENIZERS_DIFFER, Comparison, EvalResult
 from hfprune.evaluation.tasks import HEADLINE_METRICS
 
@@ -82,3 +83,28 @@ def print_report(result: EvalResult | Comparison, console: Console | None = None
         skipped = result.skipped
     for item in skipped:
         console.print(f"[yellow]skipped[/yellow] {item.task}/{item.lang}: {item.reason}")
+
+
+def source_lines(result: EvalResult) -> list[str]:
+    """Where each task's data came from, one line per task: ``xcopa: shipped (et, sw), hf://datasets/... (qu)``."""
+    lines = []
+    for task in dict.fromkeys(r.task for r in result.results):
+        by_source: dict[str, list[str]] = {}
+        for row in result.results:
+            if row.task == task:
+                by_source.setdefault(_origin(row.source), []).append(row.lang)
+        parts = [f"{origin} ({', '.join(langs)})" for origin, langs in by_source.items()]
+        lines.append(f"data for {task}: {'; '.join(parts)}")
+    return lines
+
+
+def _origin(source: str | None) -> str:
+    """A result's source without the language's file: ``shipped``, ``data``, ``hf://datasets/cambridgeltl/xcopa``."""
+    if not source:
+        return "unknown"
+    if source.startswith("hf://datasets/"):
+        return source.rsplit("/", 1)[0]
+    if ":" in source:
+        root = source.split(":", 1)[0]
+        return "the data shipped with hfprune" if root == SHIPPED else f"the data folder '{root}'"
+    return f"the folder '{source.rsplit('/', 1)[0]}'"

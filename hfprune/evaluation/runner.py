@@ -18,13 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from hfprune import distributed
-from hfprune.errors import (
-    BaselineMismatchError,
-    DataFileMissingError,
-    LanguageNotAvailableError,
-)
+from hfprune.data_sources import offline_reason, tried
+from hfprune.errors import BaselineMismatchError, HubDataError, LanguageNotAvailableError
 from hfprune.evaluation.cache import ResultCache
-from hfprune.evaluation.data import resolve_data_dir
+from hfprune.evaluation.data import resolve_roots
 from hfprune.evaluation.fingerprint import (
     linear_sparsity,
     model_sha256,
@@ -45,6 +42,8 @@ from hfprune.evaluation.results import (
 )
 from hfprune.evaluation.sources import TextSource
 from hfprune.evaluation.task_data import (
+    check_task_source,
+    hub_allowed,
     listed_languages,
     load_task_data,
     local_languages,
@@ -70,7 +69,7 @@ def evaluate_model(
     limit: int | None = None,
     device: Any = None,
     cache: ResultCache | None | bool = True,
-    hub_data: bool = False,
+    hub_data: bool | None = None,
     progress: bool = True,
     model_name: str | None = None,
     on_skip: Callable[[Skipped], None] | None = None,
@@ -80,12 +79,13 @@ def evaluate_model(
     Args:
         langs: ISO 639-1 codes, e.g. ``["en", "de", "sw"]``.
         tasks: task names (``ppl``, ``xcopa``, ...) or one comma-separated string; ``"all"`` for every task.
-        data_dir: the data folder; default the shared one (``hfprune.constants.default_data_dir``).
+        data_dir: the data folder (then only it is read); default ``$HFPRUNE_DATA_DIR`` and the data shipped with
+            hfprune, in that order (see :mod:`hfprune.data_sources`).
         ppl_source: ``flores``, a folder of ``{lang}.txt`` or ``hf:ID[:CONFIG[:SPLIT[:COLUMN]]]``.
         context_length, stride: perplexity windows (see :func:`~hfprune.evaluation.perplexity.perplexity`).
         limit: at most this many items (sentences for perplexity) per language and task.
         cache: ``True`` for the default cache folder, a :class:`ResultCache`, or ``False``/``None`` for none.
-        hub_data: fetch with ``datasets`` what the data folder lacks (needs network).
+        hub_data: fetch with ``datasets`` what the data folders lack: ``None`` whenever online, or as given.
         on_skip: called for each (task, language) that has no data; default logs a warning.
 
     Raises:
@@ -94,15 +94,15 @@ def evaluate_model(
     started = time.perf_counter()
     task_names = parse_tasks(tasks if isinstance(tasks, str) else list(tasks))
     languages = _parse_langs(langs)
-    folder = _data_dir_or_none(data_dir, hub_data)
+    roots = resolve_roots(data_dir)
     source = TextSource(ppl_source)
-    _check_languages(languages, task_names, folder, source, hub_data)
+    check_evaluation_data(languages, task_names, data_dir=roots, ppl_source=ppl_source, hub_data=hub_data)
     if PPL in task_names:
         check_context_length(model, context_length)
     store = ResultCache() if cache is True else (cache or None)
     model_hash, tok_hash = model_sha256(model), tokenizer_sha256(tokenizer)
     settings = {
-        "langs": languages, "tasks": task_names, "data_dir": folder.resolve().name if folder else None,
+        "langs": languages, "tasks": task_names, "data_dir": [root.name for root in roots],
         "ppl_source": ppl_source, "context_length": context_length,
         "stride": stride if stride is not None else context_length - 1, "limit": limit, "batch_size": batch_size,
     }  # fmt: skip
@@ -113,10 +113,21 @@ def evaluate_model(
             began = time.perf_counter()
             if task == PPL:
                 outcome = _run_ppl(
-                    model, tokenizer, lang, folder, source, settings, device, progress, store, model_hash, tok_hash
+                    model,
+                    tokenizer,
+                    lang,
+                    roots,
+                    source,
+                    hub_data,
+                    settings,
+                    device,
+                    progress,
+                    store,
+                    model_hash,
+                    tok_hash,
                 )
             else:
-                outcome = _run_task(task, lang, folder, hub_data, limit, scorer, store, model_hash, tok_hash)
+                outcome = _run_task(task, lang, roots, hub_data, limit, scorer, store, model_hash, tok_hash)
             if isinstance(outcome, Skipped):
                 skipped.append(outcome)
                 (on_skip or _log_skip)(outcome)
@@ -175,8 +186,13 @@ def _size(result: TaskLanguageResult, tokenizers_differ: bool) -> Any:
     return result.n
 
 
-def _run_ppl(model, tokenizer, lang, folder, source, settings, device, progress, store, model_hash, tok_hash):
-    loaded = source.load(lang, folder, settings["limit"])
+def _run_ppl(model, tokenizer, lang, roots, source, hub_data, settings, device, progress, store, model_hash, tok_hash):
+    try:
+        loaded = source.load(lang, roots, settings["limit"], hub=hub_data)
+    except HubDataError as error:
+        if hub_data is not None or source.kind == "hub":
+            raise  # the user asked for the Hub: its failure is the answer
+        return Skipped(PPL, lang, f"no data folder has {lang!r}, and the Hub could not be read: {error}")
     if loaded is None:
         return Skipped(PPL, lang, f"the perplexity source {source.spec!r} has no text for {lang!r}")
     key = {**{k: settings[k] for k in ("context_length", "stride", "limit")}, "source": source.spec,
@@ -200,12 +216,17 @@ def _run_ppl(model, tokenizer, lang, folder, source, settings, device, progress,
     return TaskLanguageResult(PPL, lang, metrics, n, split, loaded.source, loaded.sha256, cached=cached is not None)
 
 
-def _run_task(task, lang, folder, hub_data, limit, scorer, store, model_hash, tok_hash):
+def _run_task(task, lang, roots, hub_data, limit, scorer, store, model_hash, tok_hash):
     spec = TASKS[task]
-    data = load_task_data(spec, lang, folder, hub=hub_data, limit=limit)
+    try:
+        data = load_task_data(spec, lang, roots, hub=hub_data, limit=limit)
+    except HubDataError as error:
+        if hub_data is not None:
+            raise  # the user asked for the Hub: its failure is the answer
+        return Skipped(task, lang, f"no data folder has {task}/{lang}, and the Hub could not be read: {error}")
     if data is None:
-        have = ", ".join(local_languages(spec, folder)) or "none"
-        return Skipped(task, lang, f"{task} has no data for {lang!r} (languages in the data folder: {have})")
+        have = ", ".join(local_languages(spec, roots)) or "none"
+        return Skipped(task, lang, f"{task} has no data for {lang!r} (languages in the data folders: {have})")
     key = {"split": data.split, "sha256": data.sha256 or data.source, "limit": limit, "tokenizer": tok_hash}
     cached = _cached(store, model_hash, task, lang, key)
     if cached is None:
@@ -236,33 +257,45 @@ def _parse_langs(langs: Iterable[str] | str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _data_dir_or_none(data_dir: str | Path | None, hub_data: bool) -> Path | None:
-    """The data folder; with ``hub_data`` a missing default folder is fine (everything comes from the Hub)."""
-    try:
-        return resolve_data_dir(data_dir)
-    except DataFileMissingError:
-        if hub_data and data_dir is None:
-            return None
-        raise
+def check_evaluation_data(
+    langs: Iterable[str] | str,
+    tasks: Iterable[str] | str = (PPL,),
+    *,
+    data_dir: Any = None,
+    ppl_source: str = "flores",
+    hub_data: bool | None = None,
+) -> None:
+    """Raise, before any work, for a task no source holds or a language no requested task has in any source;
+    the message names the sources tried (``hfprune run`` calls it before pruning).
 
-
-def _check_languages(languages, task_names, folder, source, hub_data) -> None:
-    """Raise for languages that no requested task has in any source, listing the ones that exist."""
+    Raises:
+        UnknownTaskError, LanguageNotAvailableError, DataFileMissingError, DataFolderError.
+    """
+    task_names = parse_tasks(tasks if isinstance(tasks, str) else list(tasks))
+    languages = _parse_langs(langs)
+    roots = resolve_roots(data_dir)
+    source = TextSource(ppl_source)
     known: set[str] = set()
+    use_hub = hub_allowed(hub_data)
     for task in task_names:
         if task == PPL:
-            known.update(source.languages(folder))
+            known.update(source.languages(roots, hub=hub_data))
             if source.kind == "hub":
                 return  # a Hub text source cannot be listed offline; trust the user
         else:
-            known.update(local_languages(TASKS[task], folder), listed_languages(TASKS[task], folder))
-            if hub_data:
+            check_task_source(TASKS[task], roots, hub_data)
+            known.update(local_languages(TASKS[task], roots), listed_languages(TASKS[task], roots))
+            if use_hub:
                 known.update(TASKS[task].languages)
     unknown = [lang for lang in languages if lang not in known]
     if unknown:
+        hub = "the Hub" + (
+            "" if use_hub else f" ({offline_reason() if hub_data is None else 'not asked: --no-hub-data'})"
+        )
         raise LanguageNotAvailableError(
             f"no data for language(s) {', '.join(unknown)} in any requested task ({', '.join(task_names)}); "
-            f"languages that exist: {', '.join(sorted(known)) or 'none'}"
+            f"tried {tried(roots, hub)}; languages that exist: {', '.join(sorted(known)) or 'none'}. Pass --eval-source "
+            "DIR with text of those languages (flores/{lang}.devtest.txt, {task}/{lang}.{split}.jsonl)"
         )
 
 
@@ -294,4 +327,4 @@ def _summaries(rows: list[ChangeRow]) -> list[MetricSummary]:
     return summaries
 
 
-__all__ = ["compare", "evaluate_model"]
+__all__ = ["check_evaluation_data", "compare", "evaluate_model"]

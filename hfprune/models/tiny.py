@@ -38,7 +38,8 @@ from pathlib import Path
 import torch
 from filelock import FileLock
 
-from ..constants import DATA_DIR_ENV, cache_dir, default_data_dir
+from ..constants import DATA_DIR_ENV, cache_dir
+from ..data_sources import DataRoot, data_roots, find_file, tried
 from ..errors import CalibrationSourceError
 
 #: Languages present both in ``calib/ntrex`` and ``flores/``, spread over five scripts.
@@ -84,17 +85,18 @@ def tiny_model_path(*, data_dir: Path | None = None, train_if_missing: bool = Tr
     """The cached tiny model's folder, training it first (once per machine) when it is missing.
 
     Args:
-        data_dir: the shared data folder; defaults to :func:`hfprune.constants.default_data_dir`.
+        data_dir: a data folder (``calib/``, ``flores/``); by default ``$HFPRUNE_DATA_DIR``, then the data shipped
+            with hfprune, file by file (the cache key hashes the files' bytes, so either gives the same model).
         train_if_missing: when False, a missing model raises instead of spending minutes of CPU.
         progress: print training progress to stderr.
 
     Raises:
-        CalibrationSourceError: no data folder, a missing calibration or FLORES file, or
+        CalibrationSourceError: a calibration or FLORES file no data folder has, or
             ``train_if_missing=False`` with nothing cached.
     """
-    data_dir = _require_data_dir(data_dir)
+    data = _data_roots(data_dir)
     recipe = Recipe()
-    target = cache_dir() / f"{FOLDER_PREFIX}{recipe_key(recipe, data_dir)}"
+    target = cache_dir() / f"{FOLDER_PREFIX}{recipe_key(recipe, data)}"
     if _is_complete(target):
         return target
     if not train_if_missing:
@@ -105,14 +107,14 @@ def tiny_model_path(*, data_dir: Path | None = None, train_if_missing: bool = Tr
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
         if not _is_complete(target):  # another process may have finished while we waited
-            _train_atomically(target, data_dir, recipe, progress)
+            _train_atomically(target, data, recipe, progress)
     return target
 
 
 def train_tiny_model(
     out_dir: Path,
     *,
-    data_dir: Path | None = None,
+    data_dir: Path | tuple[DataRoot, ...] | None = None,
     seed: int = 0,
     recipe: Recipe | None = None,
     progress: bool = False,
@@ -122,9 +124,9 @@ def train_tiny_model(
     The returned dict has ``final_loss`` (mean train loss over the last 20 steps), ``seconds``,
     ``train_tokens`` (tokens seen), ``flores_perplexity`` and ``unigram_perplexity`` per language.
     """
-    data_dir = _require_data_dir(data_dir)
+    roots = _data_roots(data_dir)
     recipe = dataclasses.replace(recipe or Recipe(), seed=seed)
-    texts = training_texts(data_dir)
+    texts = training_texts(roots)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -137,7 +139,7 @@ def train_tiny_model(
         model.eval()
         probe = data[:: max(1, len(data) // recipe.outlier_rows)][: recipe.outlier_rows]
         outliers = _grow_outlier_channels(model, probe, recipe)
-        flores = _flores_perplexities(model, tokenizer, data_dir, recipe.seq_len)
+        flores = _flores_perplexities(model, tokenizer, roots, recipe.seq_len)
     seconds = time.perf_counter() - started
     stats = {
         "final_loss": sum(losses[-20:]) / len(losses[-20:]),
@@ -145,14 +147,14 @@ def train_tiny_model(
         "train_tokens": seen,
         "flores_perplexity": flores,
         "unigram_perplexity": {
-            lang: unigram_perplexity(streams[lang], _flores_ids(tokenizer, data_dir, lang), recipe.vocab_size)
+            lang: unigram_perplexity(streams[lang], _flores_ids(tokenizer, roots, lang), recipe.vocab_size)
             for lang in LANGUAGES
         },
     }
     record = {
         "recipe": dataclasses.asdict(recipe),
         "languages": list(LANGUAGES),
-        "data_sha256": data_hashes(data_dir),
+        "data_sha256": data_hashes(roots),
         "loss_curve": [round(x, 4) for x in losses[:: max(1, len(losses) // 50)]],
         "outlier_channels": outliers,
         **stats,
@@ -163,11 +165,11 @@ def train_tiny_model(
     return stats
 
 
-def training_texts(data_dir: Path) -> dict[str, str]:
+def training_texts(data: tuple[DataRoot, ...]) -> dict[str, str]:
     """Each language's calibration text (all sources joined), in :data:`LANGUAGES` order."""
     texts = {}
     for lang in LANGUAGES:
-        parts = [f.read_text(encoding="utf-8") for f in _calib_files(data_dir, lang)]
+        parts = [f.read_text(encoding="utf-8") for f in _calib_files(data, lang)]
         texts[lang] = "\n".join(p.strip("\n") for p in parts)
     return texts
 
@@ -179,53 +181,60 @@ def unigram_perplexity(train_ids: list[int], eval_ids: list[int], vocab_size: in
     return math.exp(-log_probs[torch.tensor(eval_ids)].mean().item())
 
 
-def recipe_key(recipe: Recipe, data_dir: Path) -> str:
+def recipe_key(recipe: Recipe, data: tuple[DataRoot, ...]) -> str:
     """Short hash of the recipe and of the data files' contents."""
-    blob = json.dumps({"recipe": dataclasses.asdict(recipe), "data": data_hashes(data_dir)}, sort_keys=True)
+    blob = json.dumps({"recipe": dataclasses.asdict(recipe), "data": data_hashes(data)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def data_hashes(data_dir: Path) -> dict[str, str]:
-    """sha256 of every file the model depends on (training text and FLORES), keyed by relative path."""
-    files = [f for lang in LANGUAGES for f in _calib_files(data_dir, lang)]
-    files += [_flores_file(data_dir, lang) for lang in LANGUAGES]
-    return {f.relative_to(data_dir).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+def data_hashes(data: tuple[DataRoot, ...]) -> dict[str, str]:
+    """sha256 of every file the model depends on (training text and FLORES), keyed by path in the data folder."""
+    files = [(relative, path) for lang in LANGUAGES for relative, path in _calib_entries(data, lang)]
+    files += [(f"flores/{lang}.devtest.txt", _flores_file(data, lang)) for lang in LANGUAGES]
+    return {relative: hashlib.sha256(path.read_bytes()).hexdigest() for relative, path in files}
 
 
 # --- data -----------------------------------------------------------------------------------------
-def _require_data_dir(data_dir: Path | None) -> Path:
-    data_dir = data_dir if data_dir is not None else default_data_dir()
-    if data_dir is None or not (Path(data_dir) / "calib").is_dir():
+def _data_roots(data_dir: Path | tuple[DataRoot, ...] | None) -> tuple[DataRoot, ...]:
+    return data_dir if isinstance(data_dir, tuple) else data_roots(data_dir, flag="data_dir")
+
+
+def _calib_entries(data: tuple[DataRoot, ...], lang: str) -> list[tuple[str, Path]]:
+    """``(path in the data folder, file)`` of each calibration corpus that has ``lang``, in training order."""
+    entries = []
+    for src in CALIB_SOURCES:
+        found = find_file(data, f"calib/{src}/{lang}.txt")
+        if found is not None:
+            entries.append((f"calib/{src}/{lang}.txt", found[1]))
+    if not entries:
         raise CalibrationSourceError(
-            f"No multilingual data folder found (looked at {data_dir or 'shared/data beside the checkout'}). "
-            f"Set {DATA_DIR_ENV} to the folder holding calib/ and flores/."
+            f"No calibration text for '{lang}' (expected calib/<corpus>/{lang}.txt) in {tried(data, None)}. "
+            f"Set {DATA_DIR_ENV} to a folder that has it, or reinstall hfprune (its data ships with it)."
         )
-    return Path(data_dir)
+    return entries
 
 
-def _calib_files(data_dir: Path, lang: str) -> list[Path]:
-    files = [data_dir / "calib" / src / f"{lang}.txt" for src in CALIB_SOURCES]
-    files = [f for f in files if f.is_file()]
-    if not files:
+def _calib_files(data: tuple[DataRoot, ...], lang: str) -> list[Path]:
+    return [path for _, path in _calib_entries(data, lang)]
+
+
+def _flores_file(data: tuple[DataRoot, ...], lang: str) -> Path:
+    found = find_file(data, f"flores/{lang}.devtest.txt")
+    if found is None:
         raise CalibrationSourceError(
-            f"No calibration text for '{lang}' under {data_dir / 'calib'} (expected calib/<source>/{lang}.txt)."
+            f"FLORES devtest for '{lang}' (flores/{lang}.devtest.txt) is in none of: {tried(data, None)}."
         )
-    return files
-
-
-def _flores_file(data_dir: Path, lang: str) -> Path:
-    path = data_dir / "flores" / f"{lang}.devtest.txt"
-    if not path.is_file():
-        raise CalibrationSourceError(f"FLORES devtest for '{lang}' is missing: expected {path}.")
-    return path
+    return found[1]
 
 
 def _encode(tokenizer, text: str) -> list[int]:
-    return tokenizer(text, add_special_tokens=False).input_ids
+    # A whole language's text at once (cut into windows after): verbose=False keeps transformers from warning
+    # that it is longer than the model's context.
+    return tokenizer(text, add_special_tokens=False, verbose=False).input_ids
 
 
-def _flores_ids(tokenizer, data_dir: Path, lang: str) -> list[int]:
-    lines = _flores_file(data_dir, lang).read_text(encoding="utf-8").splitlines()
+def _flores_ids(tokenizer, data: tuple[DataRoot, ...], lang: str) -> list[int]:
+    lines = _flores_file(data, lang).read_text(encoding="utf-8").splitlines()
     return _encode(tokenizer, "\n".join(line for line in lines if line.strip()))
 
 
@@ -459,11 +468,9 @@ def _windowed_perplexity(model, ids: list[int], bos_id: int, window: int, batch_
     return math.exp(total_nll / total_tokens)
 
 
-def _flores_perplexities(model, tokenizer, data_dir: Path, window: int) -> dict[str, float]:
+def _flores_perplexities(model, tokenizer, data: tuple[DataRoot, ...], window: int) -> dict[str, float]:
     return {
-        lang: round(
-            _windowed_perplexity(model, _flores_ids(tokenizer, data_dir, lang), tokenizer.bos_token_id, window), 3
-        )
+        lang: round(_windowed_perplexity(model, _flores_ids(tokenizer, data, lang), tokenizer.bos_token_id, window), 3)
         for lang in LANGUAGES
     }
 
@@ -474,11 +481,11 @@ def _is_complete(folder: Path) -> bool:
     return (folder / TRAINING_RECORD).is_file() and (folder / "model.safetensors").is_file()
 
 
-def _train_atomically(target: Path, data_dir: Path, recipe: Recipe, progress: bool) -> None:
+def _train_atomically(target: Path, data: tuple[DataRoot, ...], recipe: Recipe, progress: bool) -> None:
     """Train into a temporary sibling folder and rename it into place, so no half folder is ever seen."""
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        train_tiny_model(tmp, data_dir=data_dir, seed=recipe.seed, recipe=recipe, progress=progress)
+        train_tiny_model(tmp, data_dir=data, seed=recipe.seed, recipe=recipe, progress=progress)
         if target.exists():  # a stale, incomplete folder from an older layout: replace it
             shutil.rmtree(target)
         os.replace(tmp, target)

@@ -1,7 +1,7 @@
 """The vocabulary corpus: text of the kept languages, tokenized by the original tokenizer, as token counts.
 
 Text comes from any calibration source (a folder of ``{lang}.txt`` / ``.jsonl`` files, a ``datasets`` id streamed
-only as far as the character budget, or the shared calibration corpora), so the tokens a model keeps are those
+only as far as the character budget, or hfprune's default calibration text), so the tokens a model keeps are those
 its calibration languages use.
 """
 

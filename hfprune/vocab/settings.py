@@ -27,13 +27,13 @@ class VocabSettings:
         langs: languages whose text decides the kept tokens; ``None``: the calibration mix's languages (or
             every language of the source when there is no mix).
         source: the vocabulary corpus, anything the calibration accepts (a folder, a ``datasets`` id, a
-            ``SourceSpec``); ``None``: the calibration source (by default the shared calibration corpora).
+            ``SourceSpec``); ``None``: the calibration source (by default hfprune's default calibration text).
         min_count: a token seen fewer times than this in the corpus is not kept for being seen.
         size: cap on the whole vocabulary (special, byte and script tokens included), filled by frequency.
         scripts: also keep every token written only in the kept languages' Unicode scripts (plus Common and
             Inherited), which leaves the tokenization of all text in those scripts unchanged.
         chars: characters of text read per language.
-        verify_source: held-out text: ``None`` for FLORES devtest in the shared data, or a folder of
+        verify_source: held-out text: ``None`` for FLORES devtest of the first data folder that has it, or a folder of
             ``{lang}.txt`` / ``{lang}.devtest.txt`` files; never the vocabulary corpus.
         other_langs: languages *not* kept whose tokenization is measured too; ``None`` picks two.
         verify_sentences: held-out sentences per language (``None``: all).

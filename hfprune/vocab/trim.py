@@ -25,7 +25,7 @@ from torch import nn
 from ..calibration import CalibrationSource, FolderSource, open_source
 from ..constants import DEFAULT_MAX_SHARD_SIZE, METADATA_FILE, VERSION, VOCAB_MAP_FILE
 from ..errors import InvalidOptionError, VocabVerificationError
-from ..io import atomic_folder, check_output, portable_command, write_json, write_local_record
+from ..io import atomic_folder, check_output, portable_command, portable_path, write_json, write_local_record
 from ..models import checkpoint_folder, load_model
 from ..system import library_versions, peak_memory
 from .corpus import CorpusCounts, count_tokens
@@ -99,7 +99,7 @@ def trim_vocab(
     Args:
         settings: what to keep (:class:`VocabSettings`); ``overrides`` set single fields (``langs="en,sw"``).
         source: the vocabulary corpus when ``settings.source`` is ``None`` (the calibration source, for
-            ``prune``); ``None`` for the shared calibration corpora.
+            ``prune``); ``None`` for hfprune's default calibration text.
         generation_config: the one to remap (default ``model.generation_config``).
         forward: how to get logits (a streamed model loads its blocks per call); default a plain forward.
         measure_after: time the trimmed model now (``prune`` times it after pruning instead).
@@ -228,7 +228,11 @@ def _check_tokenization(tokenizer: Any, plan: _Plan, settings: VocabSettings) ->
     }
     return {
         "record": {
-            "held_out": {"folder": str(plan.folder), **plan.held_out.describe(), **plan.held_out_others.describe()},
+            "held_out": {
+                "folder": portable_path(str(plan.folder)),
+                **plan.held_out.describe(),
+                **plan.held_out_others.describe(),
+            },
             "kept": {lang: report.describe() for lang, report in kept.items()},
             "not_kept": {lang: report.describe() for lang, report in others.items()},
             "chat_template": _chat_template_check(tokenizer, plan.tokenizer, mapping, _identical(plan.held_out, kept)),

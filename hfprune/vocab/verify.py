@@ -18,7 +18,8 @@ from typing import Any
 import torch
 
 from ..calibration import match
-from ..constants import DATA_DIR_ENV, default_data_dir
+from ..constants import DATA_DIR_ENV
+from ..data_sources import data_roots, tried
 from ..errors import VocabSourceError
 from .scripts import language_scripts
 
@@ -68,19 +69,22 @@ class HeldOut:
 
 
 def held_out_folder(source: str | Path | None) -> Path:
-    """``source`` or the shared FLORES devtest folder.
+    """``source``, or the FLORES devtest folder of the first data folder that has one (``$HFPRUNE_DATA_DIR``, then
+    the data shipped with hfprune).
 
     Raises:
-        VocabSourceError: no folder given and no shared data found, or the folder does not exist.
+        VocabSourceError: no folder given and no data folder has FLORES, or the folder does not exist.
     """
     if source is None:
-        data = default_data_dir()
-        if data is None or not (data / "flores").is_dir():
-            raise VocabSourceError(
-                "the trimmed vocabulary is verified on held-out text (FLORES devtest by default), and no shared data "
-                f"folder was found; pass --vocab-verify-source DIR (a folder of {{lang}}.txt files) or set {DATA_DIR_ENV}"
-            )
-        return data / "flores"
+        roots = data_roots()
+        for root in roots:
+            if (root.path / "flores").is_dir():
+                return root.path / "flores"
+        raise VocabSourceError(
+            "the trimmed vocabulary is verified on held-out text (FLORES devtest by default), and no data folder has "
+            f"it (tried {tried(roots, None)}); pass --vocab-verify-source DIR (a folder of {{lang}}.txt files) or "
+            f"set {DATA_DIR_ENV}"
+        )
     folder = Path(source).expanduser()
     if not folder.is_dir():
         raise VocabSourceError(f"the held-out text folder {folder} does not exist")

@@ -38,7 +38,7 @@ from ..constants import (
 )
 from ..errors import OutputOverlapsModelError
 from ..evaluation.plot import plot_comparison
-from ..evaluation.runner import compare, evaluate_model
+from ..evaluation.runner import check_evaluation_data, compare, evaluate_model
 from ..hub.local_push import push_to_local_hub, verify_local_hub
 from ..hub.manifest import local_manifest
 from ..hub.push import push_folder, verify_published
@@ -75,6 +75,7 @@ class RunOptions:
     eval_langs: list[str] = field(default_factory=list)
     eval_tasks: str = "ppl"
     eval_limit: int | None = None
+    eval_source: Path | None = None  # a data folder read instead of the default order of sources
     context_length: int = DEFAULT_CONTEXT_LENGTH
     eval_batch_size: int = DEFAULT_EVAL_BATCH_SIZE
     push_to: str | None = None
@@ -119,6 +120,8 @@ def run_job(options: RunOptions, log: Log = _to_stderr) -> RunOutcome:
     out = Path(options.out).expanduser()
     group = distributed.current()
     group.agree(lambda: _check_out(options, out), "checking the output folder")
+    if options.eval_langs:  # before minutes of pruning: every language must have a source
+        check_evaluation_data(options.eval_langs, options.eval_tasks, data_dir=options.eval_source)
     ledger = Ledger(out)
     ran: list[str] = []
     skipped: list[str] = []
@@ -268,6 +271,7 @@ def _eval_inputs(options: RunOptions) -> dict[str, Any]:
     return {
         "langs": options.eval_langs, "tasks": options.eval_tasks, "limit": options.eval_limit,
         "context_length": options.context_length, "batch_size": options.eval_batch_size,
+        **({"eval_source": str(options.eval_source.resolve())} if options.eval_source else {}),
     }  # fmt: skip
 
 
@@ -277,7 +281,8 @@ def _evaluate(options: RunOptions, base_folder: Path) -> dict[str, Any]:
     device = distributed.rank_device(torch.device(requested)) if requested else None
     settings = dict(
         langs=options.eval_langs, tasks=options.eval_tasks, limit=options.eval_limit,
-        context_length=options.context_length, batch_size=options.eval_batch_size, progress=False,
+        context_length=options.context_length, batch_size=options.eval_batch_size, data_dir=options.eval_source,
+        progress=False,
     )  # fmt: skip
     evaluations = {}
     for role, folder in (("dense", base_folder), ("pruned", options.out)):

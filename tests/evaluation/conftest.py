@@ -13,13 +13,13 @@ import torch  # noqa: E402
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast  # noqa: E402
 
-from hfprune.constants import default_data_dir  # noqa: E402
+from ..data_dirs import data_dir  # noqa: E402
 
 LANGS = ("en", "de", "sw", "zh")
 
 
 def _train_tokenizer(with_bos: bool) -> PreTrainedTokenizerFast:
-    data = default_data_dir()
+    data = data_dir()
     lines = [
         line for lang in LANGS for line in (data / "calib" / "udhr" / f"{lang}.txt").read_text("utf-8").splitlines()
     ]

@@ -5,7 +5,6 @@ import time
 import pytest
 
 from hfprune.cli.main import build_parser
-from hfprune.constants import default_data_dir
 from hfprune.errors import (
     DataFileMissingError,
     EmptyTextError,
@@ -13,6 +12,8 @@ from hfprune.errors import (
     OutputExistsError,
     UnknownTaskError,
 )
+
+from ..data_dirs import data_dir
 
 
 def _run(*argv):
@@ -73,8 +74,8 @@ def test_unknown_language_lists_the_existing_ones(saved_models):
 
 def test_data_folder_missing_a_listed_file_is_named(saved_models, tmp_path):
     data = tmp_path / "data"
-    shutil.copytree(default_data_dir() / "xcopa", data / "xcopa")
-    shutil.copy(default_data_dir() / "manifest.json", data / "manifest.json")
+    shutil.copytree(data_dir() / "xcopa", data / "xcopa")
+    shutil.copy(data_dir() / "manifest.json", data / "manifest.json")
     (data / "xcopa" / "sw.test.jsonl").unlink()
     (data / "xcopa" / "sw.validation.jsonl").unlink()
     with pytest.raises(DataFileMissingError, match=r"xcopa/sw\.test\.jsonl"):

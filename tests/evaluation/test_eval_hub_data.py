@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from hfprune.constants import default_data_dir
 from hfprune.errors import DataSourceError
 from hfprune.evaluation.task_data import load_task_data
 from hfprune.evaluation.tasks import TASKS
 
+from ..data_dirs import data_dir
 from ..hub_mirror import publish
 
 
@@ -35,7 +35,7 @@ def _publish_xcopa(mirror_root: Path, tmp_path: Path, langs: tuple[str, ...]) ->
     front = ["---", "configs:"]
     for lang in langs:
         (repo / lang).mkdir(parents=True)
-        rows = (default_data_dir() / "xcopa" / f"{lang}.test.jsonl").read_text("utf-8").splitlines()[:20]
+        rows = (data_dir() / "xcopa" / f"{lang}.test.jsonl").read_text("utf-8").splitlines()[:20]
         (repo / lang / "test.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
         front += [f"- config_name: {lang}", "  data_files:", "  - split: test", f"    path: {lang}/test.jsonl"]
     (repo / "README.md").write_text("\n".join(front + ["---", "", "XCOPA (test copy)", ""]), encoding="utf-8")
@@ -44,11 +44,8 @@ def _publish_xcopa(mirror_root: Path, tmp_path: Path, langs: tuple[str, ...]) ->
 
 def test_hub_data_fetches_the_language_config_and_split(hub_datasets, tmp_path):
     _publish_xcopa(hub_datasets.mirror_root, tmp_path, ("sw", "et"))
-    data = load_task_data(TASKS["xcopa"], "sw", None, hub=True, limit=5)
-    local = [
-        json.loads(line)
-        for line in (default_data_dir() / "xcopa" / "sw.test.jsonl").read_text("utf-8").splitlines()[:5]
-    ]
+    data = load_task_data(TASKS["xcopa"], "sw", (), hub=True, limit=5)
+    local = [json.loads(line) for line in (data_dir() / "xcopa" / "sw.test.jsonl").read_text("utf-8").splitlines()[:5]]
     assert data is not None and data.split == "test"
     assert [(d["premise"], d["choice1"], d["choice2"], d["label"]) for d in data.docs] == [
         (d["premise"], d["choice1"], d["choice2"], d["label"]) for d in local
@@ -58,5 +55,5 @@ def test_hub_data_fetches_the_language_config_and_split(hub_datasets, tmp_path):
 
 def test_hub_data_failure_names_the_dataset_and_the_way_out(hub_datasets, tmp_path):
     _publish_xcopa(hub_datasets.mirror_root, tmp_path, ("sw",))
-    with pytest.raises(DataSourceError, match=r"cambridgeltl/xcopa \(et, test\).*--data"):
-        load_task_data(TASKS["xcopa"], "et", None, hub=True, limit=5)  # the repo has no such config
+    with pytest.raises(DataSourceError, match=r"cambridgeltl/xcopa \(et, test\).*--eval-source"):
+        load_task_data(TASKS["xcopa"], "et", (), hub=True, limit=5)  # the repo has no such config

@@ -3,12 +3,13 @@ import math
 import pytest
 import torch
 
-from hfprune.constants import default_data_dir
 from hfprune.evaluation.data import read_jsonl
 from hfprune.evaluation.scoring import loglikelihoods
 from hfprune.evaluation.task_data import load_task_data
 from hfprune.evaluation.tasks import TASKS, get_task
 from hfprune.evaluation.zeroshot import build_prompts, evaluate_task
+
+from ..data_dirs import data_dir
 
 CASES = [
     ("xcopa", "sw"),
@@ -33,7 +34,7 @@ def _prefers(choice: int):
 @pytest.mark.parametrize("task,lang", CASES)
 def test_accuracy_of_always_choice_one_is_share_of_label_one(task, lang):
     spec = get_task(task)
-    docs = load_task_data(spec, lang, default_data_dir(), limit=200).docs
+    docs = load_task_data(spec, lang, data_dir(), limit=200).docs
     prompts = build_prompts(spec, docs, lang)
     for choice in (0, 1):
         score = evaluate_task(spec, docs, lang, _prefers(choice)(prompts))
@@ -66,7 +67,7 @@ def _manual_logprob(model, tokenizer, context, continuation):
 
 
 def test_batched_padded_scores_equal_one_by_one(tiny_model, bos_tokenizer):
-    path = default_data_dir() / "xcopa" / "sw.test.jsonl"
+    path = data_dir() / "xcopa" / "sw.test.jsonl"
     prompts = build_prompts(TASKS["xcopa"], read_jsonl(path)[:6], "sw")
     requests = [(c, x) for p in prompts for c, x in zip(p.contexts, p.continuations)]
     batched = loglikelihoods(tiny_model, bos_tokenizer, requests, batch_size=5)

@@ -127,9 +127,9 @@ def test_header_shows_both_ids_and_how_the_model_was_pruned():
 
 
 def test_every_flores_language_has_example_prompts():
-    from hfprune.constants import default_data_dir
+    from ..data_dirs import data_dir
 
-    data = default_data_dir()
+    data = data_dir()
     flores = {p.name.split(".")[0] for p in (data / "flores").glob("*.devtest.txt")} if data else set()
     app = load_app_module()
     for code in {"en", "de", "fr", "es", "ru", "zh", "ar", "sw", "hi", "ja", *flores}:

@@ -11,10 +11,10 @@ import torch
 from huggingface_hub import ModelCard
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-from hfprune import constants as paths
 from hfprune.cli import main
 from hfprune.space.serve import load_app_module
 
+from ..data_dirs import data_dir
 from ..model_factory import make_model, make_tokenizer, save_model_folder
 from ..vocab import factory as vocab_factory
 
@@ -23,7 +23,7 @@ CALIB = ["--calib", "en:3,sw:3", "--seqlen", "32"]
 
 @pytest.fixture(scope="module")
 def dense_dir(tmp_path_factory) -> Path:
-    data = paths.default_data_dir()
+    data = data_dir()
     assert data is not None
     texts = []
     for lang in ("en", "sw", "de"):

@@ -14,7 +14,7 @@ import transformers as T
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoModelForCausalLM, GemmaTokenizer, PreTrainedTokenizerFast
 
-from hfprune.constants import default_data_dir
+from ..data_dirs import data_dir
 
 #: Languages of the training text: three scripts, so trimming to some of them drops a lot.
 LANGS = ("en", "de", "sw", "ru", "zh")
@@ -27,7 +27,7 @@ CHAT_TEMPLATE = (
 
 
 def training_lines(langs: tuple[str, ...] = LANGS) -> list[str]:
-    data = default_data_dir()
+    data = data_dir()
     lines: list[str] = []
     for lang in langs:
         for corpus in ("udhr", "ntrex"):
