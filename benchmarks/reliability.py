@@ -288,7 +288,10 @@ def write(results: dict, argv: list[str]) -> None:
         "sweep, analyze, space, demo and trim-vocab (structured pruning and placement options included); each must",
         "give exactly one `error:` line naming the problem, exit code 2, no",
         "traceback, and leave the scratch folder and the model folder byte-for-byte as they were (the test checks all",
-        "four for every row; `python -m pytest tests/test_bad_input.py` runs it).",
+        "four for every row; `python -m pytest tests/test_bad_input.py` runs it). Its files-and-paths part covers",
+        "what is beside `--out` (a copy named like a leftover), inside it (a user's file under `--overwrite`, another",
+        "job's run), overlapping the model, links a push would follow, tokens in any published file, another model's",
+        "results, and broken or lying model folders and texts.",
         "",
     ]
     (RESULTS / "reliability.md").write_text("\n".join(lines))

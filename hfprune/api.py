@@ -594,7 +594,7 @@ def prune_pretrained(
     """
     settings = (settings or PruneSettings()).with_overrides(**overrides)
     group = distributed.current()
-    group.agree(lambda: check_output(out, overwrite), "checking the output folder")
+    group.agree(lambda: check_output(out, overwrite, reads=model_id), "checking the output folder")
     check_shard_size(max_shard_size)
     resolve_device(settings.device)
     extra = {"command": portable_command(list(command))} if command else {}

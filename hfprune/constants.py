@@ -25,6 +25,10 @@ LEDGER_FILE = ".hfprune-run.json"
 LOCAL_RECORD = ".hfprune-local.json"
 #: Marks a folder hfprune is still writing (with the writer's pid and host): a killed run's leftover.
 PARTIAL_MARKER = ".hfprune-partial"
+#: Inside an output while it is being replaced (``--overwrite``): the name it is swapped out under.
+SWAP_MARKER = ".hfprune-swap"
+#: Inside every output hfprune writes: the files its job wrote, so ``--overwrite`` can tell them from a user's.
+WRITTEN_RECORD = ".hfprune-files.json"
 #: A trimmed vocabulary's map: for every new token id, its id in the base model and why it was kept.
 VOCAB_MAP_FILE = "vocab_map.json"
 #: The index of sharded safetensors weights (transformers' name).

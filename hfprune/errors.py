@@ -23,6 +23,10 @@ class InvalidOptionError(HfpruneError):
     """An option value or a combination of options that cannot work (checked before any work starts)."""
 
 
+class NotTextFileError(InvalidOptionError):
+    """A file that should hold text is not UTF-8, or is binary."""
+
+
 class InvalidDeviceError(InvalidOptionError):
     """A compute device that does not exist on this machine (``--device cuda`` without CUDA, an unknown name)."""
 
@@ -82,6 +86,15 @@ class NonFiniteWeightsError(ModelError):
 
 class CorruptCheckpointError(ModelError):
     """A safetensors file whose header does not describe its bytes (truncated, tampered or not safetensors)."""
+
+
+class IncompleteCheckpointError(ModelError):
+    """The weights do not cover the architecture the config describes: tensors missing, or of another shape
+    (a config that disagrees with its weights). Never loaded with the gaps randomly initialised."""
+
+
+class BrokenModelFileError(ModelError):
+    """A model folder's config or tokenizer file exists but cannot be read (not JSON, truncated, corrupt)."""
 
 
 class StreamingUnsupportedError(ModelError):
@@ -284,6 +297,10 @@ class ResultsFormatError(CardError):
     """An evaluation results file that ``hfprune eval`` did not write (or from an incompatible version)."""
 
 
+class ResultsOfAnotherModelError(CardError):
+    """The results file records other weights than the folder's: it measured another model."""
+
+
 class CardTemplateError(CardError):
     """The model card template is missing or fails to render."""
 
@@ -323,6 +340,15 @@ class PushVerificationError(PublishError):
 
 class SecretInFolderError(PublishError):
     """A file of the folder to publish holds the user's Hub token."""
+
+
+class LinkOutOfFolderError(PublishError):
+    """The folder to publish holds a symbolic link to something outside it (or to a folder, or to nothing):
+    publishing it would publish a file the user never put in the folder."""
+
+
+class InvalidBranchError(PublishError, InvalidOptionError):
+    """A branch name to publish to that git (and so the Hub) can never accept."""
 
 
 class LocalHubError(PublishError):

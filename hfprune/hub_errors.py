@@ -119,6 +119,11 @@ def _translate_write(error: BaseException, repo_id: str, user: str | None) -> Hf
             f"namespace you own{own}, ask the owner of '{namespace}' for write access, or use a token with "
             "write access (https://huggingface.co/settings/tokens)"
         )
+    if isinstance(error, hf_errors.OfflineModeIsEnabled) or huggingface_hub.constants.is_offline_mode():
+        return HubUnavailableError(
+            f"cannot publish to '{repo_id}': offline mode is on (HF_HUB_OFFLINE=1), so hfprune sent nothing. "
+            "Unset HF_HUB_OFFLINE to push to the Hub, or publish into a local folder with --local-hub DIR"
+        )
     if connection_dropped(error):
         return UploadInterruptedError(
             f"the connection to the Hub dropped before it confirmed the commit to '{repo_id}', so hfprune does not "

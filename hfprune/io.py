@@ -12,6 +12,7 @@ import errno
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import socket
 import tempfile
@@ -21,8 +22,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .constants import LEDGER_FILE, LOCAL_RECORD, METADATA_FILE, PARTIAL_MARKER
-from .errors import DiskFullError, OutputExistsError, OutputNotOursError, OutputNotWritableError
+from .constants import (
+    CARD_FILE,
+    LEDGER_FILE,
+    LOCAL_RECORD,
+    METADATA_FILE,
+    PARTIAL_MARKER,
+    PLOT_FILE,
+    RESULTS_FILE,
+    SWAP_MARKER,
+    WRITTEN_RECORD,
+)
+from .errors import (
+    DiskFullError,
+    NotTextFileError,
+    OutputExistsError,
+    OutputNotOursError,
+    OutputNotWritableError,
+    OutputOverlapsModelError,
+)
 
 _CHUNK = 1 << 20
 
@@ -107,6 +125,41 @@ def write_json(path: str | Path, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
+def read_text_file(path: str | Path) -> str:
+    """A text file's content, or one line saying why it is not text (not UTF-8, or binary): every text a user
+    hands hfprune (calibration, evaluation) is read here.
+
+    Raises:
+        NotTextFileError: the bytes are not UTF-8 or hold NUL bytes (a binary file named ``.txt``).
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise NotTextFileError(
+            f"{path} is not UTF-8 text (byte {err.start} cannot be decoded); save it as UTF-8, or remove it"
+        ) from None
+    if "\x00" in text:
+        raise NotTextFileError(f"{path} holds NUL bytes: it looks like a binary file, not text; remove it")
+    return text
+
+
+#: What hfprune writes into the PNG plots it makes (a ``Software`` text chunk), so ``--overwrite`` can tell them
+#: from a user's image of the same name.
+PLOT_METADATA = {"Software": "hfprune"}
+
+
+def is_hfprune_plot(path: Path) -> bool:
+    """Whether ``path`` is a PNG that hfprune wrote (its ``Software`` chunk says hfprune)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(1 << 16)
+    except OSError:
+        return False
+    return head.startswith(b"\x89PNG") and b"tEXtSoftware\x00hfprune" in head
+
+
 # --- folders --------------------------------------------------------------------------------------------
 #: Files that mark a folder as hfprune's: a pruned model's record, or ``hfprune run``'s ledger.
 OUTPUT_MARKERS = (METADATA_FILE, LEDGER_FILE)
@@ -118,21 +171,40 @@ def write_local_record(folder: str | Path, base_folder: str | Path) -> Path:
     return write_json(Path(folder) / LOCAL_RECORD, {"base_model_path": str(Path(base_folder).resolve())})
 
 
-def check_output(path: str | Path, overwrite: bool, *, marker: str | tuple[str, ...] = OUTPUT_MARKERS) -> Path:
+def check_output(
+    path: str | Path,
+    overwrite: bool,
+    *,
+    marker: str | tuple[str, ...] = OUTPUT_MARKERS,
+    reads: str | Path | None = None,
+    whole: bool = True,
+) -> Path:
     """Refuse an output that cannot be (re)written, before any long work, so nothing is wasted or lost.
 
-    An existing folder is replaced only with ``overwrite`` and only if hfprune wrote it: it holds ``marker``
-    (``hfprune.json`` or ``hfprune run``'s ledger for a model folder). An empty folder counts as free. The nearest existing parent must be
-    writable (probed by creating a file, which also catches read-only mounts for root). Leftovers of earlier
-    runs that were killed are cleaned first (:func:`recover_leftovers`).
+    An existing folder is replaced only with ``overwrite``, only if hfprune wrote it (it holds ``marker``:
+    ``hfprune.json`` or ``hfprune run``'s ledger for a model folder) and only if it holds nothing hfprune did not
+    write when the job replaces the folder ``whole`` (:func:`foreign_files`: a user's notes beside the weights
+    are never deleted; a job that only writes its own files into the folder passes ``whole=False``). An empty
+    folder counts as free. ``reads``: the model the job reads; when it is a local folder, ``path`` must not be, contain or
+    lie inside it. The nearest existing parent must be writable (probed by creating a file, which also catches
+    read-only mounts for root). Leftovers of earlier runs that were killed are cleaned first
+    (:func:`recover_leftovers`: only what hfprune can prove it wrote).
 
     Raises:
-        OutputExistsError: ``path`` exists and ``overwrite`` is false, or it is a file.
-        OutputNotOursError: ``overwrite`` was given for a folder hfprune did not write.
+        OutputExistsError: ``path`` exists and ``overwrite`` is false, or it is a file or a link.
+        OutputNotOursError: ``overwrite`` was given for a folder hfprune did not write, or one holding files
+            hfprune did not write.
+        OutputOverlapsModelError: ``path`` and the local model folder ``reads`` overlap.
         OutputNotWritableError: the folder's parent cannot be written.
     """
     out = Path(path).expanduser()
+    if reads is not None:
+        check_not_over_model(reads, out)
     recover_leftovers(out)
+    if out.is_symlink():
+        raise OutputExistsError(
+            f"{out} is a symbolic link; give --out a real folder (hfprune never writes through links)"
+        )
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"{out} exists and is not a folder; choose another --out")
     if out.is_dir() and any(out.iterdir()):
@@ -144,8 +216,68 @@ def check_output(path: str | Path, overwrite: bool, *, marker: str | tuple[str, 
                 f"{out} exists and was not written by hfprune (it has no {markers[0]}), so --overwrite will not "
                 "replace it: choose another --out, or move that folder away yourself"
             )
+        foreign = foreign_files(out) if whole else []
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise OutputNotOursError(
+                f"{out} holds files hfprune did not write ({shown}); --overwrite replaces only hfprune's own "
+                "output, so move those files out of it first, or choose another --out"
+            )
     check_writable(out.parent)
     return out
+
+
+def check_not_over_model(model: str | Path, out: str | Path) -> None:
+    """``out`` must not be, contain or lie inside the local model folder ``model`` (a Hub id passes): hfprune
+    never writes into or over the model it reads, with or without ``--overwrite``."""
+    local = Path(model).expanduser()
+    if not local.is_dir():
+        return
+    source, target = local.resolve(), Path(out).expanduser().resolve()
+    relation = (
+        "is" if target == source else "lies inside" if source in target.parents else "contains"
+        if target in source.parents else None
+    )  # fmt: skip
+    if relation:
+        raise OutputOverlapsModelError(
+            f"--out {out} {relation} the model folder {model}; hfprune never writes into or over the model it "
+            "reads (with or without --overwrite): choose an --out outside it"
+        )
+
+
+#: What hfprune writes into an output folder after the job that made it (card, evaluation, ledger, records).
+_LATER_FILES = frozenset({CARD_FILE, RESULTS_FILE, PLOT_FILE, LEDGER_FILE, LOCAL_RECORD, METADATA_FILE})
+
+
+def written_files(folder: Path) -> list[str]:
+    """Every file under ``folder`` as posix relative paths (links included, not followed)."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_symlink() or not p.is_dir())
+
+
+def foreign_files(folder: Path) -> list[str]:
+    """Files in an hfprune output that hfprune did not write: neither in the record of what the job wrote
+    (:data:`WRITTEN_RECORD`, kept in the folder) nor one of the files later commands add (card, results).
+    An output from before the record existed counts the files a saved model is made of as hfprune's."""
+    try:
+        recorded = set(json.loads((folder / WRITTEN_RECORD).read_text(encoding="utf-8"))["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        recorded = None
+    foreign = []
+    for name in written_files(folder):
+        if name in _LATER_FILES or name.startswith(".hfprune-"):
+            continue
+        if recorded is not None and name in recorded:
+            continue
+        if recorded is None and _looks_like_model_file(name):
+            continue
+        foreign.append(name)
+    return foreign
+
+
+def _looks_like_model_file(name: str) -> bool:
+    return "/" not in name and (
+        name.endswith((".safetensors", ".json", ".jinja")) or name in ("tokenizer.model", "merges.txt", "spiece.model")
+    )
 
 
 def check_output_file(path: str | Path, overwrite: bool, *, ours: Callable[[Path], bool] | None = None) -> Path:
@@ -200,6 +332,7 @@ def atomic_folder(
     _write_marker(tmp)
     try:
         yield tmp
+        write_json(tmp / WRITTEN_RECORD, {"files": [n for n in written_files(tmp) if not n.startswith(".hfprune-")]})
         _replace(tmp, out, overwrite)
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -211,31 +344,34 @@ def atomic_folder(
 
 
 def recover_leftovers(out: Path) -> list[Path]:
-    """Clean what killed runs left beside ``out``; return what was removed or restored.
+    """Clean what killed runs of hfprune left beside ``out``; return what was removed or restored.
 
-    A ``.NAME.tmp-PID-*`` folder with hfprune's marker whose process is gone is removed. A ``.NAME.old-PID``
-    folder is a complete earlier output that was being swapped out: if ``out`` is missing (the process died
-    mid-swap) it is put back, otherwise it is removed. Folders of live processes, of other machines, or without
-    hfprune's marks are never touched.
+    Only what hfprune can prove it wrote is touched: a sibling whose marker file names that very folder (the
+    name carries a random part that hfprune chose when it created it), written by a process of this machine
+    that is gone. A ``.NAME.tmp-*`` folder is a half-written output: removed. A ``.NAME.old-*`` folder is a
+    complete earlier output that was being swapped out: put back if ``out`` is missing (the process died
+    mid-swap), else removed. A user's copy, a folder of a live process or of another machine is never touched,
+    whatever its name.
     """
     out = out.expanduser().absolute()
     if not out.parent.is_dir():
         return []
     done = []
     for candidate in sorted(out.parent.glob(f".{out.name}.tmp-*")):
-        pid = _pid_in(candidate.name, ".tmp-")
-        if candidate.is_dir() and pid is not None and _marked_by_dead_process(candidate / PARTIAL_MARKER, pid):
+        if _left_by_dead_run(candidate, PARTIAL_MARKER):
             shutil.rmtree(candidate, ignore_errors=True)
             done.append(candidate)
     for candidate in sorted(out.parent.glob(f".{out.name}.old-*")):
-        pid = _pid_in(candidate.name, ".old-")
-        if not candidate.is_dir() or pid is None or _alive(pid):
+        if not _left_by_dead_run(candidate, SWAP_MARKER):
             continue
         if not out.exists():
             os.rename(candidate, out)
-        elif (candidate / METADATA_FILE).is_file() or (candidate / PARTIAL_MARKER).is_file():
+            (out / SWAP_MARKER).unlink(missing_ok=True)
+        else:
             shutil.rmtree(candidate, ignore_errors=True)
         done.append(candidate)
+    if out.is_dir() and _left_by_dead_run(out, SWAP_MARKER, named=False):  # died before the swap began
+        (out / SWAP_MARKER).unlink(missing_ok=True)
     return done
 
 
@@ -258,32 +394,37 @@ def _replace(tmp: Path, out: Path, overwrite: bool) -> None:
         return
     if not overwrite:  # appeared while we worked
         raise OutputExistsError(f"{out} appeared while writing; the new result is not kept")
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    old = out.with_name(f".{out.name}.old-{os.getpid()}-{secrets.token_hex(6)}")
+    _write_marker(out, SWAP_MARKER, name=old.name)  # first, so a crash at any point leaves a provable leftover
     os.rename(out, old)
     os.rename(tmp, out)
     (out / PARTIAL_MARKER).unlink(missing_ok=True)
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _write_marker(folder: Path) -> None:
-    record = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
-    (folder / PARTIAL_MARKER).write_text(json.dumps(record) + "\n", encoding="utf-8")
+def _write_marker(folder: Path, marker: str = PARTIAL_MARKER, *, name: str | None = None) -> None:
+    """Mark ``folder`` as this run's: the folder name it has (or will have), this process and machine."""
+    record = {"name": name or folder.name, "pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+    (folder / marker).write_text(json.dumps(record) + "\n", encoding="utf-8")
 
 
-def _marked_by_dead_process(marker: Path, pid: int) -> bool:
+def _left_by_dead_run(folder: Path, marker: str, *, named: bool = True) -> bool:
+    """Whether ``folder`` holds ``marker`` written for this very folder name (unless ``named`` is false) by a
+    process of this machine that no longer runs."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
     try:
-        record = json.loads(marker.read_text(encoding="utf-8"))
+        record = json.loads((folder / marker).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return record.get("pid") == pid and record.get("host") == socket.gethostname() and not _alive(pid)
+    if not isinstance(record, dict) or not isinstance(record.get("pid"), int):
+        return False
+    if named and record.get("name") != folder.name:
+        return False
+    return record.get("host") == socket.gethostname() and not process_alive(record["pid"])
 
 
-def _pid_in(name: str, tag: str) -> int | None:
-    digits = name.rsplit(tag, 1)[-1].split("-", 1)[0]
-    return int(digits) if digits.isdigit() else None
-
-
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether a process with this id runs on this machine (a zombie counts as gone)."""
     try:
         os.kill(pid, 0)

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, ViTConfig, ViTModel
+from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, ViTConfig, ViTModel
 
 from hfprune.cli.main import main
+from hfprune.constants import LEDGER_FILE, METADATA_FILE, WRITTEN_RECORD
 
 from .data_dirs import data_dir
 from .model_factory import make_model, make_tokenizer, save_model_folder
@@ -31,6 +32,8 @@ class Case:
     #: prepares files the case needs in the scratch folder (they count as "before")
     setup: Callable[[Path, Path], None] | None = None
     marks: list = field(default_factory=list)
+    #: environment variables set for the case (a token the push must not publish, ...)
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def _user_folder(scratch: Path, model: Path) -> None:
@@ -277,6 +280,247 @@ CASES: dict[str, Case] = {
 }
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Files and paths: what is beside --out, inside it, what it links to, and what a model folder really holds.
+def _hfprune_output(folder: Path, *, record: bool = True, extra: dict[str, str] | None = None) -> None:
+    """A folder as hfprune writes it (its record of what it wrote included, unless ``record`` is false)."""
+    folder.mkdir(parents=True)
+    (folder / METADATA_FILE).write_text(json.dumps({"method": "magnitude"}))
+    (folder / "model.safetensors").write_bytes(b"weights")
+    if record:
+        (folder / WRITTEN_RECORD).write_text(json.dumps({"files": [METADATA_FILE, "model.safetensors"]}))
+    for name, text in (extra or {}).items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+
+
+def _copy_named_like_a_leftover(scratch: Path, model: Path) -> None:
+    _hfprune_output(scratch / "out")
+    _hfprune_output(scratch / ".out.old-2024", extra={"notes.txt": "my copy"})  # cp -r out .out.old-2024
+
+
+def _output_with_user_notes(scratch: Path, model: Path) -> None:
+    _hfprune_output(scratch / "out", extra={"notes.txt": "mine"})
+
+
+def _old_output_with_user_folder(scratch: Path, model: Path) -> None:
+    _hfprune_output(scratch / "out", record=False, extra={"mine/data.txt": "mine"})
+
+
+def _model_inside_output(scratch: Path, model: Path) -> None:
+    _hfprune_output(scratch / "p")
+    for path in model.iterdir():
+        (scratch / "p" / "base").mkdir(exist_ok=True)
+        (scratch / "p" / "base" / path.name).write_bytes(path.read_bytes())
+
+
+def _run_of_another_job(scratch: Path, model: Path) -> None:
+    _hfprune_output(scratch / "out", extra={"notes.txt": "mine"})
+    job = {"key": "0" * 64, "model": "other-model", "method": "sparsegpt"}
+    (scratch / "out" / LEDGER_FILE).write_text(json.dumps({"version": 1, "job": job, "steps": {}}))
+
+
+def _publishable(scratch: Path, model: Path, name: str = "pub") -> Path:
+    folder = scratch / name
+    assert main(["prune", str(model), "--method", "magnitude", "--out", str(folder), "--quiet"]) == 0
+    (folder / "README.md").write_text("---\nlicense: mit\n---\n# card\n")
+    return folder
+
+
+def _link_out_of_folder(scratch: Path, model: Path) -> None:
+    (scratch / "secret.txt").write_text("outside the folder")
+    (_publishable(scratch, model) / "config-copy.txt").symlink_to(scratch / "secret.txt")
+
+
+def _link_to_a_system_file(scratch: Path, model: Path) -> None:
+    (_publishable(scratch, model) / "hosts").symlink_to("/etc/hosts")
+
+
+def _token_in_a_binary(scratch: Path, model: Path) -> None:
+    folder = _publishable(scratch, model)
+    torch.save({"token": FAKE_TOKEN}, folder / "optimizer.pt")  # a .pt was never scanned
+
+
+def _token_in_a_large_file(scratch: Path, model: Path) -> None:
+    folder = _publishable(scratch, model)
+    with (folder / "train.log").open("wb") as handle:  # over the old 20 MB limit; the token straddles a chunk
+        handle.write(b"x" * (21 * (1 << 20) - 7) + FAKE_TOKEN.encode() + b"\n")
+
+
+def _results_of_another_model(scratch: Path, model: Path) -> None:
+    _publishable(scratch, model)
+    record = {"name": "other", "sha256": "0" * 64, "weights_sha256": {"model.safetensors": "1" * 64}}
+    (scratch / "results.json").write_text(json.dumps({"model": record, "settings": {}, "results": []}))
+
+
+def _results_wrong_shape(scratch: Path, model: Path) -> None:
+    _publishable(scratch, model)
+    (scratch / "results.json").write_text(json.dumps([1, 2, 3]))
+
+
+def _broken_copy(scratch: Path, model: Path, name: str) -> Path:
+    folder = scratch / name
+    folder.mkdir()
+    for path in model.iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    return folder
+
+
+def _truncated_weights(scratch: Path, model: Path) -> None:
+    weights = _broken_copy(scratch, model, "broken") / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+
+
+def _zero_byte_weights(scratch: Path, model: Path) -> None:
+    (_broken_copy(scratch, model, "broken") / "model.safetensors").write_bytes(b"")
+
+
+def _config_not_json(scratch: Path, model: Path) -> None:
+    (_broken_copy(scratch, model, "broken") / "config.json").write_text("{not json")
+
+
+def _config_disagrees_with_weights(scratch: Path, model: Path) -> None:
+    folder = _broken_copy(scratch, model, "broken")
+    config = json.loads((folder / "config.json").read_text())
+    config["intermediate_size"] += 8
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def _tensor_missing(scratch: Path, model: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    folder = _broken_copy(scratch, model, "broken")
+    state = load_file(folder / "model.safetensors")
+    del state["model.layers.1.mlp.up_proj.weight"]
+    save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
+
+
+def _tokenizer_corrupt(scratch: Path, model: Path) -> None:
+    (_broken_copy(scratch, model, "broken") / "tokenizer.json").write_text('{"truncated": ')
+
+
+def _tokenizer_larger_than_the_model(scratch: Path, model: Path) -> None:
+    folder = _broken_copy(scratch, model, "broken")
+    config = json.loads((folder / "config.json").read_text())
+    small_config = make_model("llama").config
+    small_config.vocab_size = 64
+    save_model_folder(AutoModelForCausalLM.from_config(small_config), None, scratch / "small")
+    for name in ("config.json", "model.safetensors"):
+        (folder / name).write_bytes((scratch / "small" / name).read_bytes())
+    assert config["vocab_size"] > 64
+
+
+def _text_not_utf8(scratch: Path, model: Path) -> None:
+    (scratch / "texts").mkdir()
+    (scratch / "texts" / "en.txt").write_bytes("caf\u00e9 latin-1 text\n".encode("latin-1") * 200)
+
+
+def _text_binary(scratch: Path, model: Path) -> None:
+    (scratch / "texts").mkdir()
+    (scratch / "texts" / "en.txt").write_bytes(b"\x00\x01\x02binary" * 500)
+
+
+def _a_text_file(scratch: Path, model: Path) -> None:
+    (scratch / "en.txt").write_text("some english text\n" * 200)
+
+
+FAKE_TOKEN = "hf_" + "FakeTokenForTheScanTest" * 2
+PUSH_LOCAL = ["push", "{scratch}/pub", "local/x", "--local-hub", "{scratch}/hub"]
+BROKEN = ["prune", "{scratch}/broken", "--method", "magnitude", "--out", "{out}", "--quiet"]
+PATH_CASES: dict[str, Case] = {
+    # --- beside --out, inside it, overlapping the model ---
+    "a copy named like a leftover beside --out": Case([*P], "already exists", _copy_named_like_a_leftover),
+    "overwrite an output holding a user's file": Case(
+        [*P, "--overwrite"], "holds files hfprune did not write (notes.txt)", _output_with_user_notes
+    ),
+    "overwrite an older output holding a user's folder": Case(
+        [*P, "--overwrite"], "did not write (mine/data.txt)", _old_output_with_user_folder
+    ),
+    "prune --out equal to the model": Case(["prune", "{model}", "--out", "{model}", "--overwrite"], "is the model"),
+    "prune --out inside the model": Case(["prune", "{model}", "--out", "{model}/pruned"], "lies inside the model"),
+    "prune --out containing the model": Case(
+        ["prune", "{scratch}/p/base", "--out", "{scratch}/p", "--overwrite"], "contains the model", _model_inside_output
+    ),
+    "trim-vocab --out equal to the model": Case(
+        ["trim-vocab", "{model}", "--langs", "en", "--out", "{model}", "--overwrite"], "is the model"
+    ),
+    "trim-vocab --out containing the model": Case(
+        ["trim-vocab", "{scratch}/p/base", "--langs", "en", "--out", "{scratch}/p", "--overwrite"],
+        "contains the model",
+        _model_inside_output,
+    ),
+    "run --out of another job": Case(
+        ["run", "{model}", "--method", "magnitude", "--out", "{out}"], "another job", _run_of_another_job
+    ),
+    "run --out of another job, overwrite, user's file": Case(
+        ["run", "{model}", "--method", "magnitude", "--out", "{out}", "--overwrite"],
+        "did not write (notes.txt)",
+        _run_of_another_job,
+    ),
+    "--out is a file": Case([*P], "is not a folder", lambda scratch, model: (scratch / "out").write_text("mine")),
+    "--out is a link": Case(
+        [*P, "--overwrite"], "is a symbolic link", lambda scratch, model: (scratch / "out").symlink_to(scratch)
+    ),
+    # --- what a push publishes ---
+    "local push of a link out of the folder": Case(
+        PUSH_LOCAL, "links that lead out of it (config-copy.txt", _link_out_of_folder
+    ),
+    "hub push of a link to a system file": Case(
+        ["push", "{scratch}/pub", "me/x"], "links that lead out of it (hosts -> /etc/hosts)", _link_to_a_system_file
+    ),
+    "local push of a token in a .pt": Case(
+        PUSH_LOCAL, "token is written in optimizer.pt", _token_in_a_binary, env={"HF_TOKEN": FAKE_TOKEN}
+    ),
+    "local push of a token in a 21 MB log": Case(
+        PUSH_LOCAL, "token is written in train.log", _token_in_a_large_file, env={"HF_TOKEN": FAKE_TOKEN}
+    ),
+    "local push to a branch git refuses": Case([*PUSH_LOCAL, "--revision", "a..b"], "not a branch name", _publishable),
+    "hub push while offline": Case(
+        ["push", "{scratch}/pub", "me/x"], "offline mode is on", _publishable, env={"HF_TOKEN": FAKE_TOKEN}
+    ),
+    "eval --overwrite over a user's image": Case(
+        ["eval", "{model}", "--langs", "en", "--out", "{scratch}/r.json", "--overwrite"],
+        "is not a file hfprune wrote",
+        lambda scratch, model: (scratch / "r.png").write_bytes(b"\x89PNG\r\n\x1a\n my holiday photo"),
+    ),
+    # --- results and cards ---
+    "card with another model's results": Case(
+        ["card", "{scratch}/pub", "--results", "{scratch}/results.json"], "other weights", _results_of_another_model
+    ),
+    "card with results of the wrong shape": Case(
+        ["card", "{scratch}/pub", "--results", "{scratch}/results.json"], "is not a results file", _results_wrong_shape
+    ),
+    # --- broken and lying model folders ---
+    "truncated weights": Case(BROKEN, "is not a valid safetensors file", _truncated_weights),
+    "zero-byte weights": Case(BROKEN, "0 bytes long", _zero_byte_weights),
+    "config that is not JSON": Case(BROKEN, "config.json is not valid JSON", _config_not_json),
+    "config that disagrees with the weights": Case(BROKEN, "of another shape", _config_disagrees_with_weights),
+    "config that disagrees with the weights, streamed": Case(
+        [*BROKEN, "--stream"], "of another shape", _config_disagrees_with_weights
+    ),
+    "a tensor missing": Case(BROKEN, "1 tensor(s) missing (model.layers.1.mlp.up_proj.weight)", _tensor_missing),
+    "a corrupt tokenizer": Case(BROKEN, "cannot be read", _tokenizer_corrupt),
+    "a tokenizer larger than the model": Case(BROKEN, "embedding rows", _tokenizer_larger_than_the_model),
+    "a model that is a file": Case(
+        ["prune", "{scratch}/en.txt", "--method", "magnitude", "--out", "{out}"], "en.txt", _a_text_file
+    ),
+    # --- text ---
+    "calibration text not UTF-8": Case(
+        [*P, "--calib", "en:2", "--calib-source", "{scratch}/texts"], "is not UTF-8 text", _text_not_utf8
+    ),
+    "calibration text binary": Case(
+        [*P, "--calib", "en:2", "--calib-source", "{scratch}/texts"], "holds NUL bytes", _text_binary
+    ),
+    "calibration source that is a file": Case(
+        [*P, "--calib", "en:2", "--calib-source", "{scratch}/en.txt"], "is a file; give the folder", _a_text_file
+    ),
+    "eval source that is a file": Case(
+        ["eval", "{model}", "--langs", "en", "--eval-source", "{scratch}/en.txt"], "is not a folder", _a_text_file
+    ),
+}
+CASES.update(PATH_CASES)
+
+
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
     data = data_dir()
@@ -297,6 +541,8 @@ def test_a_bad_input_is_one_error_line_exit_2_and_nothing_written(name, model, t
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.chdir(scratch)
+    for name, value in case.env.items():
+        monkeypatch.setenv(name, value)
     if case.setup:
         case.setup(scratch, model)
     capsys.readouterr()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hfprune.cli.main import main
-from hfprune.constants import METADATA_FILE, PARTIAL_MARKER
+from hfprune.constants import METADATA_FILE, PARTIAL_MARKER, SWAP_MARKER
 from hfprune.io import recover_leftovers
 
 from .model_factory import make_model, make_tokenizer, save_model_folder
@@ -59,17 +60,69 @@ def test_sigkill_mid_prune_leaves_a_leftover_that_the_next_run_removes(model_dir
     assert (out / METADATA_FILE).is_file() and not (out / PARTIAL_MARKER).exists()
 
 
+def _swap_leftover(folder: Path, pid: int) -> None:
+    folder.mkdir()
+    (folder / METADATA_FILE).write_text(json.dumps({"method": "wanda"}))
+    record = {"name": folder.name, "pid": pid, "host": socket.gethostname()}
+    (folder / SWAP_MARKER).write_text(json.dumps(record))
+
+
 def test_an_output_being_swapped_out_when_killed_is_restored(tmp_path):
     out = tmp_path / "pruned"
-    old = tmp_path / f".pruned.old-{_dead_pid()}"
-    old.mkdir()
-    (old / METADATA_FILE).write_text(json.dumps({"method": "wanda"}))
+    old = tmp_path / ".pruned.old-123-a1b2c3"
+    _swap_leftover(old, _dead_pid())
     assert recover_leftovers(out) == [old]
     assert json.loads((out / METADATA_FILE).read_text()) == {"method": "wanda"} and not old.exists()
+    assert not (out / SWAP_MARKER).exists()
+
+
+def test_a_swapped_out_output_is_removed_once_the_new_one_is_in_place(tmp_path):
+    out = tmp_path / "pruned"
+    out.mkdir()
+    (out / METADATA_FILE).write_text("{}")
+    old = tmp_path / ".pruned.old-123-a1b2c3"
+    _swap_leftover(old, _dead_pid())
+    assert recover_leftovers(out) == [old] and not old.exists() and (out / METADATA_FILE).read_text() == "{}"
+
+
+@pytest.mark.parametrize(
+    "name, marker",
+    [
+        (".pruned.old-2024", None),  # a user's copy named like a leftover (cp -r pruned .pruned.old-2024)
+        (".pruned.old-2024", "other-name"),  # a copy of a real leftover under another name
+        (".pruned.tmp-2024-x", None),
+        (".pruned.tmp-2024-x", "other-name"),
+    ],
+)
+def test_what_hfprune_cannot_prove_it_wrote_is_never_touched(tmp_path, name, marker):
+    out = tmp_path / "pruned"
+    copy = tmp_path / name
+    copy.mkdir()
+    (copy / METADATA_FILE).write_text("{}")
+    (copy / "notes.txt").write_text("mine")
+    if marker:
+        record = {"name": marker, "pid": _dead_pid(), "host": socket.gethostname()}
+        (copy / (SWAP_MARKER if ".old-" in name else PARTIAL_MARKER)).write_text(json.dumps(record))
+    assert recover_leftovers(out) == []
+    assert (copy / "notes.txt").read_text() == "mine" and not out.exists()
+
+
+def test_a_user_copy_beside_out_survives_a_refused_prune(model_dir, tmp_path, monkeypatch, capsys):
+    """The reported case: the copy was deleted at start-up, before the check that then refused the run."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "zz").mkdir()
+    (tmp_path / "zz" / METADATA_FILE).write_text("{}")
+    copy = tmp_path / ".zz.old-2024"
+    copy.mkdir()
+    (copy / METADATA_FILE).write_text("{}")
+    assert main(["prune", str(model_dir), "--method", "magnitude", "--out", "zz", "--quiet"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (copy / METADATA_FILE).is_file()
 
 
 def test_leftovers_of_live_processes_are_left_alone(tmp_path):
     live = tmp_path / f".pruned.tmp-{os.getpid()}-abc"
     live.mkdir()
-    (live / PARTIAL_MARKER).write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename}))
+    record = {"name": live.name, "pid": os.getpid(), "host": socket.gethostname()}
+    (live / PARTIAL_MARKER).write_text(json.dumps(record))
     assert recover_leftovers(tmp_path / "pruned") == [] and live.is_dir()

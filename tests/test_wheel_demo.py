@@ -89,6 +89,9 @@ def test_demo_runs_from_the_wheel_offline_with_no_checkout_and_no_data_folder(wh
         repo = local_hub.repo_dir(work / "demo" / "hub", f"local/tiny-multilingual-{label}-50")
         published_files = local_hub.tree_manifest(repo, "main")
         assert {"README.md", "eval_results.json", "model.safetensors"} <= set(published_files), published_files
+        for name in published_files:  # no published file names a path of this machine
+            blob = local_hub.read_blob(repo, "main", name)
+            assert str(tmp_path).encode() not in blob and str(CHECKOUT).encode() not in blob, name
         card = local_hub.read_blob(repo, "main", "README.md").decode("utf-8")
         assert "model-index" in card and str(tmp_path) not in card
         meta = json.loads((work / "demo" / label / "hfprune.json").read_text(encoding="utf-8"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..io import atomic_path
+from ..io import PLOT_METADATA, atomic_path
 
 
 def _pyplot():
@@ -46,7 +46,7 @@ def heatmaps(
         fig.colorbar(image, ax=ax, label=colorbar, shrink=0.8)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
+        fig.savefig(tmp, dpi=120, metadata=PLOT_METADATA)
     plt.close(fig)
     return path
 
@@ -68,7 +68,7 @@ def _save(plt, fig, ax, path: Path, *, ylabel: str, title: str) -> Path:
     # Model labels are long (method + calibration mix): the legend goes under the axes, one entry a line.
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=1, frameon=False)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", metadata=PLOT_METADATA)
     plt.close(fig)
     return path
 

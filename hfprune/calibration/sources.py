@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 from ..constants import DATA_DIR_ENV
 from ..data_sources import HUB_TEXT, DataRoot, data_roots, offline_reason, online, tried
 from ..errors import CalibrationSourceError
-from ..io import sha256_file
+from ..io import read_text_file, sha256_file
 from .languages import base_language, match
 
 
@@ -70,9 +70,9 @@ class FolderSource:
         docs: list[str] = []
         for path in self._files[lang]:
             if path.suffix == ".txt":
-                docs.extend(line for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+                docs.extend(line for line in read_text_file(path).splitlines() if line.strip())
                 continue
-            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for n, line in enumerate(read_text_file(path).splitlines(), 1):
                 if not line.strip():
                     continue
                 try:
@@ -248,6 +248,11 @@ class SourceSpec:
         text = str(self.location)
         if Path(text).expanduser().is_dir():
             return FolderSource(Path(text).expanduser(), text_field=self.text_field)
+        if Path(text).expanduser().exists():  # a file is never taken for a dataset id
+            raise CalibrationSourceError(
+                f"calibration source {text} is a file; give the folder that holds it (a folder of {{lang}}.txt or "
+                f"{{lang}}.jsonl files, e.g. --calib-source {Path(text).parent}), or a dataset id (owner/name)"
+            )
         dataset_id = text.removeprefix("hf://datasets/")
         if not _DATASET_ID.fullmatch(dataset_id):
             raise CalibrationSourceError(

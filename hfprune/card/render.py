@@ -22,7 +22,7 @@ from ..constants import CARD_FILE, CARD_TEMPLATE, METADATA_FILE, PLOT_FILE, RESU
 from ..errors import CardTemplateError, NotAPrunedFolderError
 from ..io import atomic_write_text
 from .base_model import BaseModelCard, read_base_model_card
-from .results import CardResults, load_results
+from .results import CardResults, check_results_match, load_results
 from .structured import structured_view
 from .vocabulary import vocabulary_view
 
@@ -40,6 +40,7 @@ def write_card(
     repo_id: str | None = None,
     license: str | None = None,  # noqa: A002 - the Hub's field name
     template: str | Path | None = None,
+    allow_other_model: bool = False,
 ) -> Path:
     """Render the card of ``folder`` and write it as ``folder/README.md``; return its path.
 
@@ -50,17 +51,23 @@ def write_card(
         repo_id: the id the model will have on the Hub (for the "How to use" snippet); default the folder name.
         license: override the licence inherited from the base model.
         template: a Jinja/Markdown template (default :func:`default_template`).
+        allow_other_model: keep results that record other weights than the folder's; the card says so.
 
     Raises:
         NotAPrunedFolderError: no ``hfprune.json`` in ``folder``.
         ResultsFormatError: ``results`` is not a results file of ``hfprune eval``.
+        ResultsOfAnotherModelError: ``results`` measured other weights (without ``allow_other_model``).
         CardTemplateError: the template is missing or fails to render.
     """
     folder = Path(folder)
+    read_metadata(folder)  # a folder hfprune did not write is refused before anything is copied into it
+    if results is not None:  # refuse a wrong file, or another model's results, before copying it in
+        check_results_match(load_results(results, folder.name), folder, Path(results), allow_other_model)
     results_path, plot_path = _bring_results_in(folder, results, plot)
     card = render_card(
-        folder, results=results_path, plot=plot_path, repo_id=repo_id, license=license, template=template
-    )
+        folder, results=results_path, plot=plot_path, repo_id=repo_id, license=license, template=template,
+        allow_other_model=allow_other_model,
+    )  # fmt: skip
     return atomic_write_text(folder / CARD_FILE, str(card))
 
 
@@ -72,12 +79,15 @@ def render_card(
     repo_id: str | None = None,
     license: str | None = None,  # noqa: A002
     template: str | Path | None = None,
+    allow_other_model: bool = False,
 ) -> ModelCard:
     """The card as a :class:`~huggingface_hub.ModelCard` (not written anywhere)."""
     metadata = read_metadata(folder)
     base = read_base_model_card(metadata.get("base_model", {}))
     model_name = (repo_id or folder.resolve().name).split("/")[-1]
     card_results = load_results(results, model_name) if results else None
+    if card_results is not None and results is not None:
+        check_results_match(card_results, folder, results, allow_other_model)
     calibration = _calibration_view(metadata.get("calibration", {}))
     card_data = _card_data(metadata, base, card_results, calibration, model_name, license)
     vocab = vocabulary_view(metadata, card_results)
@@ -135,7 +145,6 @@ def _bring_results_in(
     results = Path(results)
     plot = Path(plot) if plot else results.with_suffix(".png")
     target_results, target_plot = folder / RESULTS_FILE, folder / PLOT_FILE
-    load_results(results, folder.name)  # refuse a wrong file before copying it
     if results.resolve() != target_results.resolve():
         shutil.copyfile(results, target_results)
     if plot.is_file():

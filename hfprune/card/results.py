@@ -13,9 +13,10 @@ from typing import Any
 
 from huggingface_hub import EvalResult
 
-from ..errors import ResultsFormatError
+from ..errors import ResultsFormatError, ResultsOfAnotherModelError
 from ..evaluation.results import LOWER_IS_BETTER
 from ..evaluation.tasks import FLORES_CODES, HEADLINE_METRICS, TASKS
+from ..models.loading import weights_sha256
 
 #: What each metric is called in model-index (Hub metric ids where one exists).
 METRIC_TYPES = {"ppl": "perplexity", "bits_per_byte": "bits_per_byte", "acc": "accuracy", "acc_norm": "accuracy"}
@@ -46,6 +47,10 @@ class CardResults:
     has_baseline: bool
     #: why token perplexity has no change column (the two models tokenize differently), if so
     note: str | None = None
+    #: sha256 of each weights file of the evaluated (pruned) model, when the results record them
+    weights: dict[str, str] | None = None
+    #: said in the card when the user accepted results of other weights (``--allow-other-model``)
+    other_model: str | None = None
 
 
 def load_results(path: str | Path, model_name: str) -> CardResults:
@@ -81,6 +86,34 @@ def load_results(path: str | Path, model_name: str) -> CardResults:
         skipped=pruned.get("skipped", []),
         has_baseline="changes" in data,
         note=data.get("tokenizers_differ") if isinstance(data, dict) else None,
+        weights=pruned.get("model", {}).get("weights_sha256") if isinstance(pruned.get("model"), dict) else None,
+    )
+
+
+def check_results_match(card_results: CardResults, folder: Path, results: Path, allow_other: bool) -> None:
+    """Refuse results measured on other weights than ``folder``'s (the card would state another model's
+    numbers), unless ``allow_other``; then the card says so. Results that record no weights pass as they are.
+
+    Raises:
+        ResultsOfAnotherModelError: the recorded weights hashes differ from the folder's files.
+    """
+    if card_results.weights is None:
+        return
+    here = weights_sha256(folder)
+    if here == card_results.weights:
+        return
+    differing = sorted(
+        name for name in set(here) | set(card_results.weights) if here.get(name) != card_results.weights.get(name)
+    )
+    if not allow_other:
+        raise ResultsOfAnotherModelError(
+            f"{results} was measured on other weights than {folder}'s ({', '.join(differing[:3])} differ): "
+            f"evaluate this folder (`hfprune eval {folder} ... --out results.json`), or pass --allow-other-model "
+            "and the card will say the results are of another model"
+        )
+    card_results.other_model = (
+        "These results were measured on other weights than the ones in this repository "
+        f"({', '.join(differing[:3])} differ); they were kept on request (`--allow-other-model`)."
     )
 
 

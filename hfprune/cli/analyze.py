@@ -48,7 +48,7 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    out = check_output(args.out, args.overwrite, marker=ANALYSIS_FILE) if args.out else None
+    out = check_output(args.out, args.overwrite, marker=ANALYSIS_FILE, whole=False) if args.out else None
     spec = NeuronSpec(
         langs=comma_list(args.langs) or None, samples=args.samples, seqlen=args.seqlen, top_rate=args.top_rate,
         calib_source=args.calib_source,

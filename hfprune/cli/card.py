@@ -24,13 +24,17 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--repo-id", help="the Hub id the model will have (used in the loading snippet)")
     parser.add_argument("--license", help="licence id, overriding the one inherited from the base model")
     parser.add_argument("--template", type=Path, help="a Jinja/Markdown card template (default: model_cards/)")
+    parser.add_argument(
+        "--allow-other-model", action="store_true",
+        help="keep --results that record other weights than FOLDER's (the card then says so)",
+    )  # fmt: skip
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     card = write_card(
         args.folder, results=args.results, plot=args.plot, repo_id=args.repo_id, license=args.license,
-        template=args.template,
+        template=args.template, allow_other_model=args.allow_other_model,
     )  # fmt: skip
     print(card)
     return 0

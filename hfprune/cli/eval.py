@@ -18,8 +18,8 @@ from ..evaluation.report import print_report, source_lines
 from ..evaluation.results import Comparison, EvalResult, is_results_file
 from ..evaluation.runner import compare, evaluate_model
 from ..evaluation.tasks import TASK_NAMES
-from ..io import check_output_file, portable_path, write_json
-from ..models import input_device, load_model, release
+from ..io import check_output_file, is_hfprune_plot, portable_path, write_json
+from ..models import input_device, load_model, release, weights_sha256
 from ..system import resolve_device
 from . import options
 from .options import positive_int, whole_number
@@ -86,7 +86,7 @@ def handle(args: argparse.Namespace) -> int:
         if args.out:
             check_output_file(args.out, args.overwrite, ours=is_results_file)
         if plot_path:
-            check_output_file(plot_path, args.overwrite)
+            check_output_file(plot_path, args.overwrite, ours=is_hfprune_plot)
 
     distributed.current().agree(check, "checking the output files")
     pruned = _evaluate_path(args.model, args)
@@ -121,7 +121,7 @@ def _evaluate_path(path: str, args: argparse.Namespace) -> EvalResult:
         device = input_device(loaded.model)  # accelerate's hooks move each module's inputs from there
     try:
         # One keyword per option: alike in shape with other calls of the library, not shared logic.
-        return evaluate_model(
+        result = evaluate_model(
             loaded.model,
             loaded.tokenizer,
             langs=args.langs,
@@ -138,6 +138,9 @@ def _evaluate_path(path: str, args: argparse.Namespace) -> EvalResult:
             progress=not args.json,
             model_name=portable_path(str(path)),
         )
+        if loaded.folder is not None:  # so a card can tell these results are of the weights it describes
+            result.model["weights_sha256"] = weights_sha256(loaded.folder)
+        return result
     finally:
         release(loaded.model)
         del loaded

@@ -85,7 +85,9 @@ def handle(args: argparse.Namespace) -> int:
     spec.check()
     vocab = options.vocab_settings(args)
     group = distributed.current()
-    out = group.agree(lambda: check_output(args.out, args.overwrite, marker=SWEEP_FILE), "checking the output folder")
+    out = group.agree(
+        lambda: check_output(args.out, args.overwrite, marker=SWEEP_FILE, whole=False), "checking the output folder"
+    )
     loaded = load_model(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code, dtype=args.dtype)
     tokenizer, trimmed = loaded.tokenizer, {}
     if vocab is not None:  # trimmed once, before the grid: every cell is trimmed and pruned

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from hfprune.data_sources import DataRoot, data_roots
 from hfprune.errors import DataFileMissingError, DataSourceError
-from hfprune.io import sha256_file
+from hfprune.io import read_text_file, sha256_file
 
 #: The flag that names an evaluation data folder (``--data`` is its older spelling).
 EVAL_SOURCE_FLAG = "--eval-source"
@@ -48,16 +48,18 @@ def manifest_files(data_dir: Path) -> set[str]:
 def read_jsonl(path: Path) -> list[dict]:
     """One JSON object per non-empty line."""
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as error:
-                raise DataSourceError(
-                    f"{path}, line {number}, is not valid JSON ({error.msg}); fix or replace the file"
-                ) from error
+    for number, line in enumerate(read_text_file(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataSourceError(
+                f"{path}, line {number}, is not valid JSON ({error.msg}); fix or replace the file"
+            ) from error
+        if not isinstance(row, dict):
+            raise DataSourceError(f"{path}, line {number}, is not a JSON object; fix or replace the file")
+        rows.append(row)
     return rows
 
 

@@ -20,6 +20,7 @@ from hfprune.evaluation.next_token import choose_scoring_path, span_logprob_sums
 from hfprune.evaluation.sharding import run_batches
 from hfprune.evaluation.tokenization import bos_prefix, encode, pad_id
 from hfprune.evaluation.windows import Window, plan_windows
+from hfprune.io import read_text_file
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ def load_flores(lang: str, data_dir: str | Path | None = None) -> str:
             f"(FLORES languages there: {', '.join(available) or 'none'}); pass --eval-source DIR with it"
         )
     path = found[1]
-    text = path.read_text(encoding="utf-8")
+    text = read_text_file(path)
     if not text.strip():
         raise EmptyTextError(f"{path} is empty; restore it from the data bundle")
     return text.strip("\n")

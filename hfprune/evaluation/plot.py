@@ -6,7 +6,7 @@ from pathlib import Path
 
 from hfprune.evaluation.results import LOWER_IS_BETTER, Comparison, EvalResult
 from hfprune.evaluation.tasks import HEADLINE_METRICS
-from hfprune.io import atomic_path
+from hfprune.io import PLOT_METADATA, atomic_path
 
 
 def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
@@ -79,6 +79,6 @@ def _plot(panels, values_of, path: str | Path) -> Path:
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=110)
+        figure.savefig(tmp, dpi=110, metadata=PLOT_METADATA)
     plt.close(figure)
     return path

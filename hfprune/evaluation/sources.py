@@ -23,6 +23,7 @@ from hfprune.data_sources import HUB_TEXT, DataRoot, find_file, online
 from hfprune.errors import DataSourceError, EmptyTextError
 from hfprune.evaluation.data import file_sha256, raise_if_listed_but_missing
 from hfprune.evaluation.tasks import FLORES_CODES
+from hfprune.io import read_text_file
 
 FLORES = "flores"
 
@@ -113,7 +114,7 @@ class TextSource:
 
 
 def _read_lines(path: Path, record: str, lang: str, limit: int | None) -> LoadedText:
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = [line for line in read_text_file(path).splitlines() if line.strip()]
     if not lines:
         raise EmptyTextError(f"{path} is empty; put text in it or drop language {lang!r}")
     text = "\n".join(lines[:limit] if limit is not None else lines)

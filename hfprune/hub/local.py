@@ -21,7 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import LocalHubError
+from ..errors import InvalidBranchError, LocalHubError
+from ..io import process_alive
 from .manifest import FileEntry, hash_file
 
 #: Stored through LFS whatever their size, like the Hub's default ``.gitattributes``.
@@ -77,22 +78,67 @@ def lfs_object_path(repo: Path, oid: str) -> Path:
 
 
 def store_lfs_object(repo: Path, source: Path | bytes, oid: str | None = None) -> LfsPointer:
-    """Copy bytes into the LFS store (atomically, idempotent) and return their pointer."""
+    """Copy bytes into the LFS store (atomically, idempotent) and return their pointer.
+
+    The copy goes through a temporary file named after this process that is removed on any error or
+    interrupt (a killed push's is removed by the next one), and its sha256 is checked against ``oid`` on the
+    way, so a file that changed since it was hashed is never stored under the old hash.
+    """
     data_path = source if isinstance(source, Path) else None
     if oid is None:
         oid = hash_file(data_path).sha256 if data_path else hashlib.sha256(source).hexdigest()
     target = lfs_object_path(repo, oid)
     size = data_path.stat().st_size if data_path else len(source)
-    if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
-        os.close(fd)
-        if data_path:
-            shutil.copyfile(data_path, tmp)
-        else:
-            Path(tmp).write_bytes(source)
+    if target.is_file():
+        return LfsPointer(oid, size)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_dead_incoming(target.parent)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".incoming-{os.getpid()}-")
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out:
+            if data_path is None:
+                out.write(source)
+                digest.update(source)
+            else:
+                with data_path.open("rb") as handle:
+                    while chunk := handle.read(1 << 20):
+                        out.write(chunk)
+                        digest.update(chunk)
+        if digest.hexdigest() != oid:
+            raise LocalHubError(
+                f"{data_path} changed while it was being published (its sha256 is no longer {oid[:12]}); "
+                "nothing was committed: wait until nothing writes to the folder, then push again"
+            )
         os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
     return LfsPointer(oid, size)
+
+
+def _remove_dead_incoming(folder: Path) -> None:
+    """Remove the temporary copies that pushes killed outright left (their process is gone)."""
+    for leftover in folder.glob(".incoming-*-*"):
+        pid = leftover.name.split("-")[1]
+        if pid.isdigit() and not process_alive(int(pid)):
+            leftover.unlink(missing_ok=True)
+
+
+def check_branch_name(branch: str) -> None:
+    """Refuse a branch name git can never accept (``a..b``, ``x.lock``, a space, ...) before any work."""
+    try:
+        done = subprocess.run(
+            ["git", "check-ref-format", "--branch", branch], capture_output=True, text=True, env=_env()
+        )
+    except FileNotFoundError as err:
+        raise LocalHubError(
+            "publishing to a local folder needs the `git` executable; install git and run again"
+        ) from err
+    if done.returncode != 0:
+        raise InvalidBranchError(
+            f"{branch!r} is not a branch name git accepts (see `git check-ref-format`: no spaces, '..', '~', '^', "
+            "':', a leading '-' or a trailing '.lock'); choose another --revision"
+        )
 
 
 def resolve(repo: Path, revision: str) -> str | None:
@@ -144,7 +190,9 @@ def commit(
         ["git", "update-ref", full_ref, new, current or "0" * 40], cwd=repo, env=_env(), capture_output=True, text=True
     )
     if moved.returncode != 0:
-        raise LocalHubError(f"{full_ref} of {repo} moved while committing; nothing was changed. Run again")
+        if resolve(repo, full_ref) != current:
+            raise LocalHubError(f"{full_ref} of {repo} moved while committing; nothing was changed. Run again")
+        raise LocalHubError(f"git could not move {full_ref} in {repo}: {moved.stderr.strip()}; nothing was changed")
     return new
 
 

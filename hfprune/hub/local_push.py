@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import huggingface_hub
+
 from ..repo_id import check_repo_id
 from . import local as local_hub
 from .manifest import local_manifest, mismatches, require_identical, stale_files
@@ -29,11 +31,14 @@ def push_to_local_hub(
     (stale files deleted), and verify it both ways.
 
     Raises:
-        NotAPrunedFolderError, MissingCardError, InvalidRepoIdError, PushVerificationError, LocalHubError.
+        NotAPrunedFolderError, MissingCardError, LinkOutOfFolderError, SecretInFolderError (the user's token,
+        ``HF_TOKEN`` or the saved one, is in a file: a local repo is published later), InvalidRepoIdError,
+        PushVerificationError, LocalHubError.
     """
     folder = Path(folder)
     check_repo_id(repo_id)
-    metadata = check_publishable(folder, force=force)
+    local_hub.check_branch_name(revision or "main")
+    metadata = check_publishable(folder, force=force, token=huggingface_hub.get_token())
     files = local_manifest(folder)
     repo = local_hub.repo_dir(root, repo_id).absolute()
     if not (repo / ".git").is_dir():

@@ -7,10 +7,11 @@ compared by their git blob id, which is itself a hash of the content (the Hub li
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import PushVerificationError
+from ..errors import LinkOutOfFolderError, PushVerificationError
 from ..io import file_digests
 
 
@@ -24,14 +25,39 @@ class FileEntry:
 
 
 def local_manifest(folder: str | Path) -> dict[str, FileEntry]:
-    """Every file under ``folder`` (posix relative paths), skipping dot-files such as our temp files."""
+    """Every file a push publishes (:func:`published_files`) with its size and hashes."""
     root = Path(folder)
-    files = {}
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root)
-        if path.is_file() and not any(part.startswith(".") for part in relative.parts):
-            files[relative.as_posix()] = hash_file(path)
-    return files
+    return {name: hash_file(root / name) for name in published_files(root)}
+
+
+def published_files(folder: Path) -> list[str]:
+    """What a push publishes: every file under ``folder`` (posix relative paths), skipping dot-files such as
+    hfprune's records and temp files. A link is published as the file it points at only when that file is
+    inside the folder; one that leads out of it (or to a folder, or nowhere) is refused, so a push never
+    publishes what the user did not put in the folder.
+
+    Raises:
+        LinkOutOfFolderError: naming every such link.
+    """
+    root = folder.resolve()
+    names, escaping = [], []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        if path.is_symlink():
+            target = path.resolve()
+            if not target.is_file() or not target.is_relative_to(root):
+                escaping.append(f"{relative.as_posix()} -> {os.readlink(path)}")
+                continue
+        if path.is_file():
+            names.append(relative.as_posix())
+    if escaping:
+        raise LinkOutOfFolderError(
+            f"{folder} holds links that lead out of it ({', '.join(escaping)}); a push publishes only the "
+            "folder's own files: replace each link by a copy of the file, or remove it"
+        )
+    return names
 
 
 def hash_file(path: Path) -> FileEntry:

@@ -17,23 +17,27 @@ from ..errors import (
     NotAPrunedFolderError,
     SecretInFolderError,
 )
+from .manifest import published_files
 
-#: Text files larger than this are not scanned for a token (weights are never scanned: they are numbers).
-_SCAN_LIMIT = 20 * 1024 * 1024
-_BINARY_SUFFIXES = {".safetensors", ".bin", ".png", ".pt", ".pth", ".gguf"}
+_CHUNK = 1 << 20
 
 
 def check_publishable(folder: Path, *, force: bool = False, token: str | None = None) -> dict[str, Any]:
     """Raise unless ``folder`` is a complete hfprune output; return its ``hfprune.json`` (``{}`` if forced).
 
+    Every file that would be published is scanned for ``token`` (whatever its type or size, streamed), so a
+    token pasted into a notebook, a pickle or a log beside the weights is caught before it leaves.
+
     Raises:
         ModelNotFoundError: the folder does not exist.
+        LinkOutOfFolderError: a link in it leads out of it (even with ``force``).
         NotAPrunedFolderError: no readable ``hfprune.json`` (unless ``force``).
         MissingCardError: no ``README.md`` (unless ``force``).
         SecretInFolderError: the token is written in one of the files (even with ``force``).
     """
     if not folder.is_dir():
         raise ModelNotFoundError(f"{folder} is not a folder; pass the folder `hfprune prune` wrote (its --out)")
+    published = published_files(folder)
     metadata = _read_metadata(folder, force)
     if not (folder / CARD_FILE).is_file() and not force:
         raise MissingCardError(
@@ -41,7 +45,7 @@ def check_publishable(folder: Path, *, force: bool = False, token: str | None = 
             "or pass --force to publish without a card"
         )
     if token:
-        leaking = files_containing(folder, token)
+        leaking = [name for name in published if file_contains(folder / name, token.encode())]
         if leaking:
             raise SecretInFolderError(
                 f"your Hub token is written in {', '.join(leaking)} inside {folder}; remove it from those files "
@@ -50,15 +54,18 @@ def check_publishable(folder: Path, *, force: bool = False, token: str | None = 
     return metadata
 
 
-def files_containing(folder: Path, secret: str) -> list[str]:
-    """Relative paths of the text files under ``folder`` that contain ``secret``."""
-    needle = secret.encode()
-    found = []
-    for path in sorted(folder.rglob("*")):
-        scannable = path.is_file() and path.suffix not in _BINARY_SUFFIXES and path.stat().st_size <= _SCAN_LIMIT
-        if scannable and needle in path.read_bytes():
-            found.append(path.relative_to(folder).as_posix())
-    return found
+def file_contains(path: Path, needle: bytes) -> bool:
+    """Whether ``needle`` occurs in the file, read in chunks that overlap by ``len(needle) - 1`` bytes (a match
+    across a chunk boundary is found; the file is never held whole)."""
+    keep = len(needle) - 1
+    tail = b""
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            window = tail + chunk
+            if needle in window:
+                return True
+            tail = window[-keep:] if keep else b""
+    return False
 
 
 def _read_metadata(folder: Path, force: bool) -> dict[str, Any]:

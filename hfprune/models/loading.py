@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,13 +15,17 @@ from torch import nn
 
 from ..constants import CARD_FILE, METADATA_FILE, WEIGHTS_INDEX
 from ..errors import (
+    BrokenModelFileError,
+    IncompleteCheckpointError,
     ModelNotFoundError,
     UnsafeWeightsError,
     UnsupportedArchitectureError,
 )
 from ..io import sha256_file
+from .config import read_config
 from .placement import Placement, remove_with, scratch_folder
 from .pull import resolve_model_dir
+from .streaming import read_header
 
 
 @dataclass
@@ -44,22 +50,51 @@ def checkpoint_folder(
         UnsafeWeightsError: no ``*.safetensors`` (pickled weights are never loaded).
     """
     folder = resolve_model_dir(str(name_or_path), revision=revision, token=token, trust_remote_code=trust_remote_code)
-    if not any(folder.glob("*.safetensors")):
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
         raise UnsafeWeightsError(
             f"{name_or_path} has no *.safetensors weights; hfprune never loads pickled weights (.bin/.pt). "
             "Convert the checkpoint to safetensors first"
         )
+    for path in weights:  # a truncated or zero-byte file is one clear line, before transformers reads it
+        read_header(path)
     return folder
 
 
+#: Files that mean "this folder has a tokenizer": if one is there and loading fails, the tokenizer is broken.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "spiece.model")
+
+
 def load_tokenizer(folder: Path, trust_remote_code: bool = False) -> Any | None:
-    """The folder's tokenizer, or None: weights-only repos exist, and calibration says when it needs one."""
+    """The folder's tokenizer, or None when it has none: weights-only repos exist, and calibration says when
+    it needs one.
+
+    Raises:
+        BrokenModelFileError: tokenizer files are there but cannot be read (a corrupt one is not a missing one).
+    """
     from transformers import AutoTokenizer
 
+    present = [name for name in TOKENIZER_FILES if (folder / name).is_file()]
     try:
         return AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, TypeError):
-        return None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+        if not present:
+            return None
+        why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise BrokenModelFileError(
+            f"the tokenizer in {folder} ({', '.join(present)}) cannot be read: {why}; re-download or re-save it"
+        ) from err
+
+
+def _check_tokenizer_fits(name: str | Path, model: nn.Module, tokenizer: Any) -> None:
+    """A tokenizer with more tokens than the model has embedding rows would index past them on some text."""
+    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    rows = getattr(embeddings, "num_embeddings", None)
+    if rows is not None and len(tokenizer) > rows:
+        raise IncompleteCheckpointError(
+            f"{name}: the tokenizer has {len(tokenizer)} tokens but the model only {rows} embedding rows "
+            "(config.json and the tokenizer disagree); use the tokenizer that was saved with these weights"
+        )
 
 
 def load_model(
@@ -85,25 +120,25 @@ def load_model(
         UnsupportedArchitectureError: transformers knows no model class for this config.
         ModelNotFoundError: ``require_tokenizer`` and the model has no tokenizer.
     """
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
     folder = checkpoint_folder(name_or_path, revision=revision, token=token, trust_remote_code=trust_remote_code)
-    try:
-        config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
-    except ValueError as err:
-        raise UnsupportedArchitectureError(f"{name_or_path}: {err}") from err
+    config = read_config(folder, name_or_path, trust_remote_code)
     auto_cls = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
     torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) and dtype != "auto" else dtype
     offload = scratch_folder(placement.offload_folder) if placement is not None else None
     placed = placement.from_pretrained_kwargs(offload) if placement is not None and offload is not None else {}
     try:
-        model = auto_cls.from_pretrained(
-            folder, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=torch_dtype, **placed
-        )
+        with _quiet_transformers():  # its load report would print before our one-line error
+            model, info = auto_cls.from_pretrained(
+                folder, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=torch_dtype,
+                output_loading_info=True, ignore_mismatched_sizes=True, **placed,
+            )  # fmt: skip
+        _require_complete(name_or_path, info)
     except BaseException as err:
         if offload is not None:
             shutil.rmtree(offload, ignore_errors=True)
-        if not isinstance(err, ValueError):
+        if not isinstance(err, ValueError) or isinstance(err, IncompleteCheckpointError):
             raise
         hint = "" if trust_remote_code else " (if it needs custom code, pass --trust-remote-code)"
         raise UnsupportedArchitectureError(
@@ -113,12 +148,57 @@ def load_model(
     if offload is not None:
         remove_with(model, offload)
     tokenizer = load_tokenizer(folder, trust_remote_code)
+    if tokenizer is not None:
+        _check_tokenizer_fits(name_or_path, model, tokenizer)
     if require_tokenizer and tokenizer is None:
         raise ModelNotFoundError(f"{name_or_path} has no tokenizer; evaluation needs one to read text")
     if device is not None and placement is None:
         model = model.to(device)
     model.eval()
     return LoadedModel(model, tokenizer, describe_source(str(name_or_path), revision, folder), folder)
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    from transformers.utils import logging as transformers_logging
+
+    before = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(before)
+
+
+def _require_complete(name: str | Path, info: dict[str, Any]) -> None:
+    """Refuse weights that leave parameters randomly initialised: missing tensors, or tensors whose shape is
+    not the one the config gives (transformers would re-initialise them and carry on)."""
+    missing = sorted(info.get("missing_keys") or ())
+    mismatched = sorted(info.get("mismatched_keys") or (), key=lambda entry: str(entry[0]))
+    if not missing and not mismatched:
+        return
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} tensor(s) missing ({_some(missing)})")
+    if mismatched:
+        shown = [
+            f"{key}: {tuple(saved)} in the weights, {tuple(wanted)} in the config" for key, saved, wanted in mismatched
+        ]
+        parts.append(f"{len(mismatched)} of another shape than config.json says ({_some(shown)})")
+    raise IncompleteCheckpointError(
+        f"{name}: the weights do not match the architecture in config.json: {'; '.join(parts)}. hfprune never "
+        "prunes a model with randomly initialised layers: re-download or re-save the model"
+    )
+
+
+def _some(items: list[str], limit: int = 4) -> str:
+    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def weights_sha256(folder: Path) -> dict[str, str]:
+    """sha256 of each safetensors file of a model folder: what results record, so a card can tell whether
+    they were measured on the weights in the folder it describes."""
+    return {path.name: sha256_file(path) for path in sorted(folder.glob("*.safetensors"))}
 
 
 #: What a local base model's card front matter contributes to ``hfprune.json`` (its licence and gating), so the

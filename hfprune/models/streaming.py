@@ -25,8 +25,9 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ..constants import WEIGHTS_INDEX
-from ..errors import CorruptCheckpointError, StreamingUnsupportedError
+from ..errors import CorruptCheckpointError, IncompleteCheckpointError, StreamingUnsupportedError
 from ..io import atomic_write_text
+from .config import read_config
 
 #: safetensors dtype names -> torch dtypes
 _DTYPES = {
@@ -87,6 +88,8 @@ def read_header(path: Path) -> tuple[int, dict[str, dict[str, Any]]]:
     with path.open("rb") as f:
         prefix = f.read(8)
         size = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
+        if file_size < 8:
+            raise corrupt(f"it is {file_size} bytes long: empty or cut short")
         if not 0 < size <= min(MAX_HEADER_BYTES, file_size - 8):
             raise corrupt(f"its header claims {size} bytes in a file of {file_size}")
         try:
@@ -171,6 +174,18 @@ class StreamedBlocks:
                 f"the checkpoint has no tensor named {missing[0]} ({len(missing)} block weights missing): its "
                 "names differ from the model's, so it cannot be read block by block; run without --stream"
             )
+        other_shape = [
+            f"{self.prefix[id(block)] + name}: {tuple(reader.entries[self.prefix[id(block)] + name][2]['shape'])} in "
+            f"the weights, {tuple(param.shape)} in the config"
+            for block in blocks
+            for name, param in block.named_parameters()
+            if list(param.shape) != reader.entries[self.prefix[id(block)] + name][2]["shape"]
+        ]
+        if other_shape:
+            raise IncompleteCheckpointError(
+                f"the weights do not match the architecture in config.json: {len(other_shape)} of another shape "
+                f"than config.json says ({', '.join(other_shape[:4])}); re-download or re-save the model"
+            )
 
     def load(self, block: nn.Module) -> None:
         prefix = self.prefix[id(block)]
@@ -225,9 +240,9 @@ def _set_parameter(root: nn.Module, name: str, value: nn.Parameter) -> None:
 def skeleton(folder: Path, *, dtype: str | torch.dtype = "auto", trust_remote_code: bool = False) -> nn.Module:
     """The model with every parameter on ``meta`` (buffers real), in the checkpoint's dtype unless ``dtype``."""
     from accelerate import init_empty_weights
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
-    config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    config = read_config(folder, folder.name, trust_remote_code)
     if getattr(config, "is_encoder_decoder", False):
         raise StreamingUnsupportedError(
             f"--stream handles decoder-only models; {config.model_type} is an encoder-decoder: run without --stream"

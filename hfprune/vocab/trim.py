@@ -259,7 +259,7 @@ def trim_vocab_pretrained(
     """Load ``model_id`` (Hub id or folder), trim its vocabulary and save it to ``out`` atomically: the
     ``hfprune trim-vocab`` job. The output loads with ``AutoModelForCausalLM`` / ``AutoTokenizer`` alone."""
     settings = dataclasses.replace(settings or VocabSettings(), **overrides)
-    check_output(out, overwrite)
+    check_output(out, overwrite, reads=model_id)
     started = time.perf_counter()
     base_folder = checkpoint_folder(model_id, revision=revision, token=token)
     loaded = load_model(model_id, revision=revision, token=token, trust_remote_code=trust_remote_code, dtype=dtype)

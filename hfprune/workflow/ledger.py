@@ -27,10 +27,13 @@ class Ledger:
     def __init__(self, folder: Path) -> None:
         self.path = folder / LEDGER_FILE
         self.steps: dict[str, dict[str, Any]] = {}
+        #: which job the folder belongs to (model, revision, pruning settings): a re-run resumes only that job
+        self.job: dict[str, Any] = {}
         try:
-            self.steps = json.loads(self.path.read_text(encoding="utf-8")).get("steps", {})
-        except (OSError, json.JSONDecodeError):
-            self.steps = {}
+            recorded = json.loads(self.path.read_text(encoding="utf-8"))
+            self.steps, self.job = recorded.get("steps", {}), recorded.get("job", {})
+        except (OSError, json.JSONDecodeError, AttributeError):
+            self.steps, self.job = {}, {}
 
     def is_done(self, step: str, key: str, folder: Path) -> bool:
         """Whether ``step`` finished with these inputs and its output files are still as it left them."""
@@ -56,4 +59,4 @@ class Ledger:
         self.save()
 
     def save(self) -> None:
-        atomic_write_text(self.path, json.dumps({"version": 1, "steps": self.steps}, indent=2) + "\n")
+        atomic_write_text(self.path, json.dumps({"version": 1, "job": self.job, "steps": self.steps}, indent=2) + "\n")

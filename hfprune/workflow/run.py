@@ -36,14 +36,14 @@ from ..constants import (
     RESULTS_FILE,
     VERSION,
 )
-from ..errors import OutputOverlapsModelError
+from ..errors import OutputExistsError
 from ..evaluation.plot import plot_comparison
 from ..evaluation.runner import check_evaluation_data, compare, evaluate_model
 from ..hub.local_push import push_to_local_hub, verify_local_hub
 from ..hub.manifest import local_manifest
 from ..hub.push import push_folder, verify_published
-from ..io import check_output, check_writable, portable_path, sha256_file, write_json
-from ..models import Placement, input_device, load_model, release
+from ..io import check_not_over_model, check_output, check_writable, portable_path, sha256_file, write_json
+from ..models import Placement, input_device, load_model, release, weights_sha256
 from ..models.pull import pull
 from .ledger import Ledger, input_key
 
@@ -107,8 +107,9 @@ def run_job(options: RunOptions, log: Log = _to_stderr) -> RunOutcome:
     """Run every step of ``options`` that is not already done; see the module docstring.
 
     Before any work: ``--out`` must not be, contain or lie inside a local model folder; an existing ``--out``
-    is resumed when it is this command's own folder (it holds the run's ledger), replaced with ``--overwrite``
-    when hfprune wrote it, and refused otherwise.
+    is resumed when it holds an earlier run of the same job (its ledger says so: same model, revision and
+    pruning settings), replaced with ``--overwrite`` when hfprune wrote it (and nothing else is in it), and
+    refused otherwise.
 
     Under a launcher every rank pulls, prunes and evaluates (sharing the work); rank 0 alone reads and writes
     the ledger, the card and the Hub, and the other ranks learn its answers (:meth:`Group.agree`).
@@ -123,6 +124,7 @@ def run_job(options: RunOptions, log: Log = _to_stderr) -> RunOutcome:
     if options.eval_langs:  # before minutes of pruning: every language must have a source
         check_evaluation_data(options.eval_langs, options.eval_tasks, data_dir=options.eval_source)
     ledger = Ledger(out)
+    ledger.job = _job(options)
     ran: list[str] = []
     skipped: list[str] = []
     if not group.is_main:
@@ -192,22 +194,34 @@ def run_job(options: RunOptions, log: Log = _to_stderr) -> RunOutcome:
 
 # --- before any work --------------------------------------------------------------------------------------
 def _check_out(options: RunOptions, out: Path) -> None:
-    local = Path(options.model).expanduser()
-    if local.is_dir():
-        model, target = local.resolve(), out.resolve()
-        relation = (
-            "is" if target == model else "lies inside" if model in target.parents else "contains"
-            if target in model.parents else None
-        )  # fmt: skip
-        if relation:
-            raise OutputOverlapsModelError(
-                f"--out {out} {relation} the model folder {local}; hfprune never writes into or over the model it "
-                "reads (with or without --overwrite): choose an --out outside it"
-            )
-    if (out / LEDGER_FILE).is_file():  # this command's own folder: resume it
+    check_not_over_model(options.model, out)
+    if (out / LEDGER_FILE).is_file():  # this command's own folder: resume it if it is the same job
+        _check_same_job(options, out)
         check_writable(out)
         return
     check_output(out, options.overwrite)
+
+
+def _job(options: RunOptions) -> dict[str, Any]:
+    """What makes two runs the same job: the model, its revision and how it is pruned (not evaluation or
+    publishing options, which a re-run may change; not the commit a branch points at, which may move)."""
+    local = Path(options.model).expanduser()
+    model = str(local.resolve()) if local.is_dir() else options.model
+    inputs = {"model": model, "revision": options.revision, "dtype": options.dtype, **options.prune.describe()}
+    return {"key": input_key(inputs), "model": portable_path(model), "method": options.prune.method}
+
+
+def _check_same_job(options: RunOptions, out: Path) -> None:
+    """Resume only the job the folder holds: another job's folder is replaced with ``--overwrite`` alone."""
+    recorded = Ledger(out).job
+    if not recorded or recorded.get("key") == _job(options)["key"]:
+        return
+    if not options.overwrite:
+        raise OutputExistsError(
+            f"{out} holds an earlier hfprune run of another job ({recorded.get('method')} on "
+            f"{recorded.get('model')}, other settings); pass --overwrite to replace it, or choose another --out"
+        )
+    check_output(out, overwrite=True)  # hfprune's own files only: a user's file in it is refused, never deleted
 
 
 # --- the steps ------------------------------------------------------------------------------------------
@@ -290,6 +304,7 @@ def _evaluate(options: RunOptions, base_folder: Path) -> dict[str, Any]:
         name = role if role == "pruned" else portable_path(options.model)
         where = input_device(loaded.model) if options.placement is not None else device
         evaluations[role] = evaluate_model(loaded.model, loaded.tokenizer, model_name=name, device=where, **settings)
+        evaluations[role].model["weights_sha256"] = weights_sha256(Path(folder))
         release(loaded.model)
         del loaded
         gc.collect()

@@ -60,7 +60,9 @@ def test_push_is_one_verified_commit_that_transformers_loads_with_the_same_weigh
     assert commits_on(repo) == [result.commit, *commits_on(repo, f"{result.commit}~1")]
     assert len(commits_on(repo)) == 2  # the repo's initial commit + exactly one upload commit
     applied = write_hub.commits[-1]["files"]
-    assert sorted(applied) == sorted(p.name for p in pruned_folder.iterdir())
+    assert sorted(applied) == sorted(
+        p.name for p in pruned_folder.iterdir() if not p.name.startswith(".")
+    )  # no dot-files
     # read back straight from olah, as any user would download it
     point_hub_at(monkeypatch, olah_server.url, tmp_path / "fresh_home")
     model = AutoModelForCausalLM.from_pretrained("tester/tiny-pruned", revision="main")
@@ -239,7 +241,7 @@ def test_a_push_makes_the_repo_equal_the_folder_and_users_get_the_new_weights(
 
     assert first.removed == [] and second.removed == ["model.safetensors"]
     repo = write_hub.repo("tester/changing")
-    expected = {p.name for p in sharded.iterdir()} | {".gitattributes"}
+    expected = {p.name for p in sharded.iterdir() if not p.name.startswith(".")} | {".gitattributes"}
     assert set(local_hub.tree_manifest(repo, second.commit)) == expected
     assert write_hub.commits[-1]["oid"] == second.commit  # one commit added the shards and removed the old file
     point_hub_at(monkeypatch, olah_server.url, tmp_path / "fresh_home")
@@ -259,7 +261,7 @@ def test_a_local_hub_push_removes_stale_files_too(pruned_folder, tmp_path):
     second = push_to_local_hub(sharded, root, "tester/local-changing")
     assert second.removed == ["model.safetensors"]
     files = local_hub.tree_manifest(local_hub.repo_dir(root, "tester/local-changing"), "main")
-    assert set(files) == {p.name for p in sharded.iterdir()} | {".gitattributes"}
+    assert set(files) == {p.name for p in sharded.iterdir() if not p.name.startswith(".")} | {".gitattributes"}
 
 
 def test_a_remote_file_the_folder_lacks_fails_verification():

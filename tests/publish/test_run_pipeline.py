@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
 from hfprune import PruneSettings
+from hfprune.errors import OutputExistsError
 from hfprune.hub import local as local_hub
 from hfprune.workflow.run import RunOptions, run_job
 
@@ -56,10 +58,16 @@ def test_run_publishes_to_a_local_hub_that_olah_serves_and_reruns_skip_everythin
 
 
 def test_changing_the_sparsity_reruns_prune_and_everything_after_it(local_hub, base_dir, tmp_path):
+    """Another sparsity is another job: refused without --overwrite (the old model is kept), rerun with it."""
     out = tmp_path / "out"
     first = run_job(options(base_dir, out, local_hub=local_hub.mirror_root), log=lambda line: None)
+    before = (out / "model.safetensors").read_bytes()
+    with pytest.raises(OutputExistsError, match="another job"):
+        run_job(options(base_dir, out, local_hub=local_hub.mirror_root, sparsity=0.7), log=lambda line: None)
+    assert (out / "model.safetensors").read_bytes() == before
 
-    second = run_job(options(base_dir, out, local_hub=local_hub.mirror_root, sparsity=0.7), log=lambda line: None)
+    changed = options(base_dir, out, local_hub=local_hub.mirror_root, sparsity=0.7)
+    second = run_job(dataclasses.replace(changed, overwrite=True), log=lambda line: None)
 
     assert second.skipped == ["pull"] and second.ran == ["prune", "eval", "card", "push"]
     assert second.push["commit"] != first.push["commit"]

@@ -192,7 +192,9 @@ def test_run_prunes_structurally_names_the_folder_and_skips_on_rerun(dense_dir, 
     code, _, err = run([*args, "--json"], capsys)
     assert code == 0 and "[prune] up to date, skipped" in err
     code, _, err = run([*args[:-1], "--lang-agg", "mean", "--no-speed", "--json"], capsys)
-    assert code == 0 and "[prune] running" in err  # another aggregation is another model
+    assert code == 2 and "another job" in err  # another aggregation is another model: the first one is kept
+    code, _, err = run([*args[:-1], "--lang-agg", "mean", "--no-speed", "--json", "--overwrite"], capsys)
+    assert code == 0 and "[prune] running" in err
 
 
 def test_sweep_prunes_copies_and_leaves_the_dense_model_for_the_next_cell(dense_dir, tmp_path, capsys):
