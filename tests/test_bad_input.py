@@ -502,7 +502,16 @@ PATH_CASES: dict[str, Case] = {
     "a corrupt tokenizer": Case(BROKEN, "cannot be read", _tokenizer_corrupt),
     "a tokenizer larger than the model": Case(BROKEN, "embedding rows", _tokenizer_larger_than_the_model),
     "a model that is a file": Case(
-        ["prune", "{scratch}/en.txt", "--method", "magnitude", "--out", "{out}"], "en.txt", _a_text_file
+        ["prune", "{scratch}/en.txt", "--method", "magnitude", "--out", "{out}"], "is a file, not a model", _a_text_file
+    ),
+    "card of a file": Case(["card", "{scratch}/en.txt"], "is not a folder", _a_text_file),
+    "local hub that is a file": Case(
+        [*PUSH_LOCAL[:-1], "{scratch}/hub.txt"],
+        "--local-hub",
+        lambda scratch, model: (_publishable(scratch, model), (scratch / "hub.txt").write_text("mine")),
+    ),
+    "perplexity source that is a file": Case(
+        ["eval", "{model}", "--langs", "en", "--ppl-source", "{scratch}/en.txt"], "is a file", _a_text_file
     ),
     # --- text ---
     "calibration text not UTF-8": Case(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from hfprune.constants import CACHE_DIR_ENV, DATA_DIR_ENV, cache_dir
+from hfprune.constants import CACHE_DIR_ENV, DATA_DIR_ENV
 from hfprune.hub import local as local_hub
 
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -70,7 +71,12 @@ def test_demo_runs_from_the_wheel_offline_with_no_checkout_and_no_data_folder(wh
     work = tmp_path / "elsewhere"
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in (DATA_DIR_ENV, "PYTHONPATH", "VIRTUAL_ENV")}
-    env.update(HOME=str(tmp_path / "home"), HF_HUB_OFFLINE="1", **{CACHE_DIR_ENV: str(cache_dir())})
+    # A fresh cache holding only the trained tiny model (copied: training it again would add minutes and test
+    # nothing the wheel changes); every evaluation runs for real, none is read from this machine's cache.
+    fresh_cache = tmp_path / "cache"
+    fresh_cache.mkdir()
+    shutil.copytree(tiny_model_dir, fresh_cache / tiny_model_dir.name)
+    env.update(HOME=str(tmp_path / "home"), HF_HUB_OFFLINE="1", **{CACHE_DIR_ENV: str(fresh_cache)})
     (tmp_path / "home").mkdir()
     where = subprocess.run(
         [str(new_python), "-c", "import hfprune, hfprune.data_sources as d; print(hfprune.__file__, d.data_roots())"],

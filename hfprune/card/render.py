@@ -124,6 +124,8 @@ def render_card(
 
 def read_metadata(folder: Path) -> dict[str, Any]:
     path = folder / METADATA_FILE
+    if not folder.is_dir():
+        raise NotAPrunedFolderError(f"{folder} is not a folder; give the folder `hfprune prune` wrote (its --out)")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:

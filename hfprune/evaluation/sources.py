@@ -43,6 +43,15 @@ class TextSource:
 
     spec: str = FLORES
 
+    def __post_init__(self) -> None:
+        folder = Path(self.spec).expanduser()
+        if self.kind == "folder" and not folder.is_dir():
+            what = "is a file" if folder.exists() else "does not exist"
+            raise DataSourceError(
+                f"the perplexity source {self.spec} {what}; pass --ppl-source a folder of {{lang}}.txt files, "
+                "or hf:ID[:CONFIG[:SPLIT[:COLUMN]]]"
+            )
+
     @property
     def kind(self) -> str:
         if self.spec == FLORES:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import huggingface_hub
 
+from ..errors import LocalHubError
 from ..repo_id import check_repo_id
 from . import local as local_hub
 from .manifest import local_manifest, mismatches, require_identical, stale_files
@@ -38,6 +39,8 @@ def push_to_local_hub(
     folder = Path(folder)
     check_repo_id(repo_id)
     local_hub.check_branch_name(revision or "main")
+    if Path(root).exists() and not Path(root).is_dir():
+        raise LocalHubError(f"--local-hub {root} is a file; give a folder (it is created if missing)")
     metadata = check_publishable(folder, force=force, token=huggingface_hub.get_token())
     files = local_manifest(folder)
     repo = local_hub.repo_dir(root, repo_id).absolute()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import huggingface_hub
 
-from ..errors import RevisionNotFoundError, UnsafeWeightsError
+from ..errors import ModelNotFoundError, RevisionNotFoundError, UnsafeWeightsError
 from ..hub_errors import translate
 from ..repo_id import check_model_reference
 
@@ -116,6 +116,11 @@ def resolve_model_dir(
                 "pass a Hub repo id instead of a path."
             )
         return local
+    if local.exists() or local.is_symlink():  # a file (or a broken link) is never taken for a Hub id
+        raise ModelNotFoundError(
+            f"{name_or_path} is a file, not a model folder: give the folder that holds config.json and the "
+            "*.safetensors weights, or a Hub repo id"
+        )
     check_model_reference(str(name_or_path))
     patterns = DEFAULT_ALLOW_PATTERNS + (REMOTE_CODE_PATTERNS if trust_remote_code else ())
     return pull(str(name_or_path), revision=revision, token=token, allow_patterns=patterns)

@@ -165,8 +165,9 @@ def train_tiny_model(
     return stats
 
 
-def training_texts(data: tuple[DataRoot, ...]) -> dict[str, str]:
+def training_texts(data: tuple[DataRoot, ...] | Path | None = None) -> dict[str, str]:
     """Each language's calibration text (all sources joined), in :data:`LANGUAGES` order."""
+    data = _data_roots(data)
     texts = {}
     for lang in LANGUAGES:
         parts = [f.read_text(encoding="utf-8") for f in _calib_files(data, lang)]
@@ -187,8 +188,9 @@ def recipe_key(recipe: Recipe, data: tuple[DataRoot, ...]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def data_hashes(data: tuple[DataRoot, ...]) -> dict[str, str]:
+def data_hashes(data: tuple[DataRoot, ...] | Path | None = None) -> dict[str, str]:
     """sha256 of every file the model depends on (training text and FLORES), keyed by path in the data folder."""
+    data = _data_roots(data)
     files = [(relative, path) for lang in LANGUAGES for relative, path in _calib_entries(data, lang)]
     files += [(f"flores/{lang}.devtest.txt", _flores_file(data, lang)) for lang in LANGUAGES]
     return {relative: hashlib.sha256(path.read_bytes()).hexdigest() for relative, path in files}

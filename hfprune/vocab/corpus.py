@@ -72,7 +72,10 @@ def count_tokens(tokenizer: Any, source: TextSource, langs: Sequence[str], chars
         try:
             documents = _budget(source.documents(key, min_chars=chars), chars)
         except CalibrationSourceError as err:
-            raise VocabSourceError(f"the vocabulary source cannot give text for '{lang}': {err}") from err
+            raise VocabSourceError(
+                f"the vocabulary source has no text for '{lang}' ({str(err).rstrip('.')}); for trim-vocab, pass "
+                "--vocab-source with text of every kept language"
+            ) from err
         if not any(doc.strip() for doc in documents):
             raise VocabSourceError(
                 f"the vocabulary source's text for '{lang}' is empty; give text of every kept language"
