@@ -90,7 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             _wait_for_rank0_to_print(group)
         return err.exit_code
     except KeyboardInterrupt:
-        print(f"{rank}interrupted: nothing was written", file=sys.stderr)
+        # True of every command: what was being written is discarded; what had finished (a run's earlier steps,
+        # an LFS object already copied into a local Hub's store, which no commit names yet) stays.
+        print(f"{rank}interrupted: what was being written was discarded, nothing half-written is left", file=sys.stderr)
         return 130
     finally:
         if owns_group:
