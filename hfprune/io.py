@@ -145,6 +145,28 @@ def read_text_file(path: str | Path) -> str:
     return text
 
 
+def read_json_object(path: str | Path) -> dict[str, Any]:
+    """A JSON object from a file hfprune wrote (``hfprune.json``, a ledger, results), or ``ValueError`` with one
+    line saying what is wrong: missing, unreadable, not UTF-8, not JSON, or JSON that is not an object. Callers
+    turn it into their own error class with what the user should do."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{path} is missing") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path} is a folder, not a file") from None
+    except OSError as err:
+        raise ValueError(f"{path} cannot be read ({err.strerror or err})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err.msg}, line {err.lineno})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} holds JSON that is not an object ({type(data).__name__})")
+    return data
+
+
 #: What hfprune writes into the PNG plots it makes (a ``Software`` text chunk), so ``--overwrite`` can tell them
 #: from a user's image of the same name.
 PLOT_METADATA = {"Software": "hfprune"}

@@ -347,6 +347,10 @@ def _token_in_a_large_file(scratch: Path, model: Path) -> None:
         handle.write(b"x" * (21 * (1 << 20) - 7) + FAKE_TOKEN.encode() + b"\n")
 
 
+def _broken_record(scratch: Path, model: Path, content: bytes) -> None:
+    (_publishable(scratch, model) / METADATA_FILE).write_bytes(content)
+
+
 def _results_of_another_model(scratch: Path, model: Path) -> None:
     _publishable(scratch, model)
     record = {"name": "other", "sha256": "0" * 64, "weights_sha256": {"model.safetensors": "1" * 64}}
@@ -489,6 +493,19 @@ PATH_CASES: dict[str, Case] = {
     ),
     "card with results of the wrong shape": Case(
         ["card", "{scratch}/pub", "--results", "{scratch}/results.json"], "is not a results file", _results_wrong_shape
+    ),
+    "card of a folder whose hfprune.json is not JSON": Case(
+        ["card", "{scratch}/pub"],
+        "hfprune.json is not valid JSON",
+        lambda scratch, model: _broken_record(scratch, model, b"{x"),
+    ),
+    "push of a folder whose hfprune.json is a list": Case(
+        PUSH_LOCAL, "not an object (list)", lambda scratch, model: _broken_record(scratch, model, b"[1, 2]")
+    ),
+    "analyze a folder whose hfprune.json is not UTF-8": Case(
+        ["analyze", "{scratch}/pub", "{scratch}/pub"],
+        "hfprune.json is not UTF-8",
+        lambda scratch, model: _broken_record(scratch, model, b"\xff\xfe"),
     ),
     # --- broken and lying model folders ---
     "truncated weights": Case(BROKEN, "is not a valid safetensors file", _truncated_weights),

@@ -7,7 +7,6 @@ one layer at a time (per folder).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from safetensors import safe_open
 
 from ..constants import METADATA_FILE
 from ..errors import AnalysisInputError
+from ..io import read_json_object
 
 
 @dataclass
@@ -54,7 +54,10 @@ def open_checkpoint(path: str | Path, label: str | None = None) -> Checkpoint:
         with safe_open(str(shard), framework="pt") as f:
             index.update({key: shard for key in f.keys()})  # noqa: SIM118 - safe_open handles are not dicts
     meta_path = folder / METADATA_FILE
-    metadata = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    try:
+        metadata = read_json_object(meta_path) if meta_path.is_file() else {}
+    except ValueError as err:
+        raise AnalysisInputError(f"{err}; re-prune that folder with hfprune, or leave it out") from err
     if metadata.get("structured"):
         raise AnalysisInputError(
             f"{folder} was pruned structurally ({metadata.get('structure')}): it has fewer neurons, heads or blocks, "

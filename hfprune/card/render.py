@@ -8,7 +8,6 @@ so the Hub lists the model under its base and shows its scores.
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from pathlib import Path
@@ -20,7 +19,7 @@ from huggingface_hub import ModelCard, ModelCardData
 from ..assets import asset_path
 from ..constants import CARD_FILE, CARD_TEMPLATE, METADATA_FILE, PLOT_FILE, RESULTS_FILE
 from ..errors import CardTemplateError, NotAPrunedFolderError
-from ..io import atomic_write_text
+from ..io import atomic_write_text, read_json_object
 from .base_model import BaseModelCard, read_base_model_card
 from .results import CardResults, check_results_match, load_results
 from .structured import structured_view
@@ -123,15 +122,14 @@ def render_card(
 
 
 def read_metadata(folder: Path) -> dict[str, Any]:
-    path = folder / METADATA_FILE
     if not folder.is_dir():
         raise NotAPrunedFolderError(f"{folder} is not a folder; give the folder `hfprune prune` wrote (its --out)")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
+        return read_json_object(folder / METADATA_FILE)
+    except ValueError as err:
         raise NotAPrunedFolderError(
-            f"{path} is missing or unreadable: `hfprune card` describes folders written by `hfprune prune` "
-            "(or `hfprune run`); prune the model with hfprune first"
+            f"{err}: `hfprune card` describes folders written by `hfprune prune` (or `hfprune run`); prune the "
+            "model with hfprune first"
         ) from err
 
 

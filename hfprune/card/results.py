@@ -6,7 +6,6 @@ Reads both shapes ``hfprune eval`` writes: a comparison (``{pruned, dense, chang
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from huggingface_hub import EvalResult
 from ..errors import ResultsFormatError, ResultsOfAnotherModelError
 from ..evaluation.results import LOWER_IS_BETTER
 from ..evaluation.tasks import FLORES_CODES, HEADLINE_METRICS, TASKS
+from ..io import read_json_object
 from ..models.loading import weights_sha256
 
 #: What each metric is called in model-index (Hub metric ids where one exists).
@@ -61,10 +61,10 @@ def load_results(path: str | Path, model_name: str) -> CardResults:
     """
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
+        data = read_json_object(path)
+    except ValueError as err:
         raise ResultsFormatError(
-            f"cannot read evaluation results {path} ({err}); write them with `hfprune eval ... --out {path}`"
+            f"{err}, so it is not a results file of `hfprune eval`; write one with `hfprune eval ... --out {path}`"
         ) from err
     if isinstance(data, dict) and "changes" in data and "pruned" in data:
         pruned, tables = data["pruned"], _comparison_tables(data["changes"])

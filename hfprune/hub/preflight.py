@@ -6,7 +6,6 @@ refused unless the user says ``--force``. A folder holding the user's own token 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from ..errors import (
     NotAPrunedFolderError,
     SecretInFolderError,
 )
+from ..io import read_json_object
 from .manifest import published_files
 
 _CHUNK = 1 << 20
@@ -69,14 +69,12 @@ def file_contains(path: Path, needle: bytes) -> bool:
 
 
 def _read_metadata(folder: Path, force: bool) -> dict[str, Any]:
-    path = folder / METADATA_FILE
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
+        return read_json_object(folder / METADATA_FILE)
+    except ValueError as err:
         if force:
             return {}
-        why = "is missing" if not path.exists() else f"cannot be read ({err})"
         raise NotAPrunedFolderError(
-            f"{path} {why}, so {folder} does not look like an hfprune output. Produce it with `hfprune prune` "
+            f"{err}, so {folder} does not look like an hfprune output. Produce it with `hfprune prune` "
             "(or `hfprune run`), or pass --force to publish it anyway"
         ) from err

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +20,7 @@ from ..errors import (
     UnsafeWeightsError,
     UnsupportedArchitectureError,
 )
-from ..io import sha256_file
+from ..io import read_json_object, sha256_file
 from .config import read_config
 from .placement import Placement, remove_with, scratch_folder
 from .pull import resolve_model_dir
@@ -221,9 +220,9 @@ def describe_source(name: str, revision: str | None, folder: Path) -> dict[str, 
     meta = folder / METADATA_FILE
     if meta.is_file():  # pruning an already pruned model: keep the lineage
         try:
-            source["hfprune"] = json.loads(meta.read_text())
-        except (OSError, json.JSONDecodeError):
-            pass
+            source["hfprune"] = read_json_object(meta)
+        except ValueError:
+            pass  # a broken record of an earlier pruning only loses the lineage, never the job
     return source
 
 

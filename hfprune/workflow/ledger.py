@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..constants import LEDGER_FILE
-from ..io import atomic_write_text, sha256_file
+from ..io import atomic_write_text, read_json_object, sha256_file
 
 
 def input_key(inputs: dict[str, Any]) -> str:
@@ -30,9 +30,9 @@ class Ledger:
         #: which job the folder belongs to (model, revision, pruning settings): a re-run resumes only that job
         self.job: dict[str, Any] = {}
         try:
-            recorded = json.loads(self.path.read_text(encoding="utf-8"))
-            self.steps, self.job = recorded.get("steps", {}), recorded.get("job", {})
-        except (OSError, json.JSONDecodeError, AttributeError):
+            recorded = read_json_object(self.path)
+            self.steps, self.job = dict(recorded.get("steps", {})), dict(recorded.get("job", {}))
+        except (ValueError, TypeError):  # missing or broken: nothing is known done (every step runs again)
             self.steps, self.job = {}, {}
 
     def is_done(self, step: str, key: str, folder: Path) -> bool:

@@ -137,7 +137,9 @@ class Placement:
     offload_folder: str | None = None
 
     @classmethod
-    def parse(cls, device_map: str | None, max_memory: str | None = None, offload_folder: str | None = None) -> Placement | None:
+    def parse(
+        cls, device_map: str | None, max_memory: str | None = None, offload_folder: str | None = None
+    ) -> Placement | None:
         """``None`` without a device map; ``max_memory`` like ``0=20GiB,cpu=64GiB``."""
         if not device_map:
             return None
@@ -331,7 +333,7 @@ def read_pruned_record(pruned: str) -> dict[str, Any]:
         return {}
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):  # unreadable, not UTF-8 or not JSON: the header just says less
         return {}
     return record if isinstance(record, dict) else {}
 
@@ -517,7 +519,9 @@ class TokenStream:
     @torch.inference_mode()
     def step(self) -> None:
         started = time.perf_counter()
-        out = self.loaded.model(input_ids=self.next_input, use_cache=True, **_cache_argument(self.loaded.model, self.cache))
+        out = self.loaded.model(
+            input_ids=self.next_input, use_cache=True, **_cache_argument(self.loaded.model, self.cache)
+        )
         self.cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
         token = sample_next(out.logits[0, -1].float(), self.settings, self.generator)
         self.seconds += time.perf_counter() - started
