@@ -163,12 +163,19 @@ class PruneSettings:
             else {}
         )
         return structured | {
-            "method": self.method, "method_params": dict(sorted(self.method_params.items())),
-            "sparsity": self.sparsity, "structure": str(self.structure), "calibration": str(calibration),
-            "calib_source": _describe_source(self.calib_source), "seqlen": self.seqlen, "seed": self.seed,
-            "batch_size": self.batch_size, "profile": profile, "pipeline": self.pipeline,
+            "method": self.method,
+            "method_params": dict(sorted(self.method_params.items())),
+            "sparsity": self.sparsity,
+            "structure": str(self.structure),
+            "calibration": str(calibration),
+            "calib_source": _describe_source(self.calib_source),
+            "seqlen": self.seqlen,
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "profile": profile,
+            "pipeline": self.pipeline,
             **({"vocab": self.vocab.describe()} if self.vocab is not None else {}),
-        }  # fmt: skip
+        }
 
 
 @dataclass
@@ -316,9 +323,10 @@ def prune(
         check_sequence_length(model, _seqlen(settings))
         calib = calibration_set(tokenizer, settings)
         group.check_same(
-            calib.sample_hashes, "calibration samples",
+            calib.sample_hashes,
+            "calibration samples",
             "every rank must read the same text with the same tokenizer (same --calib-source, files and seed)",
-        )  # fmt: skip
+        )
     calib_s = time.perf_counter() - started
 
     was_training = model.training
@@ -327,15 +335,28 @@ def prune(
     if layer_profile is not None:
         assert calib is not None
         allocation = layer_profile.build(
-            model, calib, target, device=compute, batch_size=settings.batch_size, input_cache=input_cache,
+            model,
+            calib,
+            target,
+            device=compute,
+            batch_size=settings.batch_size,
+            input_cache=input_cache,
             loader=loader,
-        )  # fmt: skip
+        )
         sparsity_fn, profile_info = allocation, {**layer_profile.describe(), **allocation.to_dict()}
     pruner = Pruner(method, sparsity=target, structure=structure, sparsity_fn=sparsity_fn)
     timings = BlockwiseEngine(
-        model, pruner, calibration=calib, device=compute, batch_size=settings.batch_size, progress=progress,
-        input_cache=input_cache, pipeline=settings.pipeline, offload=settings.offload, loader=loader,
-    ).run()  # fmt: skip  # fmt: skip
+        model,
+        pruner,
+        calibration=calib,
+        device=compute,
+        batch_size=settings.batch_size,
+        progress=progress,
+        input_cache=input_cache,
+        pipeline=settings.pipeline,
+        offload=settings.offload,
+        loader=loader,
+    ).run()
     model.train(was_training)
     if trimmed is not None and loader is None:
         trimmed.measure_after(model)  # the final model: trimmed and pruned
@@ -436,9 +457,11 @@ def _prune_structured(
 ) -> PruneResult:
     """:func:`prune` for ``width:F`` / ``heads:K`` / ``depth:K``: remove structures, see :mod:`hfprune.pruning.structured`."""
     spec.check_settings(
-        sparsity=settings.sparsity, method=settings.method, method_params=settings.method_params,
+        sparsity=settings.sparsity,
+        method=settings.method,
+        method_params=settings.method_params,
         profile=settings.profile,
-    )  # fmt: skip
+    )
     lang_agg = check_lang_agg(settings.lang_agg or DEFAULT_LANG_AGG)
     if distributed.current().size > 1:
         raise InvalidStructuredSpecError(
@@ -468,9 +491,18 @@ def _prune_structured(
     assert calib is not None
     started = time.perf_counter()
     report = prune_structured(
-        model, calib, spec, lang_agg=lang_agg, refit=settings.refit, device=compute, batch_size=settings.batch_size,
-        pipeline=settings.pipeline, offload=settings.offload, progress=progress, input_cache=input_cache,
-    )  # fmt: skip
+        model,
+        calib,
+        spec,
+        lang_agg=lang_agg,
+        refit=settings.refit,
+        device=compute,
+        batch_size=settings.batch_size,
+        pipeline=settings.pipeline,
+        offload=settings.offload,
+        progress=progress,
+        input_cache=input_cache,
+    )
     prune_s = time.perf_counter() - started
     record = report.to_dict()
     if untrimmed is not None:  # sizes "before" are the model the user started from, not the trimmed one
@@ -609,9 +641,17 @@ def prune_pretrained(
         if placement is not None:
             raise InvalidOptionError("--stream reads one block at a time and needs no --device-map; give one of them")
         return _prune_streamed(
-            model_id, out, settings, revision=revision, token=token, trust_remote_code=trust_remote_code, dtype=dtype,
-            overwrite=overwrite, extra=extra, progress=progress,
-        )  # fmt: skip
+            model_id,
+            out,
+            settings,
+            revision=revision,
+            token=token,
+            trust_remote_code=trust_remote_code,
+            dtype=dtype,
+            overwrite=overwrite,
+            extra=extra,
+            progress=progress,
+        )
     started = time.perf_counter()
     loaded = load_model(
         model_id, revision=revision, token=token, trust_remote_code=trust_remote_code, dtype=dtype, placement=placement
@@ -626,9 +666,16 @@ def prune_pretrained(
     def save() -> tuple[float, dict[str, float]]:
         began = time.perf_counter()
         save_pruned(
-            loaded.model, loaded.tokenizer, result, out, overwrite=overwrite, max_shard_size=max_shard_size,
-            extra=extra, local_base=local_base, base_folder=loaded.folder if result.trimmed is not None else None,
-        )  # fmt: skip
+            loaded.model,
+            loaded.tokenizer,
+            result,
+            out,
+            overwrite=overwrite,
+            max_shard_size=max_shard_size,
+            extra=extra,
+            local_base=local_base,
+            base_folder=loaded.folder if result.trimmed is not None else None,
+        )
         return time.perf_counter() - began, peak_memory(distributed.rank_device(resolve_device(settings.device)))
 
     try:

@@ -241,8 +241,13 @@ def world() -> Group:
 
     if dist.is_available() and dist.is_initialized():
         size, rank = dist.get_world_size(), dist.get_rank()
-        launch = Launch(launch.launcher if launch.world_size == size else ENV, rank, size, launch.local_rank,
-                        launch.local_world_size)  # fmt: skip
+        launch = Launch(
+            launch.launcher if launch.world_size == size else ENV,
+            rank,
+            size,
+            launch.local_rank,
+            launch.local_world_size,
+        )
         _WORLD = Group(rank, size, tuple(range(size)), dist.group.WORLD if size > 1 else None, launch)
         return _WORLD
     if launch.world_size == 1:

@@ -257,9 +257,14 @@ def check_not_over_model(model: str | Path, out: str | Path) -> None:
         return
     source, target = local.resolve(), Path(out).expanduser().resolve()
     relation = (
-        "is" if target == source else "lies inside" if source in target.parents else "contains"
-        if target in source.parents else None
-    )  # fmt: skip
+        "is"
+        if target == source
+        else "lies inside"
+        if source in target.parents
+        else "contains"
+        if target in source.parents
+        else None
+    )
     if relation:
         raise OutputOverlapsModelError(
             f"--out {out} {relation} the model folder {model}; hfprune never writes into or over the model it "

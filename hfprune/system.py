@@ -28,8 +28,15 @@ _M_MMAP_THRESHOLD = -3
 THRESHOLD_BYTES = 1 << 20
 #: Libraries whose versions decide the numbers hfprune records (pruning and evaluation alike).
 RECORDED_LIBRARIES = (
-    "torch", "transformers", "tokenizers", "huggingface_hub", "safetensors", "datasets", "evaluate", "accelerate",
-)  # fmt: skip
+    "torch",
+    "transformers",
+    "tokenizers",
+    "huggingface_hub",
+    "safetensors",
+    "datasets",
+    "evaluate",
+    "accelerate",
+)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

@@ -106,17 +106,32 @@ class SweepSpec:
         structure = parse_structure(self.structure)
         if isinstance(structure, StructuredSpec):
             return PruneSettings(
-                method=method, method_params=self.method_params.get(method, {}), structure=structure,
-                calibration=calibration, seqlen=self.seqlen, seed=self.seed, device=self.device,
-                batch_size=self.batch_size, pipeline=self.pipeline, offload=self.offload, lang_agg=self.lang_agg,
+                method=method,
+                method_params=self.method_params.get(method, {}),
+                structure=structure,
+                calibration=calibration,
+                seqlen=self.seqlen,
+                seed=self.seed,
+                device=self.device,
+                batch_size=self.batch_size,
+                pipeline=self.pipeline,
+                offload=self.offload,
+                lang_agg=self.lang_agg,
                 refit=self.refit,
-            )  # fmt: skip
+            )
         return PruneSettings(
-            method=method, method_params=self.method_params.get(method, {}),
-            sparsity=None if structure.is_nm else sparsity, structure=structure, calibration=calibration,
-            seqlen=self.seqlen, seed=self.seed, device=self.device, batch_size=self.batch_size,
-            pipeline=self.pipeline, offload=self.offload,
-        )  # fmt: skip
+            method=method,
+            method_params=self.method_params.get(method, {}),
+            sparsity=None if structure.is_nm else sparsity,
+            structure=structure,
+            calibration=calibration,
+            seqlen=self.seqlen,
+            seed=self.seed,
+            device=self.device,
+            batch_size=self.batch_size,
+            pipeline=self.pipeline,
+            offload=self.offload,
+        )
 
 
 @dataclass

@@ -18,7 +18,20 @@ from .sources import (
 )
 
 __all__ = [
-    "CalibrationSet", "CalibrationSource", "DatasetSource", "FolderSource", "Mix", "MixEntry", "SourceSpec",
-    "TextSource", "build_calibration", "default_source", "display_name", "match", "normalize", "open_source",
-    "parse_mix", "sample_hash",
-]  # fmt: skip
+    "CalibrationSet",
+    "CalibrationSource",
+    "DatasetSource",
+    "FolderSource",
+    "Mix",
+    "MixEntry",
+    "SourceSpec",
+    "TextSource",
+    "build_calibration",
+    "default_source",
+    "display_name",
+    "match",
+    "normalize",
+    "open_source",
+    "parse_mix",
+    "sample_hash",
+]

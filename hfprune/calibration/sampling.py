@@ -24,6 +24,7 @@ from ..errors import (
     NotEnoughCalibrationTextError,
     UnknownLanguageError,
 )
+from ..fingerprints import tokenizer_sha256
 from . import languages
 from .mix import Mix
 from .sources import TextSource
@@ -66,8 +67,13 @@ class CalibrationSet:
         """Wrap ready-made token samples (tests, or users with their own pipeline)."""
         ids = input_ids.to(torch.long)
         hashes = [sample_hash(row) for row in ids]
-        spec = {"kind": "tensors", "samples": len(ids), "seqlen": ids.shape[1], "languages": list(languages_),
-                "sample_hashes": hashes}  # fmt: skip
+        spec = {
+            "kind": "tensors",
+            "samples": len(ids),
+            "seqlen": ids.shape[1],
+            "languages": list(languages_),
+            "sample_hashes": hashes,
+        }
         return cls(ids, list(languages_), hashes, spec)
 
 
@@ -161,7 +167,7 @@ def build_calibration(
         "source": source.describe(),
         "languages": per_lang,
         "sample_hashes": hashes,
-        "tokenizer_sha256": _tokenizer_hash(tokenizer),
+        "tokenizer_sha256": tokenizer_sha256(tokenizer),
     }
     return CalibrationSet(input_ids, langs, hashes, spec)
 
@@ -175,11 +181,3 @@ def _valid_languages(keys: Sequence[str]) -> list[str]:
         except UnknownLanguageError:
             continue
     return sorted(set(valid))
-
-
-def _tokenizer_hash(tokenizer: Any) -> str | None:
-    """Hash of the tokenizer's vocabulary and merges, so recorded sample hashes can be trusted."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None:
-        return None
-    return hashlib.sha256(backend.to_str().encode()).hexdigest()

@@ -187,9 +187,12 @@ class DefaultSource:
         if not online():
             raise CalibrationSourceError(self._missing(lang, f"{hub}, {offline_reason()}"))
         dataset = DatasetSource(
-            self.hub.dataset, langs=[lang], config_pattern=self.hub.config, split=self.hub.split,
+            self.hub.dataset,
+            langs=[lang],
+            config_pattern=self.hub.config,
+            split=self.hub.split,
             text_field=self.hub.column,
-        )  # fmt: skip
+        )
         try:
             docs = dataset.documents(code, min_chars)
         except CalibrationSourceError as err:
@@ -263,9 +266,13 @@ class SourceSpec:
                 f"a dataset source ('{dataset_id}') needs an explicit --calib mix: it cannot list its languages"
             )
         return DatasetSource(
-            dataset_id, langs=langs, config_pattern=self.config_pattern, split=self.split,
-            text_field=self.text_field, revision=self.revision,
-        )  # fmt: skip
+            dataset_id,
+            langs=langs,
+            config_pattern=self.config_pattern,
+            split=self.split,
+            text_field=self.text_field,
+            revision=self.revision,
+        )
 
 
 #: Everything the library accepts as a calibration source.

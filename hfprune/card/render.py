@@ -64,9 +64,14 @@ def write_card(
         check_results_match(load_results(results, folder.name), folder, Path(results), allow_other_model)
     results_path, plot_path = _bring_results_in(folder, results, plot)
     card = render_card(
-        folder, results=results_path, plot=plot_path, repo_id=repo_id, license=license, template=template,
+        folder,
+        results=results_path,
+        plot=plot_path,
+        repo_id=repo_id,
+        license=license,
+        template=template,
         allow_other_model=allow_other_model,
-    )  # fmt: skip
+    )
     return atomic_write_text(folder / CARD_FILE, str(card))
 
 

@@ -13,8 +13,6 @@ from ..io import check_output
 from .options import comma_list, positive_int, whole_number
 
 
-# argparse declarations look alike across commands by shape only; the options commands share are declared
-# once in options.py.
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "analyze",
@@ -39,9 +37,11 @@ def register(subparsers: Any) -> None:
         help="text folder for the neuron analysis (default: hfprune's default calibration text)",
     )
     parser.add_argument(
-        "--top-rate", type=float, default=0.01,
+        "--top-rate",
+        type=float,
+        default=0.01,
         help="LAPE: share of neurons (lowest entropy) called language-specific (default 0.01)",
-    )  # fmt: skip
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.add_argument("--json", action="store_true", help="print analysis.json instead of the Markdown")
     parser.set_defaults(handler=handle)
@@ -50,9 +50,12 @@ def register(subparsers: Any) -> None:
 def handle(args: argparse.Namespace) -> int:
     out = check_output(args.out, args.overwrite, marker=ANALYSIS_FILE, whole=False) if args.out else None
     spec = NeuronSpec(
-        langs=comma_list(args.langs) or None, samples=args.samples, seqlen=args.seqlen, top_rate=args.top_rate,
+        langs=comma_list(args.langs) or None,
+        samples=args.samples,
+        seqlen=args.seqlen,
+        top_rate=args.top_rate,
         calib_source=args.calib_source,
-    )  # fmt: skip
+    )
     report = analyze(args.folders, base=args.base, neuron_spec=spec)
     print(json.dumps(report, indent=2) if args.json else markdown(report))
     if out is not None:

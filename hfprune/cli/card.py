@@ -9,8 +9,6 @@ from typing import Any
 from ..card import write_card
 
 
-# argparse declarations look alike across commands by shape only; the options commands share are declared
-# once in options.py.
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "card",
@@ -25,16 +23,22 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--license", help="licence id, overriding the one inherited from the base model")
     parser.add_argument("--template", type=Path, help="a Jinja/Markdown card template (default: model_cards/)")
     parser.add_argument(
-        "--allow-other-model", action="store_true",
+        "--allow-other-model",
+        action="store_true",
         help="keep --results that record other weights than FOLDER's (the card then says so)",
-    )  # fmt: skip
+    )
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     card = write_card(
-        args.folder, results=args.results, plot=args.plot, repo_id=args.repo_id, license=args.license,
-        template=args.template, allow_other_model=args.allow_other_model,
-    )  # fmt: skip
+        args.folder,
+        results=args.results,
+        plot=args.plot,
+        repo_id=args.repo_id,
+        license=args.license,
+        template=args.template,
+        allow_other_model=args.allow_other_model,
+    )
     print(card)
     return 0

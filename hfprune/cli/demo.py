@@ -11,8 +11,6 @@ from ..workflow.demo import DemoOptions, run_demo, side_by_side, verdict
 from .options import comma_list, open_fraction
 
 
-# argparse declarations look alike across commands by shape only; the options commands share are declared
-# once in options.py.
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "demo",

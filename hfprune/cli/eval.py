@@ -25,8 +25,6 @@ from . import options
 from .options import positive_int, whole_number
 
 
-# argparse declarations look alike across commands by shape only; the options commands share are declared
-# once in options.py.
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "eval",
@@ -41,27 +39,39 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--out", type=Path, help="write the results JSON here (and the plot beside it)")
     parser.add_argument("--plot", type=Path, help="write the PNG plot here (default: --out with .png)")
     parser.add_argument(
-        "--eval-source", "--data", dest="data", type=Path,
+        "--eval-source",
+        "--data",
+        dest="data",
+        type=Path,
         help="data folder (flores/, xcopa/ ...) read instead of the defaults: $HFPRUNE_DATA_DIR, then the data "
         "shipped with hfprune, then the Hub when online",
-    )  # fmt: skip
+    )
     hub = parser.add_mutually_exclusive_group()
     hub.add_argument(
-        "--hub-data", dest="hub_data", action="store_const", const=True, default=None,
+        "--hub-data",
+        dest="hub_data",
+        action="store_const",
+        const=True,
+        default=None,
         help="read what the data folders lack from the Hub with `datasets` even when HF_HUB_OFFLINE is set "
         "(from the datasets cache); the default asks the Hub whenever online",
-    )  # fmt: skip
+    )
     hub.add_argument(
-        "--no-hub-data", dest="hub_data", action="store_const", const=False,
+        "--no-hub-data",
+        dest="hub_data",
+        action="store_const",
+        const=False,
         help="never ask the Hub: a language no data folder has is skipped",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--ppl-source", default="flores", help="flores, a folder of {lang}.txt, or hf:ID[:CONFIG[:SPLIT[:COLUMN]]]"
     )
     parser.add_argument(
-        "--context-length", type=whole_number(2), default=DEFAULT_CONTEXT_LENGTH,
+        "--context-length",
+        type=whole_number(2),
+        default=DEFAULT_CONTEXT_LENGTH,
         help=f"perplexity window, BOS included (default {DEFAULT_CONTEXT_LENGTH})",
-    )  # fmt: skip
+    )
     parser.add_argument("--stride", type=positive_int, help="new tokens scored per window (default context length - 1)")
     parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_EVAL_BATCH_SIZE)
     parser.add_argument("--limit", type=positive_int, help="at most N items (sentences for ppl) per language and task")
@@ -120,7 +130,6 @@ def _evaluate_path(path: str, args: argparse.Namespace) -> EvalResult:
     if placement is not None:
         device = input_device(loaded.model)  # accelerate's hooks move each module's inputs from there
     try:
-        # One keyword per option: alike in shape with other calls of the library, not shared logic.
         result = evaluate_model(
             loaded.model,
             loaded.tokenizer,

@@ -9,8 +9,6 @@ from typing import Any
 from ..pruning.methods import available
 
 
-# argparse declarations look alike across commands by shape only; the options commands share are declared
-# once in options.py.
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("methods", help="list the pruning methods")
     parser.add_argument("--json", action="store_true")

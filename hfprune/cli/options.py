@@ -105,47 +105,60 @@ def add_method_options(parser: argparse.ArgumentParser, *, grid: bool = False) -
     for flag, owners in declared.items():
         field = fields[flag]
         group.add_argument(
-            flag, dest=_METHOD_PREFIX + field.name, metavar=field.name.upper(), type=type(field.default), default=None,
+            flag,
+            dest=_METHOD_PREFIX + field.name,
+            metavar=field.name.upper(),
+            type=type(field.default),
+            default=None,
             help=f"[{', '.join(owners)}] {field.metadata.get('help', '')} (default {field.default})",
-        )  # fmt: skip
+        )
 
 
 def add_sparsity_options(parser: argparse.ArgumentParser, *, grid: bool = False) -> None:
     """``--sparsity`` (repeatable for a grid) and ``--structure``."""
     if grid:
         parser.add_argument(
-            "--sparsity", action="append", default=None,
+            "--sparsity",
+            action="append",
+            default=None,
             help=f"sparsity, repeatable or comma-separated (default {DEFAULT_SPARSITY}; implied by N:M)",
-        )  # fmt: skip
+        )
     else:
         parser.add_argument(
-            "--sparsity", type=float, default=None,
+            "--sparsity",
+            type=float,
+            default=None,
             help=f"share of weights to zero, in [0, 1) (default {DEFAULT_SPARSITY}; implied by N:M)",
-        )  # fmt: skip
+        )
     parser.add_argument(
-        "--structure", default="unstructured",
+        "--structure",
+        default="unstructured",
         help="'unstructured' or N:M, e.g. 2:4 (N zeros in every M weights); or remove whole structures: width:F "
         "(fraction F of every block's MLP neurons), heads:K (K attention heads per block, in whole key/value groups), "
         "depth:K (K blocks), comma-combined, e.g. width:0.25,depth:2",
-    )  # fmt: skip
+    )
 
 
 def add_structured_options(parser: argparse.ArgumentParser) -> None:
     """How structured removal (``--structure width:F``, ``heads:K``, ``depth:K``) chooses and repairs."""
     group = parser.add_argument_group("structured pruning (--structure width:F, heads:K, depth:K)")
     group.add_argument(
-        "--lang-agg", default=None, choices=LANG_AGGS,
+        "--lang-agg",
+        default=None,
+        choices=LANG_AGGS,
         help="combine per-language importance: pooled (token-weighted statistics, as Wanda), or mean / min / max over "
         f"languages of each language's normalised scores (max keeps what any language needs; default {DEFAULT_LANG_AGG})",
-    )  # fmt: skip
+    )
     group.add_argument(
-        "--no-refit", action="store_true",
+        "--no-refit",
+        action="store_true",
         help="do not refit the output projections of kept neurons and heads by least squares (the ablation)",
-    )  # fmt: skip
+    )
     group.add_argument(
-        "--no-speed", action="store_true",
+        "--no-speed",
+        action="store_true",
         help="skip the CPU tokens/s measurement of the dense and the pruned model (recorded in hfprune.json)",
-    )  # fmt: skip
+    )
 
 
 def add_calibration_options(parser: argparse.ArgumentParser, *, grid: bool = False) -> None:
@@ -160,9 +173,10 @@ def add_calibration_options(parser: argparse.ArgumentParser, *, grid: bool = Fal
         )
     else:
         group.add_argument(
-            "--calib", default=None,
+            "--calib",
+            default=None,
             help="language mix LANG:N_SAMPLES,... e.g. en:64,sw:64 (default: 128 samples over the source's languages)",
-        )  # fmt: skip
+        )
     group.add_argument(
         "--calib-source",
         default=None,
@@ -187,9 +201,11 @@ def add_profile_options(parser: argparse.ArgumentParser) -> None:
     """``--sparsity-profile``, ``--owl-m``, ``--owl-lambda``."""
     group = parser.add_argument_group("layerwise sparsity")
     group.add_argument(
-        "--sparsity-profile", default="uniform", choices=PROFILES,
+        "--sparsity-profile",
+        default="uniform",
+        choices=PROFILES,
         help="how sparsity is spread over blocks; the mean over prunable weights stays the target (default uniform)",
-    )  # fmt: skip
+    )
     group.add_argument(
         "--owl-m",
         type=float,
@@ -209,14 +225,18 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("engine")
     group.add_argument("--device", default="auto", help="compute device: auto, cpu, cuda, cuda:1 (default auto)")
     group.add_argument(
-        "--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE,
+        "--batch-size",
+        type=positive_int,
+        default=DEFAULT_BATCH_SIZE,
         help=f"calibration samples per forward (default {DEFAULT_BATCH_SIZE}: the activation peak grows with it)",
-    )  # fmt: skip
+    )
     group.add_argument(
-        "--pipeline", default=PIPELINES[0], choices=PIPELINES,
+        "--pipeline",
+        default=PIPELINES[0],
+        choices=PIPELINES,
         help="calibrate each block on the pruned outputs before it (sequential, default) or on dense inputs "
         "(independent: one pass per block, about half the time)",
-    )  # fmt: skip
+    )
     group.add_argument(
         "--offload", action="store_true", help="keep calibration activations on CPU between uses (bounds GPU memory)"
     )
@@ -231,10 +251,11 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
         help=f"safetensors shard size (default {DEFAULT_MAX_SHARD_SIZE})",
     )
     group.add_argument(
-        "--stream", action="store_true",
+        "--stream",
+        action="store_true",
         help="read each block from the safetensors files when its turn comes and write it out pruned right after: "
         "memory holds the embeddings and one block, whatever the depth (decoder-only models; one shard per block)",
-    )  # fmt: skip
+    )
     group.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
 
@@ -244,40 +265,48 @@ def add_vocab_options(parser: argparse.ArgumentParser, *, with_pruning: bool = T
     group = parser.add_argument_group("vocabulary trimming")
     if with_pruning:
         group.add_argument(
-            "--trim-vocab", action="store_true",
+            "--trim-vocab",
+            action="store_true",
             help="also drop the tokens the kept languages never use (embedding and output rows), before pruning",
-        )  # fmt: skip
+        )
         group.add_argument(
             "--vocab-langs", default=None, help="languages whose tokens stay (default: the calibration mix's)"
         )
     group.add_argument(
-        "--vocab-source", default=None,
+        "--vocab-source",
+        default=None,
         help="text that decides the kept tokens: a folder of {lang}.txt/.jsonl or a datasets id "
         "(default: --calib-source, else hfprune's default calibration text)",
-    )  # fmt: skip
+    )
     group.add_argument("--vocab-config", default="{lang}", help="datasets config pattern of --vocab-source")
     group.add_argument("--vocab-split", default="train", help="datasets split of --vocab-source (default train)")
     group.add_argument("--vocab-text-field", default="text", help="text field of --vocab-source rows / .jsonl files")
     group.add_argument(
-        "--vocab-chars", type=int, default=DEFAULT_VOCAB_CHARS,
+        "--vocab-chars",
+        type=int,
+        default=DEFAULT_VOCAB_CHARS,
         help=f"characters of text read per language (default {DEFAULT_VOCAB_CHARS:,}; a dataset is streamed this far)",
-    )  # fmt: skip
+    )
     group.add_argument(
         "--vocab-min-count", type=int, default=1, help="keep a seen token only if it occurs this often (default 1)"
     )
     group.add_argument(
-        "--vocab-size", type=int, default=None,
+        "--vocab-size",
+        type=int,
+        default=None,
         help="cap on the whole vocabulary, filled by frequency (special, byte and script tokens count against it)",
-    )  # fmt: skip
+    )
     group.add_argument(
-        "--vocab-scripts", action="store_true",
+        "--vocab-scripts",
+        action="store_true",
         help="also keep every token written in the kept languages' Unicode scripts: text in those scripts then "
         "tokenizes exactly as before",
-    )  # fmt: skip
+    )
     group.add_argument(
-        "--vocab-verify-source", default=None,
+        "--vocab-verify-source",
+        default=None,
         help="held-out text for the built-in check: a folder of {lang}.txt (default: FLORES devtest)",
-    )  # fmt: skip
+    )
     group.add_argument(
         "--vocab-verify-langs", default=None, help="languages not kept whose tokenization is measured (default: two)"
     )
@@ -291,17 +320,21 @@ def add_placement_options(parser: argparse.ArgumentParser) -> None:
     """A model bigger than one device: ``--device-map`` with ``--max-memory`` and disk offload (accelerate)."""
     group = parser.add_argument_group("placement (models bigger than one device)")
     group.add_argument(
-        "--device-map", choices=DEVICE_MAPS, default=None,
+        "--device-map",
+        choices=DEVICE_MAPS,
+        default=None,
         help="spread the model over the GPUs, CPU and disk with accelerate (default: load it whole on one device)",
-    )  # fmt: skip
+    )
     group.add_argument(
-        "--max-memory", metavar="DEV=SIZE,...",
+        "--max-memory",
+        metavar="DEV=SIZE,...",
         help="memory each device may hold, e.g. 0=20GiB,1=20GiB,cpu=64GiB; what does not fit goes to disk",
-    )  # fmt: skip
+    )
     group.add_argument(
-        "--offload-folder", metavar="DIR",
+        "--offload-folder",
+        metavar="DIR",
         help="where weights offloaded to disk are kept (a fresh sub-folder, removed after; default: the temp folder)",
-    )  # fmt: skip
+    )
 
 
 def add_pruning_options(parser: argparse.ArgumentParser, *, grid: bool = False) -> None:
@@ -352,22 +385,42 @@ def prune_settings(args: argparse.Namespace) -> PruneSettings:
     check_sparsity_given(args.sparsity)
     resolve_device(args.device)
     return PruneSettings(
-        method=args.method, method_params=method_params(args, [args.method])[args.method], sparsity=args.sparsity,
-        structure=parse_structure(args.structure), calibration=Mix.parse(args.calib) if args.calib else None,
-        calib_source=source_spec(args), seqlen=args.seqlen, seed=args.seed, device=args.device,
-        batch_size=args.batch_size, profile=profile(args), pipeline=args.pipeline, offload=args.offload,
+        method=args.method,
+        method_params=method_params(args, [args.method])[args.method],
+        sparsity=args.sparsity,
+        structure=parse_structure(args.structure),
+        calibration=Mix.parse(args.calib) if args.calib else None,
+        calib_source=source_spec(args),
+        seqlen=args.seqlen,
+        seed=args.seed,
+        device=args.device,
+        batch_size=args.batch_size,
+        profile=profile(args),
+        pipeline=args.pipeline,
+        offload=args.offload,
         vocab=vocab_settings(args),
-        lang_agg=args.lang_agg, refit=not args.no_refit, measure_speed=not args.no_speed,
-    )  # fmt: skip
+        lang_agg=args.lang_agg,
+        refit=not args.no_refit,
+        measure_speed=not args.no_speed,
+    )
 
 
 #: ``--vocab-*`` destinations and their defaults: given without ``--trim-vocab`` they would do nothing.
 _VOCAB_DEFAULTS = {
-    "vocab_langs": None, "vocab_source": None, "vocab_config": "{lang}", "vocab_split": "train",
-    "vocab_text_field": "text", "vocab_chars": DEFAULT_VOCAB_CHARS, "vocab_min_count": 1, "vocab_size": None,
-    "vocab_scripts": False, "vocab_verify_source": None, "vocab_verify_langs": None, "vocab_verify_sentences": None,
+    "vocab_langs": None,
+    "vocab_source": None,
+    "vocab_config": "{lang}",
+    "vocab_split": "train",
+    "vocab_text_field": "text",
+    "vocab_chars": DEFAULT_VOCAB_CHARS,
+    "vocab_min_count": 1,
+    "vocab_size": None,
+    "vocab_scripts": False,
+    "vocab_verify_source": None,
+    "vocab_verify_langs": None,
+    "vocab_verify_sentences": None,
     "vocab_no_speed": False,
-}  # fmt: skip
+}
 
 
 def vocab_settings(args: argparse.Namespace, langs: str | None = None) -> VocabSettings | None:
@@ -389,16 +442,22 @@ def vocab_settings(args: argparse.Namespace, langs: str | None = None) -> VocabS
             config_pattern=args.vocab_config,
             split=args.vocab_split,
             text_field=args.vocab_text_field,
-        )  # fmt: skip
+        )
         if args.vocab_source
         else None
     )
     return VocabSettings(
-        langs=tuple(comma_list(chosen)) or None, source=source, min_count=args.vocab_min_count, size=args.vocab_size,
-        scripts=args.vocab_scripts, chars=args.vocab_chars, verify_source=args.vocab_verify_source,
-        other_langs=tuple(comma_list(args.vocab_verify_langs)) or None, verify_sentences=args.vocab_verify_sentences,
+        langs=tuple(comma_list(chosen)) or None,
+        source=source,
+        min_count=args.vocab_min_count,
+        size=args.vocab_size,
+        scripts=args.vocab_scripts,
+        chars=args.vocab_chars,
+        verify_source=args.vocab_verify_source,
+        other_langs=tuple(comma_list(args.vocab_verify_langs)) or None,
+        verify_sentences=args.vocab_verify_sentences,
         measure_speed=not args.vocab_no_speed,
-    )  # fmt: skip
+    )
 
 
 def check_sparsity_given(sparsity: float | None) -> None:

@@ -12,8 +12,6 @@ from .summary import print_prune_summary
 from .trim_vocab import print_vocab_summary
 
 
-# argparse declarations look alike across commands by shape only; the options commands share are declared
-# once in options.py.
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "prune",
@@ -31,7 +29,6 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    # One keyword per option: alike in shape with other calls of the library, not shared logic.
     result = prune_pretrained(
         args.model,
         args.out,

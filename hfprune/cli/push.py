@@ -13,8 +13,6 @@ from ..hub.local_push import push_to_local_hub
 from ..hub.push import push_folder
 
 
-# argparse declarations look alike across commands by shape only; the options commands share are declared
-# once in options.py.
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "push",
@@ -41,14 +39,23 @@ def handle(args: argparse.Namespace) -> int:
         raise InvalidOptionError("--create-pr opens a pull request against main; drop --revision, or drop --create-pr")
     if args.local_hub:
         result = push_to_local_hub(
-            args.folder, args.local_hub, args.repo_id, revision=args.revision, commit_message=args.commit_message,
+            args.folder,
+            args.local_hub,
+            args.repo_id,
+            revision=args.revision,
+            commit_message=args.commit_message,
             force=args.force,
-        )  # fmt: skip
+        )
     else:
         result = push_folder(
-            args.folder, args.repo_id, private=args.private, create_pr=args.create_pr, revision=args.revision,
-            commit_message=args.commit_message, force=args.force,
-        )  # fmt: skip
+            args.folder,
+            args.repo_id,
+            private=args.private,
+            create_pr=args.create_pr,
+            revision=args.revision,
+            commit_message=args.commit_message,
+            force=args.force,
+        )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0

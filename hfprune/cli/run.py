@@ -14,8 +14,6 @@ from ..workflow.run import RunOptions, run_job
 from . import options
 
 
-# argparse declarations look alike across commands by shape only; the options commands share are declared
-# once in options.py.
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "run",
@@ -32,18 +30,23 @@ def register(subparsers: Any) -> None:
     group.add_argument("--eval-tasks", default="ppl", help="evaluation tasks (default ppl)")
     group.add_argument("--eval-limit", type=options.positive_int, help="at most N items per language and task")
     group.add_argument(
-        "--eval-source", type=Path,
+        "--eval-source",
+        type=Path,
         help="evaluation data folder (flores/, xcopa/ ...) read instead of the defaults "
         "($HFPRUNE_DATA_DIR, the data shipped with hfprune, the Hub when online)",
-    )  # fmt: skip
+    )
     group.add_argument(
-        "--context-length", type=options.whole_number(2), default=DEFAULT_CONTEXT_LENGTH,
+        "--context-length",
+        type=options.whole_number(2),
+        default=DEFAULT_CONTEXT_LENGTH,
         help=f"perplexity window (default {DEFAULT_CONTEXT_LENGTH})",
-    )  # fmt: skip
+    )
     group.add_argument(
-        "--eval-batch-size", type=options.positive_int, default=DEFAULT_EVAL_BATCH_SIZE,
+        "--eval-batch-size",
+        type=options.positive_int,
+        default=DEFAULT_EVAL_BATCH_SIZE,
         help=f"windows / items per forward in evaluation (default {DEFAULT_EVAL_BATCH_SIZE})",
-    )  # fmt: skip
+    )
     group = parser.add_argument_group("publishing")
     group.add_argument("--push-to", metavar="REPO_ID", help="publish to this Hub repo at the end")
     group.add_argument("--local-hub", type=Path, help="publish into this folder (Hub mirror layout) instead of the Hub")
@@ -63,17 +66,39 @@ def handle(args: argparse.Namespace) -> int:
     settings = options.prune_settings(args)
     out = args.out or Path(options.run_folder_name(args))
     run = RunOptions(
-        model=args.model, out=out, prune=settings, revision=args.revision, trust_remote_code=args.trust_remote_code,
-        dtype=args.dtype, max_shard_size=args.max_shard_size, stream=args.stream,
-        eval_langs=options.comma_list(args.eval_langs), eval_tasks=args.eval_tasks, eval_limit=args.eval_limit,
-        eval_source=args.eval_source, context_length=args.context_length, eval_batch_size=args.eval_batch_size, push_to=args.push_to,
-        local_hub=args.local_hub, private=args.private, create_pr=args.create_pr, push_revision=args.push_revision,
-        license=args.license, command=args.invocation, overwrite=args.overwrite, placement=options.placement(args),
-    )  # fmt: skip
+        model=args.model,
+        out=out,
+        prune=settings,
+        revision=args.revision,
+        trust_remote_code=args.trust_remote_code,
+        dtype=args.dtype,
+        max_shard_size=args.max_shard_size,
+        stream=args.stream,
+        eval_langs=options.comma_list(args.eval_langs),
+        eval_tasks=args.eval_tasks,
+        eval_limit=args.eval_limit,
+        eval_source=args.eval_source,
+        context_length=args.context_length,
+        eval_batch_size=args.eval_batch_size,
+        push_to=args.push_to,
+        local_hub=args.local_hub,
+        private=args.private,
+        create_pr=args.create_pr,
+        push_revision=args.push_revision,
+        license=args.license,
+        command=args.invocation,
+        overwrite=args.overwrite,
+        placement=options.placement(args),
+    )
     outcome = run_job(run)
     if args.json:
-        summary = {"folder": str(outcome.folder), "card": str(outcome.card), "ran": outcome.ran,
-                   "skipped": outcome.skipped, "push": outcome.push}  # fmt: skip
+        summary = {
+            "folder": str(outcome.folder),
+            "card": str(outcome.card),
+            "ran": outcome.ran,
+            "skipped": outcome.skipped,
+            "push": outcome.push,
+        }
         print(json.dumps(summary, indent=2))
         return 0
     print(f"model: {outcome.folder}\ncard: {outcome.card}")

@@ -17,8 +17,6 @@ from . import options
 from .options import whole_number
 
 
-# argparse declarations look alike across commands by shape only; the options commands share are declared
-# once in options.py.
 def register(subparsers: Any) -> None:
     """Register ``space`` with its ``serve`` and ``deploy`` sub-commands on the main CLI's subparsers."""
     parser = subparsers.add_parser(
@@ -54,9 +52,14 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.device:
         resolve_device(args.device)
     serve(
-        args.dense, args.pruned, host=args.host, port=args.port, device=args.device, block=True,
+        args.dense,
+        args.pruned,
+        host=args.host,
+        port=args.port,
+        device=args.device,
+        block=True,
         placement=options.placement(args),
-    )  # fmt: skip
+    )
     return 0
 
 

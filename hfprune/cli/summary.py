@@ -59,8 +59,9 @@ def _print_footer(result: PruneResult, out: str | Path, console: Console) -> Non
         peaks = ", ".join(f"{rank.get('cpu_peak_rss_mb', 0):,.0f}" for rank in ranks)
         console.print(
             f"processes: {result.distributed['world_size']} ({result.distributed['launcher']}); peak RSS per rank MB: "
-            f"{peaks}", soft_wrap=True,
-        )  # fmt: skip
+            f"{peaks}",
+            soft_wrap=True,
+        )
     console.print(f"saved to {out}", soft_wrap=True)
 
 
@@ -69,8 +70,12 @@ def print_structured_summary(result: PruneResult, console: Console) -> None:
     record = result.structured or {}
     plan = record.get("plan", {})
     table = Table(title=f"{result.method} · {result.structure} · --lang-agg {result.params.get('lang_agg')}")
-    for name, justify in (("block", "right"), ("neurons removed", "right"), ("heads removed", "right"),
-                          ("refit error (dropped -> refit)", "left")):  # fmt: skip
+    for name, justify in (
+        ("block", "right"),
+        ("neurons removed", "right"),
+        ("heads removed", "right"),
+        ("refit error (dropped -> refit)", "left"),
+    ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     removed = set(record.get("blocks_removed", []))
     rows = {row["block"]: row for row in record.get("blocks", [])}
@@ -82,11 +87,13 @@ def print_structured_summary(result: PruneResult, console: Console) -> None:
         refit = ", ".join(
             f"{kind} {v['error_dropped']:.3f} -> {v['error_refit']:.3f}{'' if v['refit_used'] else ' (kept dropped)'}"
             for kind, v in row.get("refit", {}).items()
-        )  # fmt: skip
+        )
         table.add_row(
-            str(index), f"{len(row.get('neurons_removed', []))} / {plan.get('width')}",
-            f"{len(row.get('query_heads_removed', []))} / {plan.get('heads')}", refit or "-",
-        )  # fmt: skip
+            str(index),
+            f"{len(row.get('neurons_removed', []))} / {plan.get('width')}",
+            f"{len(row.get('query_heads_removed', []))} / {plan.get('heads')}",
+            refit or "-",
+        )
     console.print(table)
     before, after = record.get("params_before", {}), record.get("params_after", {})
     if before and after:

@@ -20,8 +20,6 @@ from ..vocab import trim_vocab
 from . import options
 
 
-# argparse declarations look alike across commands by shape only; the options commands share are declared
-# once in options.py.
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "sweep",
@@ -44,13 +42,17 @@ def register(subparsers: Any) -> None:
         help="first N FLORES sentences per language (default all)",
     )
     group.add_argument(
-        "--context-length", type=options.whole_number(2), default=DEFAULT_CONTEXT_LENGTH,
+        "--context-length",
+        type=options.whole_number(2),
+        default=DEFAULT_CONTEXT_LENGTH,
         help=f"perplexity window in tokens (default {DEFAULT_CONTEXT_LENGTH})",
-    )  # fmt: skip
+    )
     group.add_argument(
-        "--eval-batch-size", type=options.positive_int, default=DEFAULT_EVAL_BATCH_SIZE,
+        "--eval-batch-size",
+        type=options.positive_int,
+        default=DEFAULT_EVAL_BATCH_SIZE,
         help=f"perplexity windows per forward (default {DEFAULT_EVAL_BATCH_SIZE})",
-    )  # fmt: skip
+    )
     parser.add_argument("--no-plots", action="store_true", help="skip the heatmap PNGs")
     parser.add_argument("--json", action="store_true", help="print sweep.json instead of the table")
     parser.set_defaults(handler=handle)
@@ -75,13 +77,27 @@ def handle(args: argparse.Namespace) -> int:
             "blocks and sets no zeros; leave --sparsity out"
         )
     spec = SweepSpec(
-        methods=methods, sparsities=[0.0] if structured else options.sparsities(args.sparsity), mixes=args.calib,
-        eval_langs=options.comma_list(args.eval_langs), structure=args.structure, profile=args.sparsity_profile,
-        profile_delta=args.owl_lambda, owl_m=args.owl_m, method_params=options.method_params(args, methods, grid=True),
-        seqlen=args.seqlen, seed=args.seed, eval_sentences=args.eval_sentences, context_length=args.context_length,
-        batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, device=args.device, pipeline=args.pipeline,
-        offload=args.offload, lang_agg=args.lang_agg, refit=not args.no_refit,
-    )  # fmt: skip
+        methods=methods,
+        sparsities=[0.0] if structured else options.sparsities(args.sparsity),
+        mixes=args.calib,
+        eval_langs=options.comma_list(args.eval_langs),
+        structure=args.structure,
+        profile=args.sparsity_profile,
+        profile_delta=args.owl_lambda,
+        owl_m=args.owl_m,
+        method_params=options.method_params(args, methods, grid=True),
+        seqlen=args.seqlen,
+        seed=args.seed,
+        eval_sentences=args.eval_sentences,
+        context_length=args.context_length,
+        batch_size=args.batch_size,
+        eval_batch_size=args.eval_batch_size,
+        device=args.device,
+        pipeline=args.pipeline,
+        offload=args.offload,
+        lang_agg=args.lang_agg,
+        refit=not args.no_refit,
+    )
     spec.check()
     vocab = options.vocab_settings(args)
     group = distributed.current()
@@ -92,9 +108,13 @@ def handle(args: argparse.Namespace) -> int:
     tokenizer, trimmed = loaded.tokenizer, {}
     if vocab is not None:  # trimmed once, before the grid: every cell is trimmed and pruned
         untrimmed = flores_perplexities(
-            loaded.model, tokenizer, spec.eval_langs, sentences=spec.eval_sentences,
-            context_length=spec.context_length, batch_size=spec.eval_batch_size,
-        )  # fmt: skip
+            loaded.model,
+            tokenizer,
+            spec.eval_langs,
+            sentences=spec.eval_sentences,
+            context_length=spec.context_length,
+            batch_size=spec.eval_batch_size,
+        )
         langs = vocab.langs or list(dict.fromkeys(lang for mix in spec.mixes for lang in Mix.parse(mix).languages))
         done = trim_vocab(loaded.model, tokenizer, vocab.with_langs(langs), source=options.source_spec(args))
         tokenizer, trimmed = done.tokenizer, {"record": done.record, "dense_untrimmed": untrimmed}

@@ -16,8 +16,6 @@ from ..vocab.verify import coverage_advice
 from . import options
 
 
-# argparse declarations look alike across commands by shape only; the options commands share are declared
-# once in options.py.
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "trim-vocab",
@@ -42,9 +40,16 @@ def register(subparsers: Any) -> None:
 def handle(args: argparse.Namespace) -> int:
     settings = options.vocab_settings(args, langs=args.langs)
     result = trim_vocab_pretrained(
-        args.model, args.out, settings, revision=args.revision, trust_remote_code=args.trust_remote_code,
-        dtype=args.dtype, overwrite=args.overwrite, max_shard_size=args.max_shard_size, command=args.invocation,
-    )  # fmt: skip
+        args.model,
+        args.out,
+        settings,
+        revision=args.revision,
+        trust_remote_code=args.trust_remote_code,
+        dtype=args.dtype,
+        overwrite=args.overwrite,
+        max_shard_size=args.max_shard_size,
+        command=args.invocation,
+    )
     if args.json:
         print(json.dumps({"out": args.out, **result.record}, indent=2, ensure_ascii=False, default=str))
     else:
@@ -81,9 +86,14 @@ def print_vocab_summary(record: dict[str, Any], out: str | Path | None, console:
     for kept, group in (("yes", verification["kept"]), ("no", verification["not_kept"])):
         for lang, row in group.items():
             table.add_row(
-                lang, kept, str(row["sentences"]), f"{row['identical_share']:.1%}", f"{row['tokens_per_byte_before']:.4f}",
-                f"{row['tokens_per_byte_after']:.4f}", f"{row['tokens_change']:+.1%}",
-            )  # fmt: skip
+                lang,
+                kept,
+                str(row["sentences"]),
+                f"{row['identical_share']:.1%}",
+                f"{row['tokens_per_byte_before']:.4f}",
+                f"{row['tokens_per_byte_after']:.4f}",
+                f"{row['tokens_change']:+.1%}",
+            )
     console.print(table)
     advice = coverage_advice(verification["kept"])
     if advice:

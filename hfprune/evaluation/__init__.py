@@ -7,6 +7,14 @@ from hfprune.evaluation.runner import compare, evaluate_model
 from hfprune.evaluation.tasks import TASK_NAMES, TASKS
 
 __all__ = [
-    "TASKS", "TASK_NAMES", "Comparison", "EvalResult", "PerplexityResult", "ResultCache",
-    "compare", "evaluate_model", "load_flores", "perplexity",
-]  # fmt: skip
+    "TASKS",
+    "TASK_NAMES",
+    "Comparison",
+    "EvalResult",
+    "PerplexityResult",
+    "ResultCache",
+    "compare",
+    "evaluate_model",
+    "load_flores",
+    "perplexity",
+]

@@ -7,12 +7,14 @@ overwritten with new weights, never reuses a stale cached score.
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 import torch
 
+from hfprune.fingerprints import tokenizer_sha256
 from hfprune.models.placement import state_tensors, weights
+
+__all__ = ["model_sha256", "parameter_count", "tokenizer_sha256"]
 
 
 def model_sha256(model: Any) -> str:
@@ -24,17 +26,6 @@ def model_sha256(model: Any) -> str:
         digest.update(f"{name}|{data.dtype}|{tuple(data.shape)}|".encode())
         digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
-
-
-def tokenizer_sha256(tokenizer: Any) -> str:
-    """sha256 of the tokenizer's full definition (fast tokenizers) or its vocabulary and special tokens."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        text = backend.to_str()
-    else:
-        text = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False)
-    special = json.dumps(getattr(tokenizer, "special_tokens_map", {}), sort_keys=True, default=str)
-    return hashlib.sha256((text + special).encode("utf-8")).hexdigest()
 
 
 def parameter_count(model: Any) -> int:

@@ -35,7 +35,6 @@ def _shared_context(context: str, choices: list[str], gold: int, delimiter: str 
 
 
 # --- XCOPA: "<premise without its final period> <because|therefore>" + " <choice, first letter lowered>"
-# Word tables per language (data, alike in shape by design).
 XCOPA_CONNECTORS: dict[str, tuple[str, str]] = {  # lang: (cause, effect)
     "en": ("because", "therefore"),
     "et": ("sest", "seetõttu"),

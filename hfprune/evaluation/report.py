@@ -38,9 +38,14 @@ def comparison_table(comparison: Comparison) -> Table:
                 f"{row.relative:+.1%}",
             )
         table.add_row(
-            summary.task, summary.metric, "[bold]average[/bold]", _fmt(summary.dense_mean), _fmt(summary.pruned_mean),
-            _fmt(summary.absolute_mean), f"{summary.relative_mean:+.1%}",
-        )  # fmt: skip
+            summary.task,
+            summary.metric,
+            "[bold]average[/bold]",
+            _fmt(summary.dense_mean),
+            _fmt(summary.pruned_mean),
+            _fmt(summary.absolute_mean),
+            f"{summary.relative_mean:+.1%}",
+        )
         table.add_row(
             summary.task,
             summary.metric,

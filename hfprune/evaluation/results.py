@@ -64,7 +64,6 @@ class EvalResult:
         return _clean(asdict(self))
 
 
-# Plain records of the results JSON; their fields and ``to_dict`` are alike in shape by design.
 @dataclass
 class ChangeRow:
     """One metric of one task in one language, dense vs pruned."""

@@ -102,10 +102,15 @@ def evaluate_model(
     store = ResultCache() if cache is True else (cache or None)
     model_hash, tok_hash = model_sha256(model), tokenizer_sha256(tokenizer)
     settings = {
-        "langs": languages, "tasks": task_names, "data_dir": [root.name for root in roots],
-        "ppl_source": ppl_source, "context_length": context_length,
-        "stride": stride if stride is not None else context_length - 1, "limit": limit, "batch_size": batch_size,
-    }  # fmt: skip
+        "langs": languages,
+        "tasks": task_names,
+        "data_dir": [root.name for root in roots],
+        "ppl_source": ppl_source,
+        "context_length": context_length,
+        "stride": stride if stride is not None else context_length - 1,
+        "limit": limit,
+        "batch_size": batch_size,
+    }
     scorer = model_scorer(model, tokenizer, batch_size=batch_size, device=device, progress=progress)
     results, skipped = [], []
     for task in task_names:
@@ -195,19 +200,34 @@ def _run_ppl(model, tokenizer, lang, roots, source, hub_data, settings, device, 
         return Skipped(PPL, lang, f"no data folder has {lang!r}, and the Hub could not be read: {error}")
     if loaded is None:
         return Skipped(PPL, lang, f"the perplexity source {source.spec!r} has no text for {lang!r}")
-    key = {**{k: settings[k] for k in ("context_length", "stride", "limit")}, "source": source.spec,
-           "sha256": loaded.sha256 or loaded.source, "tokenizer": tok_hash}  # fmt: skip
+    key = {
+        **{k: settings[k] for k in ("context_length", "stride", "limit")},
+        "source": source.spec,
+        "sha256": loaded.sha256 or loaded.source,
+        "tokenizer": tok_hash,
+    }
     cached = _cached(store, model_hash, PPL, lang, key)
     if cached is None:
         scored = perplexity(
-            model, tokenizer, loaded.text, context_length=settings["context_length"], stride=settings["stride"],
-            batch_size=settings["batch_size"], device=device, progress=progress,
-        )  # fmt: skip
+            model,
+            tokenizer,
+            loaded.text,
+            context_length=settings["context_length"],
+            stride=settings["stride"],
+            batch_size=settings["batch_size"],
+            device=device,
+            progress=progress,
+        )
         metrics = {
-            "ppl": scored.ppl, "ppl_stderr": scored.ppl_stderr, "bits_per_byte": scored.bits_per_byte,
-            "bits_per_byte_stderr": scored.bits_per_byte_stderr, "nll_sum": scored.nll_sum,
-            "n_tokens": scored.n_tokens, "n_bytes": scored.n_bytes, "n_windows": scored.n_windows,
-        }  # fmt: skip
+            "ppl": scored.ppl,
+            "ppl_stderr": scored.ppl_stderr,
+            "bits_per_byte": scored.bits_per_byte,
+            "bits_per_byte_stderr": scored.bits_per_byte_stderr,
+            "nll_sum": scored.nll_sum,
+            "n_tokens": scored.n_tokens,
+            "n_bytes": scored.n_bytes,
+            "n_windows": scored.n_windows,
+        }
         n = scored.n_tokens
         _store(store, model_hash, PPL, lang, key, {"metrics": metrics, "n": n})
     else:

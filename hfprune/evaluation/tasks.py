@@ -15,11 +15,27 @@ from hfprune.evaluation import prompts
 
 #: ISO 639-1 -> FLORES-200 code, for Belebele's Hub configs.
 FLORES_CODES = {
-    "en": "eng_Latn", "de": "deu_Latn", "fr": "fra_Latn", "es": "spa_Latn", "zh": "zho_Hans",
-    "ar": "arb_Arab", "hi": "hin_Deva", "ru": "rus_Cyrl", "sw": "swh_Latn", "ja": "jpn_Jpan",
-    "it": "ita_Latn", "pt": "por_Latn", "tr": "tur_Latn", "vi": "vie_Latn", "id": "ind_Latn",
-    "th": "tha_Thai", "et": "est_Latn", "ht": "hat_Latn", "qu": "quy_Latn", "ta": "tam_Taml",
-}  # fmt: skip
+    "en": "eng_Latn",
+    "de": "deu_Latn",
+    "fr": "fra_Latn",
+    "es": "spa_Latn",
+    "zh": "zho_Hans",
+    "ar": "arb_Arab",
+    "hi": "hin_Deva",
+    "ru": "rus_Cyrl",
+    "sw": "swh_Latn",
+    "ja": "jpn_Jpan",
+    "it": "ita_Latn",
+    "pt": "por_Latn",
+    "tr": "tur_Latn",
+    "vi": "vie_Latn",
+    "id": "ind_Latn",
+    "th": "tha_Thai",
+    "et": "est_Latn",
+    "ht": "hat_Latn",
+    "qu": "quy_Latn",
+    "ta": "tam_Taml",
+}
 
 PPL = "ppl"
 
@@ -43,7 +59,6 @@ class TaskSpec:
         return f"{self.name}/{lang}.{split}.jsonl"
 
 
-# One declarative entry per task: the entries are alike in shape by design.
 TASKS: dict[str, TaskSpec] = {
     spec.name: spec
     for spec in (

@@ -27,9 +27,27 @@ from .manifest import FileEntry, hash_file
 
 #: Stored through LFS whatever their size, like the Hub's default ``.gitattributes``.
 LFS_PATTERNS: tuple[str, ...] = (
-    "*.safetensors", "*.bin", "*.pt", "*.pth", "*.ckpt", "*.h5", "*.msgpack", "*.onnx", "*.npy", "*.npz",
-    "*.gguf", "*.tar", "*.tar.*", "*.gz", "*.zip", "*.zst", "*.parquet", "*.arrow", "*.model", "*.png",
-)  # fmt: skip
+    "*.safetensors",
+    "*.bin",
+    "*.pt",
+    "*.pth",
+    "*.ckpt",
+    "*.h5",
+    "*.msgpack",
+    "*.onnx",
+    "*.npy",
+    "*.npz",
+    "*.gguf",
+    "*.tar",
+    "*.tar.*",
+    "*.gz",
+    "*.zip",
+    "*.zst",
+    "*.parquet",
+    "*.arrow",
+    "*.model",
+    "*.png",
+)
 #: Files at least this large go through LFS, as the Hub's preupload decides.
 LFS_MIN_SIZE = 10 * 1024 * 1024
 _POINTER = re.compile(r"version https://git-lfs\.github\.com/spec/v1\noid sha256:([0-9a-f]{64})\nsize ([0-9]+)\n")

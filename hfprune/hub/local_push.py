@@ -59,14 +59,23 @@ def push_to_local_hub(
     parent = local_hub.resolve(repo, f"refs/heads/{branch}") or local_hub.resolve(repo, "refs/heads/main")
     removed = stale_files(files, local_hub.tree_manifest(repo, parent)) if parent else []
     commit = local_hub.commit(
-        repo, contents, message=commit_message or default_commit_message(metadata), branch=branch, parent=parent,
+        repo,
+        contents,
+        message=commit_message or default_commit_message(metadata),
+        branch=branch,
+        parent=parent,
         deletions=tuple(removed),
-    )  # fmt: skip
+    )
     require_identical(files, local_hub.tree_manifest(repo, commit), repo_id, commit)
     return PushResult(
-        repo_id=repo_id, url=repo.as_uri(), commit=commit, revision=branch,
-        files=len(files), bytes=sum(entry.size for entry in files.values()), removed=removed,
-    )  # fmt: skip
+        repo_id=repo_id,
+        url=repo.as_uri(),
+        commit=commit,
+        revision=branch,
+        files=len(files),
+        bytes=sum(entry.size for entry in files.values()),
+        removed=removed,
+    )
 
 
 def verify_local_hub(

@@ -116,10 +116,16 @@ def push_folder(
     branch = revision or "main"
     page = info.pr_url or (f"{api.endpoint}/{repo_id}" + ("" if branch == "main" else f"/tree/{branch}"))
     return PushResult(
-        repo_id=repo_id, url=page, commit=info.oid, revision="pr" if create_pr else branch,
-        files=len(files), bytes=sum(entry.size for entry in files.values()), pr_url=info.pr_url, warnings=warnings,
+        repo_id=repo_id,
+        url=page,
+        commit=info.oid,
+        revision="pr" if create_pr else branch,
+        files=len(files),
+        bytes=sum(entry.size for entry in files.values()),
+        pr_url=info.pr_url,
+        warnings=warnings,
         removed=removed,
-    )  # fmt: skip
+    )
 
 
 def verify_published(

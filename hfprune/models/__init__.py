@@ -25,7 +25,22 @@ from .loading import (
 from .placement import DEVICE_MAPS, DispatchedBlocks, Placement, input_device, is_dispatched, release
 
 __all__ = [
-    "DEVICE_MAPS", "LINEAR_TYPES", "BlockStack", "DispatchedBlocks", "LoadedModel", "Placement", "input_device",
-    "is_dispatched", "release", "PrunableLayer", "all_prunable_layers", "checkpoint_folder",
-    "describe_source", "find_block_stacks", "load_model", "load_tokenizer", "prunable_layers", "weights_sha256",
-]  # fmt: skip
+    "DEVICE_MAPS",
+    "LINEAR_TYPES",
+    "BlockStack",
+    "DispatchedBlocks",
+    "LoadedModel",
+    "Placement",
+    "input_device",
+    "is_dispatched",
+    "release",
+    "PrunableLayer",
+    "all_prunable_layers",
+    "checkpoint_folder",
+    "describe_source",
+    "find_block_stacks",
+    "load_model",
+    "load_tokenizer",
+    "prunable_layers",
+    "weights_sha256",
+]

@@ -130,9 +130,14 @@ def load_model(
     try:
         with _quiet_transformers():  # its load report would print before our one-line error
             model, info = auto_cls.from_pretrained(
-                folder, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=torch_dtype,
-                output_loading_info=True, ignore_mismatched_sizes=True, **placed,
-            )  # fmt: skip
+                folder,
+                use_safetensors=True,
+                trust_remote_code=trust_remote_code,
+                dtype=torch_dtype,
+                output_loading_info=True,
+                ignore_mismatched_sizes=True,
+                **placed,
+            )
         _require_complete(name_or_path, info)
     except BaseException as err:
         if offload is not None:

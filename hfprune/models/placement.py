@@ -236,5 +236,7 @@ class DispatchedBlocks:
         path = self._scratch / f"{key}.safetensors"
         save_file({key: tensor.contiguous()}, str(path))
         store.index[key] = {
-            "safetensors_file": str(path), "weight_name": key, "dtype": str(tensor.dtype).removeprefix("torch."),
-        }  # fmt: skip
+            "safetensors_file": str(path),
+            "weight_name": key,
+            "dtype": str(tensor.dtype).removeprefix("torch."),
+        }

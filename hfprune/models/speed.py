@@ -84,9 +84,13 @@ def measure_speed(model: nn.Module, prompt: torch.Tensor, *, new_tokens: int = 3
             clock.reset()
             started = time.perf_counter()
             model.generate(
-                prompt, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                attention_mask=torch.ones_like(prompt), pad_token_id=0,
-            )  # fmt: skip
+                prompt,
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                do_sample=False,
+                attention_mask=torch.ones_like(prompt),
+                pad_token_id=0,
+            )
             total = time.perf_counter() - started
             decode_steps = len(clock.steps) - 1
             if run and decode_steps > 0:
@@ -105,10 +109,15 @@ def measure_speed(model: nn.Module, prompt: torch.Tensor, *, new_tokens: int = 3
         blocks_decode_ms_per_token=blocks * 1e3,
         blocks_share_of_decode=blocks / decode,
         setup={
-            "prompt_tokens": int(prompt.shape[1]), "new_tokens": new_tokens, "batch": 1, "repeats": repeats,
-            "statistic": "best of repeats after one warm-up", "device": str(device),
-            "threads": torch.get_num_threads(), "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+            "prompt_tokens": int(prompt.shape[1]),
+            "new_tokens": new_tokens,
+            "batch": 1,
+            "repeats": repeats,
+            "statistic": "best of repeats after one warm-up",
+            "device": str(device),
+            "threads": torch.get_num_threads(),
+            "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
             "how": "prefill: one forward over the prompt; decode: plain greedy generate, its first step left out; "
             "blocks: hooks on the first block's start and the last block's end",
         },
-    )  # fmt: skip
+    )

@@ -282,7 +282,6 @@ def _train_tokenizer(texts: dict[str, str], recipe: Recipe):
 def _build_model(recipe: Recipe, tokenizer):
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
-    # One keyword per option: alike in shape with other calls of the library, not shared logic.
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=recipe.hidden_size,

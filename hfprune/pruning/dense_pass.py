@@ -72,8 +72,13 @@ def collect_dense(
     was_training = model.training
     model.eval()
     BlockwiseEngine(
-        model, summariser, calibration=calibration, device=torch.device(device), batch_size=batch_size,
-        input_cache=input_cache, loader=loader,
-    ).run()  # fmt: skip
+        model,
+        summariser,
+        calibration=calibration,
+        device=torch.device(device),
+        batch_size=batch_size,
+        input_cache=input_cache,
+        loader=loader,
+    ).run()
     model.train(was_training)
     return summariser.blocks

@@ -14,7 +14,7 @@ Two calibration pipelines (``pipeline=``):
   it, so it compensates for their errors (SparseGPT's and Wanda's reference flow): two passes per block.
 * ``independent``: every block is calibrated on *dense* inputs; the statistics pass is also the pass that
   produces the next block's inputs, so one pass per block, about half the cost. Errors of earlier blocks
-  are not seen; benchmarks/bench_pipelines.py measures what that costs in perplexity.
+  are not seen; benchmarks/bench_prune.py measures what that costs in perplexity (the README's prune table).
 
 With ``offload=True`` the calibration activations live on CPU between uses and only the current batch is
 on the accelerator: accelerator memory is then one block plus one batch, whatever the depth.

@@ -301,9 +301,12 @@ def _finish_layer(stats: LayerStats, languages: list[str]) -> None:
 
 
 def _reduce_over_ranks(
-    sums: dict[str, LayerStats], layers: Sequence[PrunableLayer], needs: frozenset[str], languages: list[str],
+    sums: dict[str, LayerStats],
+    layers: Sequence[PrunableLayer],
+    needs: frozenset[str],
+    languages: list[str],
     group: Group,
-) -> None:  # fmt: skip
+) -> None:
     """Sum every rank's fp64 accumulators over ``group``, in place; afterwards every rank holds the totals.
 
     A rank that ran no batch (more ranks than batches) does not know which layers share an input; it takes

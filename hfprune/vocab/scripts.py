@@ -26,9 +26,14 @@ from ..errors import UnknownScriptError
 
 #: ISO 15924 codes of writing systems that combine several Unicode scripts.
 COMPOSITE_SCRIPTS: dict[str, tuple[str, ...]] = {
-    "Hans": ("Hani",), "Hant": ("Hani",), "Hanb": ("Hani", "Bopo"), "Jpan": ("Hani", "Hira", "Kana"),
-    "Kore": ("Hang", "Hani"), "Zyyy": (), "Zinh": (),
-}  # fmt: skip
+    "Hans": ("Hani",),
+    "Hant": ("Hani",),
+    "Hanb": ("Hani", "Bopo"),
+    "Jpan": ("Hani", "Hira", "Kana"),
+    "Kore": ("Hang", "Hani"),
+    "Zyyy": (),
+    "Zinh": (),
+}
 #: Scripts every language uses: Common and Inherited.
 SHARED_SCRIPTS = ("Zyyy", "Zinh")
 

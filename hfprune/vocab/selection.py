@@ -168,9 +168,14 @@ def select_tokens(
     kept_text = {definition.tokens[i] for i in keep if i in definition.model_ids}
     merges = builder.table.kept(kept_text) if builder.table is not None else []
     return Selection(
-        keep=keep, reasons=dict(builder.reasons), merges=merges, merges_before=len(definition.merges),
-        unreachable=len(builder.unreachable & set(keep)), candidates=len(ranked), left_out_by_cap=left_out,
-    )  # fmt: skip
+        keep=keep,
+        reasons=dict(builder.reasons),
+        merges=merges,
+        merges_before=len(definition.merges),
+        unreachable=len(builder.unreachable & set(keep)),
+        candidates=len(ranked),
+        left_out_by_cap=left_out,
+    )
 
 
 def _written_in(definition: TokenizerDefinition, token_id: int, scripts: ScriptFilter) -> bool:

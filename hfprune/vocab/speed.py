@@ -26,9 +26,13 @@ def timed_generate(model: Any, ids: torch.Tensor, new_tokens: int, pad: int) -> 
     started = time.perf_counter()
     with torch.inference_mode():
         model.generate(
-            input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-            do_sample=False, pad_token_id=pad,
-        )  # fmt: skip
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=False,
+            pad_token_id=pad,
+        )
     return time.perf_counter() - started
 
 

@@ -25,6 +25,7 @@ from torch import nn
 from ..calibration import CalibrationSource, FolderSource, open_source
 from ..constants import DEFAULT_MAX_SHARD_SIZE, METADATA_FILE, VERSION, VOCAB_MAP_FILE
 from ..errors import InvalidOptionError, VocabVerificationError
+from ..fingerprints import tokenizer_sha256
 from ..io import atomic_folder, check_output, portable_command, portable_path, write_json, write_local_record
 from ..models import checkpoint_folder, load_model
 from ..system import library_versions, peak_memory
@@ -49,8 +50,14 @@ from .verify import (
 
 #: Short codes of the reasons in ``vocab_map.json`` (one per kept token, in new-id order).
 REASON_CODES = {
-    "added": "A", "config": "C", "bytes": "B", "template": "T", "scripts": "S", "closure": "M", "corpus": "F",
-}  # fmt: skip
+    "added": "A",
+    "config": "C",
+    "bytes": "B",
+    "template": "T",
+    "scripts": "S",
+    "closure": "M",
+    "corpus": "F",
+}
 
 
 @dataclass
@@ -165,8 +172,8 @@ def trim_vocab(
         },
         "verification": {**checks["record"], "logits": logits},
         "speed": speed,
-        "tokenizer_sha256_before": _tokenizer_hash(tokenizer),
-        "tokenizer_sha256_after": _tokenizer_hash(plan.tokenizer),
+        "tokenizer_sha256_before": tokenizer_sha256(tokenizer),
+        "tokenizer_sha256_after": tokenizer_sha256(plan.tokenizer),
         "timings": {"select_s": select_s, "surgery_s": surgery_s},
     }
     if measure_after:
@@ -205,10 +212,15 @@ def _plan(
     others = list(settings.other_langs or other_languages(folder, langs, DEFAULT_OTHER_LANGUAGES))
     held_out_others = load_held_out(folder, others, settings.verify_sentences, required=bool(settings.other_langs))
     selection = select_tokens(
-        definition, corpus.total(), rows=rows, referenced=referenced_ids(model.config, generation),
-        template=_template_ids(tokenizer), min_count=settings.min_count, size=settings.size,
+        definition,
+        corpus.total(),
+        rows=rows,
+        referenced=referenced_ids(model.config, generation),
+        template=_template_ids(tokenizer),
+        min_count=settings.min_count,
+        size=settings.size,
         scripts=ScriptFilter(s for group in scripts.values() for s in group) if scripts else None,
-    )  # fmt: skip
+    )
     new_json = trimmed_definition(definition, selection.keep, selection.merges)
     trimmed = rebuild_tokenizer(tokenizer, new_json, selection.mapping)
     return _Plan(definition, corpus, scripts, held_out, held_out_others, folder, selection, trimmed)
@@ -365,7 +377,3 @@ def _speed_prompt(held_out: Any, chars: int = 400) -> str:
             text = f"{text} {line}".strip()
         parts.append(text[:per_language])
     return " ".join(parts)
-
-
-def _tokenizer_hash(tokenizer: Any) -> str:
-    return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode("utf-8")).hexdigest()

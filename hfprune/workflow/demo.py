@@ -61,18 +61,44 @@ def run_demo(options: DemoOptions, log: Log = _to_stderr) -> list[DemoRun]:
             repo_id = f"{options.namespace}/tiny-multilingual-{label}-{round(options.sparsity * 100)}"
             folder = options.out / label
             command = [
-                "hfprune", "run", base.name, "--method", method, "--sparsity", str(options.sparsity), "--calib", mix,
-                "--seqlen", str(options.seqlen), "--eval-langs", ",".join(LANGUAGES), "--eval-limit",
-                str(options.eval_limit), "--context-length", str(options.seqlen), "--out", folder.name,
-                "--push-to", repo_id, "--local-hub", "hub",
-            ]  # fmt: skip
+                "hfprune",
+                "run",
+                base.name,
+                "--method",
+                method,
+                "--sparsity",
+                str(options.sparsity),
+                "--calib",
+                mix,
+                "--seqlen",
+                str(options.seqlen),
+                "--eval-langs",
+                ",".join(LANGUAGES),
+                "--eval-limit",
+                str(options.eval_limit),
+                "--context-length",
+                str(options.seqlen),
+                "--out",
+                folder.name,
+                "--push-to",
+                repo_id,
+                "--local-hub",
+                "hub",
+            ]
             log(f"[demo] {method}, {name} calibration: {' '.join(command)}")
             settings = PruneSettings(method=method, sparsity=options.sparsity, calibration=mix, seqlen=options.seqlen)
             run = RunOptions(
-                model=str(base), out=folder, prune=settings, eval_langs=list(LANGUAGES), eval_limit=options.eval_limit,
-                context_length=options.seqlen, push_to=repo_id, local_hub=options.out / "hub", command=command,
+                model=str(base),
+                out=folder,
+                prune=settings,
+                eval_langs=list(LANGUAGES),
+                eval_limit=options.eval_limit,
+                context_length=options.seqlen,
+                push_to=repo_id,
+                local_hub=options.out / "hub",
+                command=command,
                 overwrite=True,
-            )  # fmt: skip
+            )
             runs.append(DemoRun(method, name, mix, run_job(run, log)))
     return runs
 

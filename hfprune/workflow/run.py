@@ -173,9 +173,13 @@ def run_job(options: RunOptions, log: Log = _to_stderr) -> RunOutcome:
         results = out / RESULTS_FILE
         eval_id = group.agree(lambda: sha256_file(results), "[eval] hashing")
     card_inputs = {
-        "pruned": pruned_id, "eval": eval_id, "template": sha256_file(default_template()),
-        "repo_id": options.push_to, "license": options.license, "hfprune": VERSION,
-    }  # fmt: skip
+        "pruned": pruned_id,
+        "eval": eval_id,
+        "template": sha256_file(default_template()),
+        "repo_id": options.push_to,
+        "license": options.license,
+        "hfprune": VERSION,
+    }
     step("card", input_key(card_inputs), lambda: ([CARD_FILE], _card(options, results)))
     pushed = None
     if options.push_to:
@@ -261,7 +265,6 @@ def _prune_inputs(options: RunOptions) -> dict[str, Any]:
 def _prune(options: RunOptions, base: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
     """Prune the resolved commit into the output folder (replacing what an earlier run with other inputs left
     there); the ledger then records the hash of every file written, weights included."""
-    # One keyword per option: alike in shape with other calls of the library, not shared logic.
     result = prune_pretrained(
         options.model if base.get("commit") else base["folder"],
         options.out,
@@ -283,10 +286,13 @@ def _prune(options: RunOptions, base: dict[str, Any]) -> tuple[list[str], dict[s
 
 def _eval_inputs(options: RunOptions) -> dict[str, Any]:
     return {
-        "langs": options.eval_langs, "tasks": options.eval_tasks, "limit": options.eval_limit,
-        "context_length": options.context_length, "batch_size": options.eval_batch_size,
+        "langs": options.eval_langs,
+        "tasks": options.eval_tasks,
+        "limit": options.eval_limit,
+        "context_length": options.context_length,
+        "batch_size": options.eval_batch_size,
         **({"eval_source": str(options.eval_source.resolve())} if options.eval_source else {}),
-    }  # fmt: skip
+    }
 
 
 def _evaluate(options: RunOptions, base_folder: Path) -> dict[str, Any]:
@@ -294,10 +300,14 @@ def _evaluate(options: RunOptions, base_folder: Path) -> dict[str, Any]:
     requested = options.prune.device if options.prune.device not in (None, "auto") else None
     device = distributed.rank_device(torch.device(requested)) if requested else None
     settings = dict(
-        langs=options.eval_langs, tasks=options.eval_tasks, limit=options.eval_limit,
-        context_length=options.context_length, batch_size=options.eval_batch_size, data_dir=options.eval_source,
+        langs=options.eval_langs,
+        tasks=options.eval_tasks,
+        limit=options.eval_limit,
+        context_length=options.context_length,
+        batch_size=options.eval_batch_size,
+        data_dir=options.eval_source,
         progress=False,
-    )  # fmt: skip
+    )
     evaluations = {}
     for role, folder in (("dense", base_folder), ("pruned", options.out)):
         loaded = load_model(str(folder), device=device, require_tokenizer=True, placement=options.placement)
@@ -335,9 +345,12 @@ def _push(options: RunOptions) -> dict[str, Any]:
         pushed = push_to_local_hub(options.out, options.local_hub, options.push_to, revision=options.push_revision)
     else:
         pushed = push_folder(
-            options.out, options.push_to, private=options.private, create_pr=options.create_pr,
+            options.out,
+            options.push_to,
+            private=options.private,
+            create_pr=options.create_pr,
             revision=options.push_revision,
-        )  # fmt: skip
+        )
     return pushed.to_dict()
 
 

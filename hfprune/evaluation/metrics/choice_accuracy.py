@@ -16,7 +16,6 @@ import evaluate
 class ChoiceAccuracy(evaluate.Metric):
     """Share of items whose predicted choice index equals the gold index."""
 
-    # evaluate.Metric's boilerplate (in-memory, an info record): alike in every local metric module.
     def __init__(self, **kwargs):
         kwargs.setdefault("keep_in_memory", True)
         super().__init__(**kwargs)

@@ -17,7 +17,6 @@ import evaluate
 class WindowedPerplexity(evaluate.Metric):
     """Token perplexity, mean NLL and bits per byte over a document scored in windows."""
 
-    # evaluate.Metric's boilerplate (in-memory, an info record): alike in every local metric module.
     def __init__(self, **kwargs):
         kwargs.setdefault("keep_in_memory", True)
         super().__init__(**kwargs)

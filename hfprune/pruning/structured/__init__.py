@@ -12,6 +12,14 @@ from .run import StructuredReport, parameter_counts, prune_structured
 from .spec import StructuredSpec, is_structured, parse_structure
 
 __all__ = [
-    "LANG_AGGS", "Plan", "StructuredReport", "StructuredSpec", "check_lang_agg", "is_structured", "parameter_counts",
-    "parse_structure", "plan_removal", "prune_structured",
-]  # fmt: skip
+    "LANG_AGGS",
+    "Plan",
+    "StructuredReport",
+    "StructuredSpec",
+    "check_lang_agg",
+    "is_structured",
+    "parameter_counts",
+    "parse_structure",
+    "plan_removal",
+    "prune_structured",
+]

@@ -53,8 +53,13 @@ def keep_inputs(layer: PrunableLayer, keep: torch.Tensor, weight: torch.Tensor |
         module.in_features = len(keep)
 
 
-def keep_neurons(layers: dict[str, PrunableLayer], mlp_in: Sequence[str], mlp_out: str, keep: torch.Tensor,
-                 out_weight: torch.Tensor | None = None) -> None:  # fmt: skip
+def keep_neurons(
+    layers: dict[str, PrunableLayer],
+    mlp_in: Sequence[str],
+    mlp_out: str,
+    keep: torch.Tensor,
+    out_weight: torch.Tensor | None = None,
+) -> None:
     """Keep the MLP neurons ``keep``: rows of the input projections, columns of the output projection."""
     for name in mlp_in:
         keep_outputs(layers[name], keep)
@@ -73,8 +78,13 @@ def head_channels(groups: Sequence[int], heads_per_group: int, head_dim: int) ->
     return query, kv
 
 
-def keep_head_groups(layers: dict[str, PrunableLayer], attention: Attention, query: torch.Tensor, kv: torch.Tensor,
-                     o_weight: torch.Tensor | None = None) -> None:  # fmt: skip
+def keep_head_groups(
+    layers: dict[str, PrunableLayer],
+    attention: Attention,
+    query: torch.Tensor,
+    kv: torch.Tensor,
+    o_weight: torch.Tensor | None = None,
+) -> None:
     """Keep the query channels ``query`` (q rows, o columns) and key/value channels ``kv`` (k and v rows)."""
     keep_outputs(layers[attention.q], query)
     keep_outputs(layers[attention.k], kv)

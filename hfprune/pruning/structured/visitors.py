@@ -55,8 +55,16 @@ class StructuredPruner:
     name = "structured"
     final = True
 
-    def __init__(self, plan: Plan, family: Family, *, lang_agg: str, refit: bool, original_index: list[int],
-                 damp: float = DEFAULT_DAMP) -> None:  # fmt: skip
+    def __init__(
+        self,
+        plan: Plan,
+        family: Family,
+        *,
+        lang_agg: str,
+        refit: bool,
+        original_index: list[int],
+        damp: float = DEFAULT_DAMP,
+    ) -> None:
         self.plan, self.family, self.lang_agg, self.refit, self.damp = plan, family, lang_agg, refit, damp
         self.needs = frozenset({SQ_SUM, HESSIAN}) if refit else frozenset({SQ_SUM})
         #: block index in the stack being pruned -> index in the original model (depth pruning came first)
