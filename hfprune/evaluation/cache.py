@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hfprune.constants import cache_dir
-from hfprune.io import atomic_write_text
+from ..constants import cache_dir
+from ..io import atomic_write_text
 
 #: Bump when a change to scoring makes old cached numbers wrong.
 CACHE_VERSION = 1

@@ -11,9 +11,9 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from hfprune.data_sources import DataRoot, data_roots
-from hfprune.errors import DataFileMissingError, DataSourceError
-from hfprune.io import read_text_file, sha256_file
+from ..data_sources import DataRoot, data_roots
+from ..errors import DataFileMissingError, DataSourceError
+from ..io import read_text_file, sha256_file
 
 #: The flag that names an evaluation data folder (``--data`` is its older spelling).
 EVAL_SOURCE_FLAG = "--eval-source"

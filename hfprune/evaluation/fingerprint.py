@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-from hfprune.fingerprints import tokenizer_sha256
-from hfprune.models.placement import state_tensors, weights
+from ..fingerprints import tokenizer_sha256
+from ..models.placement import state_tensors, weights
 
 __all__ = ["model_sha256", "parameter_count", "tokenizer_sha256"]
 

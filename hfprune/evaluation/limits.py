@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hfprune.errors import ContextLengthError
+from ..errors import ContextLengthError
 
 _LENGTH_FIELDS = ("max_position_embeddings", "n_positions", "seq_length", "max_sequence_length")
 

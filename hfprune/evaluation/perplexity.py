@@ -12,15 +12,15 @@ from typing import Any
 
 import torch
 
-from hfprune.errors import DataFileMissingError, EmptyTextError
-from hfprune.evaluation.batching import model_device, right_pad
-from hfprune.evaluation.limits import check_context_length
-from hfprune.evaluation.metrics import WindowedPerplexity
-from hfprune.evaluation.next_token import choose_scoring_path, span_logprob_sums
-from hfprune.evaluation.sharding import run_batches
-from hfprune.evaluation.tokenization import bos_prefix, encode, pad_id
-from hfprune.evaluation.windows import Window, plan_windows
-from hfprune.io import read_text_file
+from ..errors import DataFileMissingError, EmptyTextError
+from ..io import read_text_file
+from .batching import model_device, right_pad
+from .limits import check_context_length
+from .metrics import WindowedPerplexity
+from .next_token import choose_scoring_path, span_logprob_sums
+from .sharding import run_batches
+from .tokenization import bos_prefix, encode, pad_id
+from .windows import Window, plan_windows
 
 
 @dataclass(frozen=True)
@@ -145,8 +145,8 @@ def load_flores(lang: str, data_dir: str | Path | None = None) -> str:
     Raises:
         DataFileMissingError: no folder has ``flores/{lang}.devtest.txt``.
     """
-    from hfprune.data_sources import find_file, tried
-    from hfprune.evaluation.data import resolve_roots
+    from ..data_sources import find_file, tried
+    from .data import resolve_roots
 
     roots = resolve_roots(data_dir)
     found = find_file(roots, f"flores/{lang}.devtest.txt")

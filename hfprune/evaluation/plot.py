@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hfprune.evaluation.results import LOWER_IS_BETTER, Comparison, EvalResult
-from hfprune.evaluation.tasks import HEADLINE_METRICS
-from hfprune.io import PLOT_METADATA, atomic_path
+from ..io import PLOT_METADATA, atomic_path
+from .results import LOWER_IS_BETTER, Comparison, EvalResult
+from .tasks import HEADLINE_METRICS
 
 
 def plot_comparison(comparison: Comparison, path: str | Path) -> Path:

@@ -7,9 +7,9 @@ import math
 from rich.console import Console
 from rich.table import Table
 
-from hfprune.data_sources import SHIPPED
-from hfprune.evaluation.results import TOKENIZERS_DIFFER, Comparison, EvalResult
-from hfprune.evaluation.tasks import HEADLINE_METRICS
+from ..data_sources import SHIPPED
+from .results import TOKENIZERS_DIFFER, Comparison, EvalResult
+from .tasks import HEADLINE_METRICS
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:

@@ -18,19 +18,21 @@ from pathlib import Path
 from typing import Any
 
 from hfprune import distributed
-from hfprune.data_sources import offline_reason, tried
-from hfprune.errors import BaselineMismatchError, HubDataError, LanguageNotAvailableError
-from hfprune.evaluation.cache import ResultCache
-from hfprune.evaluation.data import resolve_roots
-from hfprune.evaluation.fingerprint import (
+
+from ..data_sources import offline_reason, tried
+from ..errors import BaselineMismatchError, HubDataError, LanguageNotAvailableError
+from ..system import library_versions
+from .cache import ResultCache
+from .data import resolve_roots
+from .fingerprint import (
     linear_sparsity,
     model_sha256,
     parameter_count,
     tokenizer_sha256,
 )
-from hfprune.evaluation.limits import check_context_length
-from hfprune.evaluation.perplexity import perplexity
-from hfprune.evaluation.results import (
+from .limits import check_context_length
+from .perplexity import perplexity
+from .results import (
     PER_TOKEN_METRICS,
     TOKENIZERS_DIFFER,
     ChangeRow,
@@ -40,17 +42,16 @@ from hfprune.evaluation.results import (
     Skipped,
     TaskLanguageResult,
 )
-from hfprune.evaluation.sources import TextSource
-from hfprune.evaluation.task_data import (
+from .sources import TextSource
+from .task_data import (
     check_task_source,
     hub_allowed,
     listed_languages,
     load_task_data,
     local_languages,
 )
-from hfprune.evaluation.tasks import HEADLINE_METRICS, PPL, TASKS, parse_tasks
-from hfprune.evaluation.zeroshot import evaluate_task, model_scorer
-from hfprune.system import library_versions
+from .tasks import HEADLINE_METRICS, PPL, TASKS, parse_tasks
+from .zeroshot import evaluate_task, model_scorer
 
 logger = logging.getLogger(__name__)
 

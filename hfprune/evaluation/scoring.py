@@ -15,11 +15,11 @@ from typing import Any
 
 import torch
 
-from hfprune.evaluation.batching import model_device, right_pad
-from hfprune.evaluation.limits import max_context_length
-from hfprune.evaluation.next_token import choose_scoring_path, span_logprob_sums
-from hfprune.evaluation.sharding import run_batches
-from hfprune.evaluation.tokenization import bos_prefix, encode, pad_id
+from .batching import model_device, right_pad
+from .limits import max_context_length
+from .next_token import choose_scoring_path, span_logprob_sums
+from .sharding import run_batches
+from .tokenization import bos_prefix, encode, pad_id
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hfprune.data_sources import HUB_TEXT, DataRoot, find_file, online
-from hfprune.errors import DataSourceError, EmptyTextError
-from hfprune.evaluation.data import file_sha256, raise_if_listed_but_missing
-from hfprune.evaluation.tasks import FLORES_CODES
-from hfprune.io import read_text_file
+from ..data_sources import HUB_TEXT, DataRoot, find_file, online
+from ..errors import DataSourceError, EmptyTextError
+from ..io import read_text_file
+from .data import file_sha256, raise_if_listed_but_missing
+from .tasks import FLORES_CODES
 
 FLORES = "flores"
 

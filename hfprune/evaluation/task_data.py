@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hfprune.data_sources import DataRoot, find_file, offline_reason, online, tried
-from hfprune.errors import DataFileMissingError, HubDataError
-from hfprune.evaluation.data import (
+from ..data_sources import DataRoot, find_file, offline_reason, online, tried
+from ..errors import DataFileMissingError, HubDataError
+from .data import (
     EVAL_SOURCE_FLAG,
     file_sha256,
     manifest_files,
@@ -20,7 +20,7 @@ from hfprune.evaluation.data import (
     read_jsonl,
     resolve_roots,
 )
-from hfprune.evaluation.tasks import TaskSpec
+from .tasks import TaskSpec
 
 
 @dataclass(frozen=True)

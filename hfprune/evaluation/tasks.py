@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hfprune.errors import UnknownTaskError
-from hfprune.evaluation import prompts
+from ..errors import UnknownTaskError
+from . import prompts
 
 #: ISO 639-1 -> FLORES-200 code, for Belebele's Hub configs.
 FLORES_CODES = {

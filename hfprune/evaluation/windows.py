@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hfprune.errors import ContextLengthError, EmptyTextError
+from ..errors import ContextLengthError, EmptyTextError
 
 
 @dataclass(frozen=True)

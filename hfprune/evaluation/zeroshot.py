@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hfprune.evaluation.metrics import ChoiceAccuracy
-from hfprune.evaluation.prompts import Prompt
-from hfprune.evaluation.tasks import TaskSpec
+from .metrics import ChoiceAccuracy
+from .prompts import Prompt
+from .tasks import TaskSpec
 
 #: Scores (context, continuation) pairs; :func:`hfprune.evaluation.scoring.loglikelihoods` bound to a model.
 Scorer = Callable[[list[tuple[str, str]]], list[float]]
@@ -66,6 +66,6 @@ def _argmax(values: list[float]) -> int:
 
 def model_scorer(model: Any, tokenizer: Any, **options: Any) -> Scorer:
     """A :data:`Scorer` that runs ``model`` (options go to :func:`~hfprune.evaluation.scoring.loglikelihoods`)."""
-    from hfprune.evaluation.scoring import loglikelihoods
+    from .scoring import loglikelihoods
 
     return lambda requests: loglikelihoods(model, tokenizer, requests, **options)
