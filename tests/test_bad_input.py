@@ -453,6 +453,13 @@ PATH_CASES: dict[str, Case] = {
         "contains the model",
         _model_inside_output,
     ),
+    "sweep --out inside the model": Case(
+        ["sweep", "{model}", "--methods", "wanda", "--calib", "en:2", "--eval-langs", "en", "--out", "{model}/sweep"],
+        "lies inside the model",
+    ),
+    "analyze --out into a folder it reads": Case(
+        ["analyze", "{scratch}/one", "{scratch}/one", "--out", "{scratch}/one"], "is the model folder", _pruned_pair
+    ),
     "run --out of another job": Case(
         ["run", "{model}", "--method", "magnitude", "--out", "{out}"], "another job", _run_of_another_job
     ),

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..analysis.analyze import NeuronSpec, analyze
 from ..analysis.analyze_report import ANALYSIS_FILE, markdown, write_analysis
-from ..io import check_output
+from ..io import check_not_over_model, check_output
 from .options import comma_list, positive_int, whole_number
 
 
@@ -48,6 +48,9 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    for folder in [*args.folders, *([args.base] if args.base else [])]:  # never written into what it reads
+        if args.out:
+            check_not_over_model(folder, args.out)
     out = check_output(args.out, args.overwrite, marker=ANALYSIS_FILE, whole=False) if args.out else None
     spec = NeuronSpec(
         langs=comma_list(args.langs) or None,

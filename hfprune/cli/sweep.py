@@ -102,7 +102,8 @@ def handle(args: argparse.Namespace) -> int:
     vocab = options.vocab_settings(args)
     group = distributed.current()
     out = group.agree(
-        lambda: check_output(args.out, args.overwrite, marker=SWEEP_FILE, whole=False), "checking the output folder"
+        lambda: check_output(args.out, args.overwrite, marker=SWEEP_FILE, whole=False, reads=args.model),
+        "checking the output folder",
     )
     loaded = load_model(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code, dtype=args.dtype)
     tokenizer, trimmed = loaded.tokenizer, {}
