@@ -11,7 +11,6 @@ from typing import Any
 import torch
 
 from .. import distributed
-from ..constants import DEFAULT_CONTEXT_LENGTH, DEFAULT_EVAL_BATCH_SIZE
 from ..evaluation.cache import ResultCache
 from ..evaluation.plot import plot_comparison, plot_result
 from ..evaluation.report import print_report, source_lines
@@ -22,7 +21,7 @@ from ..io import check_output_file, is_hfprune_plot, portable_path, write_json
 from ..models import input_device, load_model, release, weights_sha256
 from ..system import resolve_device
 from . import options
-from .options import positive_int, whole_number
+from .options import positive_int
 
 
 def register(subparsers: Any) -> None:
@@ -66,14 +65,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--ppl-source", default="flores", help="flores, a folder of {lang}.txt, or hf:ID[:CONFIG[:SPLIT[:COLUMN]]]"
     )
-    parser.add_argument(
-        "--context-length",
-        type=whole_number(2),
-        default=DEFAULT_CONTEXT_LENGTH,
-        help=f"perplexity window, BOS included (default {DEFAULT_CONTEXT_LENGTH})",
-    )
+    options.add_eval_options(parser, batch_flags=("--batch-size", "--eval-batch-size"))
     parser.add_argument("--stride", type=positive_int, help="new tokens scored per window (default context length - 1)")
-    parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_EVAL_BATCH_SIZE)
     parser.add_argument("--limit", type=positive_int, help="at most N items (sentences for ppl) per language and task")
     parser.add_argument(
         "--device", help="cpu, cuda, cuda:1 ... (default: cpu; under a launcher cuda is each rank's GPU)"
@@ -139,7 +132,7 @@ def _evaluate_path(path: str, args: argparse.Namespace) -> EvalResult:
             ppl_source=args.ppl_source,
             context_length=args.context_length,
             stride=args.stride,
-            batch_size=args.batch_size,
+            batch_size=args.eval_batch_size,
             limit=args.limit,
             device=device,
             cache=False if args.no_cache else ResultCache(args.cache_dir) if args.cache_dir else True,

@@ -17,6 +17,8 @@ from ..api import PruneSettings
 from ..calibration import Mix, SourceSpec
 from ..constants import (
     DEFAULT_BATCH_SIZE,
+    DEFAULT_CONTEXT_LENGTH,
+    DEFAULT_EVAL_BATCH_SIZE,
     DEFAULT_LANG_AGG,
     DEFAULT_MAX_SHARD_SIZE,
     DEFAULT_METHOD,
@@ -314,6 +316,25 @@ def add_vocab_options(parser: argparse.ArgumentParser, *, with_pruning: bool = T
         "--vocab-verify-sentences", type=int, default=None, help="held-out sentences per language (default all)"
     )
     group.add_argument("--vocab-no-speed", action="store_true", help="do not time generation before and after trimming")
+
+
+def add_eval_options(group: Any, *, batch_flags: tuple[str, ...] = ("--eval-batch-size",)) -> None:
+    """The evaluation options every command that evaluates shares, declared once: the perplexity window and
+    the evaluation batch size. ``eval`` (which has no calibration batch) also takes it as ``--batch-size``;
+    ``run`` and ``sweep`` keep ``--batch-size`` for calibration."""
+    group.add_argument(
+        "--context-length",
+        type=whole_number(2),
+        default=DEFAULT_CONTEXT_LENGTH,
+        help=f"perplexity window in tokens, BOS included (default {DEFAULT_CONTEXT_LENGTH})",
+    )
+    group.add_argument(
+        *batch_flags,
+        dest="eval_batch_size",
+        type=positive_int,
+        default=DEFAULT_EVAL_BATCH_SIZE,
+        help=f"perplexity windows / task items per forward in evaluation (default {DEFAULT_EVAL_BATCH_SIZE})",
+    )
 
 
 def add_placement_options(parser: argparse.ArgumentParser) -> None:

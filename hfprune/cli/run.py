@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..constants import DEFAULT_CONTEXT_LENGTH, DEFAULT_EVAL_BATCH_SIZE
 from ..errors import InvalidOptionError
 from ..repo_id import check_repo_id
 from ..workflow.run import RunOptions, run_job
@@ -35,18 +34,7 @@ def register(subparsers: Any) -> None:
         help="evaluation data folder (flores/, xcopa/ ...) read instead of the defaults "
         "($HFPRUNE_DATA_DIR, the data shipped with hfprune, the Hub when online)",
     )
-    group.add_argument(
-        "--context-length",
-        type=options.whole_number(2),
-        default=DEFAULT_CONTEXT_LENGTH,
-        help=f"perplexity window (default {DEFAULT_CONTEXT_LENGTH})",
-    )
-    group.add_argument(
-        "--eval-batch-size",
-        type=options.positive_int,
-        default=DEFAULT_EVAL_BATCH_SIZE,
-        help=f"windows / items per forward in evaluation (default {DEFAULT_EVAL_BATCH_SIZE})",
-    )
+    options.add_eval_options(group)
     group = parser.add_argument_group("publishing")
     group.add_argument("--push-to", metavar="REPO_ID", help="publish to this Hub repo at the end")
     group.add_argument("--local-hub", type=Path, help="publish into this folder (Hub mirror layout) instead of the Hub")

@@ -11,7 +11,6 @@ from ..analysis.flores_eval import flores_perplexities
 from ..analysis.sweep import SweepSpec, run_sweep
 from ..analysis.sweep_report import SWEEP_FILE, markdown_table, write_sweep
 from ..calibration import Mix
-from ..constants import DEFAULT_CONTEXT_LENGTH, DEFAULT_EVAL_BATCH_SIZE
 from ..errors import InvalidOptionError, InvalidStructuredSpecError
 from ..io import check_output
 from ..models import load_model
@@ -41,18 +40,7 @@ def register(subparsers: Any) -> None:
         default=None,
         help="first N FLORES sentences per language (default all)",
     )
-    group.add_argument(
-        "--context-length",
-        type=options.whole_number(2),
-        default=DEFAULT_CONTEXT_LENGTH,
-        help=f"perplexity window in tokens (default {DEFAULT_CONTEXT_LENGTH})",
-    )
-    group.add_argument(
-        "--eval-batch-size",
-        type=options.positive_int,
-        default=DEFAULT_EVAL_BATCH_SIZE,
-        help=f"perplexity windows per forward (default {DEFAULT_EVAL_BATCH_SIZE})",
-    )
+    options.add_eval_options(group)
     parser.add_argument("--no-plots", action="store_true", help="skip the heatmap PNGs")
     parser.add_argument("--json", action="store_true", help="print sweep.json instead of the table")
     parser.set_defaults(handler=handle)
