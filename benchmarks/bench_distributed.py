@@ -48,7 +48,7 @@ MODELS = ("tiny", "qwen2-0.5b-shape-6blocks")
 def model_folder(name: str) -> Path:
     """A folder ``hfprune`` can read: weights, config and a tokenizer."""
     from hfprune import constants
-    from hfprune.models.tiny import tiny_model_path
+    from hfprune.tiny_model import tiny_model_path
 
     tiny = tiny_model_path()
     if name == "tiny":

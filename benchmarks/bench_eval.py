@@ -103,7 +103,7 @@ def main() -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", help="model folder (default: hfprune.models.tiny.tiny_model_path())")
+    parser.add_argument("--model", help="model folder (default: hfprune.tiny_model.tiny_model_path())")
     parser.add_argument("--langs", default="en,de,fr,es,ru,zh,ar,sw,ja,tr")
     parser.add_argument("--limit", type=int, default=100)
     parser.add_argument("--context-length", type=int, default=256)
@@ -115,7 +115,7 @@ def main() -> None:
     parser.add_argument("--out", default="eval", help="results file stem under benchmarks/results/")
     args = parser.parse_args()
     if args.model is None:
-        from hfprune.models.tiny import tiny_model_path
+        from hfprune.tiny_model import tiny_model_path
 
         args.model = str(tiny_model_path())
     model = AutoModelForCausalLM.from_pretrained(args.model, use_safetensors=True).eval()

@@ -28,7 +28,7 @@ def batch_parts() -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
 
     from hfprune.calibration import build_calibration, open_source
     from hfprune.models import all_prunable_layers
-    from hfprune.models.tiny import tiny_model_path
+    from hfprune.tiny_model import tiny_model_path
 
     folder = tiny_model_path()
     model = AutoModelForCausalLM.from_pretrained(folder).eval()

@@ -41,7 +41,7 @@ from hfprune.analysis.flores_eval import flores_perplexities, summarise
 from hfprune.calibration import build_calibration, open_source
 from hfprune.evaluation.perplexity import load_flores
 from hfprune.models import load_model
-from hfprune.models.tiny import LANGUAGES, tiny_model_path
+from hfprune.tiny_model import LANGUAGES, tiny_model_path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEQLEN, SAMPLES, CONTEXT, BATCH = 256, 16, 256, 16

@@ -114,7 +114,7 @@ def _calibration(name: str, tokenizer, vocab: int):
     from hfprune.calibration import CalibrationSet, build_calibration, open_source
 
     if name == "tiny":
-        from hfprune.models.tiny import LANGUAGES
+        from hfprune.tiny_model import LANGUAGES
 
         mix = ",".join(f"{lang}:{SAMPLES // len(LANGUAGES)}" for lang in LANGUAGES)
         return build_calibration(tokenizer, open_source(None), mix, seqlen=SEQLEN, seed=0)
@@ -126,7 +126,7 @@ def _calibration(name: str, tokenizer, vocab: int):
 
 def _model_dir(name: str) -> Path:
     if name == "tiny":
-        from hfprune.models.tiny import tiny_model_path
+        from hfprune.tiny_model import tiny_model_path
 
         return tiny_model_path()
     family, blocks = _family_and_blocks(name)

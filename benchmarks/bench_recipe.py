@@ -34,7 +34,7 @@ import torch
 from hfprune.evaluation.perplexity import load_flores
 from hfprune.models import load_model
 from hfprune.models.speed import measure_speed
-from hfprune.models.tiny import tiny_model_path
+from hfprune.tiny_model import tiny_model_path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 KEPT = ("en", "sw")

@@ -30,7 +30,7 @@ import torch
 from hfprune.calibration import build_calibration, open_source
 from hfprune.evaluation.perplexity import load_flores
 from hfprune.models import find_block_stacks, load_model
-from hfprune.models.tiny import LANGUAGES, tiny_model_path
+from hfprune.tiny_model import LANGUAGES, tiny_model_path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FRACTIONS = (0.1, 0.2, 0.3)

@@ -49,7 +49,7 @@ from hfprune.calibration import build_calibration, open_source
 from hfprune.evaluation.perplexity import load_flores
 from hfprune.models import load_model
 from hfprune.models.speed import measure_speed
-from hfprune.models.tiny import LANGUAGES, tiny_model_path
+from hfprune.tiny_model import LANGUAGES, tiny_model_path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LOCK = "/tmp/hfprune-bench.lock"

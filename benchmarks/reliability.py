@@ -35,7 +35,7 @@ TIMING_KEYS = {"timings", "peak_memory", "seconds", "cached"}
 
 
 def soak(kills: int, seed: int, work: Path) -> dict:
-    from hfprune.models.tiny import LANGUAGES, tiny_model_path
+    from hfprune.tiny_model import LANGUAGES, tiny_model_path
 
     base = tiny_model_path()
     langs = ",".join(LANGUAGES[:3])

@@ -76,8 +76,8 @@ from .models.streaming import (
 from .pruning.engine import BlockLoader, BlockwiseEngine, LayerReport, Pruner, SparsityFn
 from .pruning.methods import get_method
 from .pruning.profiles import SparsityProfile, make_profile, resolve_profile
+from .pruning.sparsity_pattern import Structure, resolve_sparsity
 from .pruning.stats import needs_gradients
-from .pruning.structure import Structure, resolve_sparsity
 from .pruning.structured import (
     StructuredSpec,
     check_lang_agg,

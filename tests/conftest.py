@@ -29,7 +29,7 @@ if FULL_DATA is not None:
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
     """Folder of the tiny multilingual Llama; trained once per machine (a few CPU minutes), then cached."""
-    from hfprune.models.tiny import tiny_model_path
+    from hfprune.tiny_model import tiny_model_path
 
     return tiny_model_path()
 

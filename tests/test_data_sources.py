@@ -50,7 +50,7 @@ def test_every_shipped_file_is_in_its_manifest_with_its_hash_and_a_redistributab
 
 
 def test_the_shipped_data_covers_what_every_default_needs():
-    from hfprune.models.tiny import CALIB_SOURCES, LANGUAGES
+    from hfprune.tiny_model import CALIB_SOURCES, LANGUAGES
 
     root = shipped_data_dir()
     for lang in LANGUAGES:  # the demo's model trains on these and is evaluated on FLORES

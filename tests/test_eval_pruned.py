@@ -10,7 +10,7 @@ def test_magnitude_70_is_worse_in_every_language(tiny_model_dir):
 
     import hfprune
     from hfprune.evaluation.runner import compare, evaluate_model
-    from hfprune.models.tiny import LANGUAGES
+    from hfprune.tiny_model import LANGUAGES
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, use_safetensors=True).eval()

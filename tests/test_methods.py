@@ -10,8 +10,8 @@ from hfprune.errors import InvalidMethodParameterError, InvalidSparsityError, In
 from hfprune.models import PrunableLayer
 from hfprune.pruning import masks
 from hfprune.pruning.methods import available, get_method
+from hfprune.pruning.sparsity_pattern import Structure, resolve_sparsity
 from hfprune.pruning.stats import HESSIAN, SQ_SUM, LayerStats, StatsCollector
-from hfprune.pruning.structure import Structure, resolve_sparsity
 
 
 def _layer(weight: torch.Tensor) -> PrunableLayer:

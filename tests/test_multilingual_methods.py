@@ -272,7 +272,7 @@ def test_reused_first_block_inputs_give_the_same_masks(calib):
     for use_cache in (None, cache, cache):
         model = make_model("llama", seed=6)
         from hfprune.pruning.engine import BlockwiseEngine, Pruner
-        from hfprune.pruning.structure import Structure
+        from hfprune.pruning.sparsity_pattern import Structure
 
         pruner = Pruner(get_method("wanda"), sparsity=0.5, structure=Structure())
         engine = BlockwiseEngine(

@@ -26,8 +26,8 @@ import hfprune
 from hfprune.calibration import build_calibration, open_source
 from hfprune.evaluation.perplexity import load_flores, perplexity
 from hfprune.models import all_prunable_layers
-from hfprune.models.tiny import LANGUAGES
 from hfprune.pruning import masks
+from hfprune.tiny_model import LANGUAGES
 
 SENTENCES = 250  # of FLORES devtest per language: enough for stable numbers, quick on 2 cores
 CONTEXT = 256

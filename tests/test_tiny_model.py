@@ -13,9 +13,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from hfprune import tiny_model
 from hfprune.constants import CACHE_DIR_ENV, DATA_DIR_ENV
 from hfprune.errors import CalibrationSourceError, DataFolderError
-from hfprune.models import tiny as tiny_model
 
 from .data_dirs import data_dir
 
@@ -162,7 +162,7 @@ def test_interrupted_training_leaves_no_folder_and_a_later_call_trains_once(tmp_
 
 def test_train_if_missing_false_raises_instead_of_training(tmp_path: Path, monkeypatch):
     monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path))
-    with pytest.raises(CalibrationSourceError, match="python -m hfprune.models.tiny"):
+    with pytest.raises(CalibrationSourceError, match="python -m hfprune.tiny_model"):
         tiny_model.tiny_model_path(train_if_missing=False)
     assert os.listdir(tmp_path) == []
 

@@ -41,7 +41,7 @@ from ..pruning.profiles import (
     make_profile,
     resolve_profile,
 )
-from ..pruning.structure import Structure, check_sparsity
+from ..pruning.sparsity_pattern import Structure, check_sparsity
 from ..pruning.structured import StructuredSpec, check_lang_agg, parse_structure
 from ..system import resolve_device
 from .dense_weights import DenseWeights

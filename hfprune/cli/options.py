@@ -31,7 +31,7 @@ from ..models import DEVICE_MAPS, Placement
 from ..pruning.engine import PIPELINES
 from ..pruning.methods import available, method_options, parameter_names
 from ..pruning.profiles import PROFILES, SparsityProfile, make_profile
-from ..pruning.structure import resolve_sparsity
+from ..pruning.sparsity_pattern import resolve_sparsity
 from ..pruning.structured import LANG_AGGS, StructuredSpec, parse_structure
 from ..system import resolve_device
 from ..vocab import VocabSettings

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from ..models.tiny import TRAINING_RECORD, tiny_model_path
+from ..tiny_model import TRAINING_RECORD, tiny_model_path
 
 
 def register(subparsers: Any) -> None:

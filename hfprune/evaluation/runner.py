@@ -42,7 +42,7 @@ from .results import (
     Skipped,
     TaskLanguageResult,
 )
-from .sources import TextSource
+from .sources import PerplexitySource
 from .task_data import (
     check_task_source,
     hub_allowed,
@@ -96,7 +96,7 @@ def evaluate_model(
     task_names = parse_tasks(tasks if isinstance(tasks, str) else list(tasks))
     languages = _parse_langs(langs)
     roots = resolve_roots(data_dir)
-    source = TextSource(ppl_source)
+    source = PerplexitySource(ppl_source)
     check_evaluation_data(languages, task_names, data_dir=roots, ppl_source=ppl_source, hub_data=hub_data)
     if PPL in task_names:
         check_context_length(model, context_length)
@@ -295,7 +295,7 @@ def check_evaluation_data(
     task_names = parse_tasks(tasks if isinstance(tasks, str) else list(tasks))
     languages = _parse_langs(langs)
     roots = resolve_roots(data_dir)
-    source = TextSource(ppl_source)
+    source = PerplexitySource(ppl_source)
     known: set[str] = set()
     use_hub = hub_allowed(hub_data)
     for task in task_names:

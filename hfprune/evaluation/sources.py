@@ -38,7 +38,7 @@ class LoadedText:
 
 
 @dataclass(frozen=True)
-class TextSource:
+class PerplexitySource:
     """A parsed source specification (see the module docstring)."""
 
     spec: str = FLORES

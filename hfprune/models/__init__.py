@@ -1,9 +1,10 @@
-"""Models: pull and load them safely, find their blocks and prunable layers, stream them from disk, and the tiny one.
+"""Models: pull and load them safely, find their blocks and prunable layers, stream them from disk.
 
 ``pull`` fetches a repo's safetensors snapshot from the Hub (never pickled files); ``discovery`` finds blocks and
-linear layers structurally (any architecture); ``loading`` loads safetensors only; ``streaming`` reads and writes one block at a time; ``placement`` spreads a model over GPUs, CPU and disk
-(accelerate device maps); ``tiny`` trains the project's small multilingual model; ``semi_structured`` runs 2:4
-checkpoints on GPU sparse kernels.
+linear layers structurally (any architecture); ``loading`` loads safetensors only; ``streaming`` reads and
+writes one block at a time; ``placement`` spreads a model over GPUs, CPU and disk (accelerate device maps);
+``semi_structured`` runs 2:4 checkpoints on GPU sparse kernels. The project's tiny model is trained in
+:mod:`hfprune.tiny_model`, beside this room.
 """
 
 from .discovery import (

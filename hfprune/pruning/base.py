@@ -17,8 +17,8 @@ import torch
 from ..errors import MethodRegistrationError
 from ..models import PrunableLayer
 from . import masks
+from .sparsity_pattern import Structure
 from .stats import LayerStats
-from .structure import Structure
 
 #: every registered method class by name (built-in ones register when ``pruning.methods`` is imported)
 REGISTRY: dict[str, type[PruningMethod]] = {}

@@ -61,8 +61,8 @@ from ..calibration import CalibrationSet
 from ..errors import InvalidPipelineError, NonFiniteWeightsError, StreamingUnsupportedError
 from ..models import BlockStack, DispatchedBlocks, PrunableLayer, find_block_stacks, is_dispatched
 from .base import PruningMethod
+from .sparsity_pattern import Structure
 from .stats import HESSIAN_GRADIENT, LayerStats, StatsCollector, needs_gradients
-from .structure import Structure
 
 #: Calibration pipelines: see the module docstring.
 PIPELINES = ("sequential", "independent")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .structure import Structure
+from .sparsity_pattern import Structure
 
 
 def _lowest(scores: torch.Tensor, k: int, dim: int) -> torch.Tensor:

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import NonStandardEmbeddingsError, VocabSizeError
 from .closure import MergeTable
 from .families import BYTE_FALLBACK_BPE, UNIGRAM, TokenizerDefinition, byte_piece
-from .scripts import ScriptFilter
+from .unicode_scripts import ScriptFilter
 
 #: Why a token stays, in the order the reasons are tried (each token is counted under its first reason).
 REASONS = ("added", "config", "bytes", "template", "scripts", "closure", "corpus")

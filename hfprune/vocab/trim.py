@@ -32,11 +32,11 @@ from ..system import library_versions, peak_memory
 from .corpus import CorpusCounts, count_tokens
 from .families import TokenizerDefinition, read_definition
 from .model_surgery import gather_rows, referenced_ids, remap_config, vocabulary_rows
-from .scripts import ScriptFilter, language_scripts
 from .selection import Selection, select_tokens
 from .settings import DEFAULT_OTHER_LANGUAGES, VocabSettings
 from .speed import measure_generation
 from .tokenizer_surgery import rebuild_tokenizer, trimmed_definition
+from .unicode_scripts import ScriptFilter, language_scripts
 from .verify import (
     Forward,
     HeldOut,

@@ -21,7 +21,7 @@ from ..calibration import match
 from ..constants import DATA_DIR_ENV
 from ..data_sources import data_roots, tried
 from ..errors import VocabSourceError
-from .scripts import language_scripts
+from .unicode_scripts import language_scripts
 
 #: model, input ids [1, n] -> logits [1, n, vocabulary]
 Forward = Callable[[Any, torch.Tensor], torch.Tensor]

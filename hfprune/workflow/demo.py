@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..api import PruneSettings
-from ..models.tiny import LANGUAGES, tiny_model_path
+from ..tiny_model import LANGUAGES, tiny_model_path
 from .run import Log, RunOptions, RunOutcome, _to_stderr, run_job
 
 #: The two calibrations compared: English only, and every language of the tiny model (same total samples).

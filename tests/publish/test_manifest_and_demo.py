@@ -32,7 +32,7 @@ def test_demo_compares_english_only_with_mixed_calibration_and_publishes_locally
     from huggingface_hub import ModelCard
 
     from hfprune.hub import local as local_hub
-    from hfprune.models.tiny import LANGUAGES
+    from hfprune.tiny_model import LANGUAGES
     from hfprune.workflow.demo import DemoOptions, perplexity_changes, run_demo, side_by_side, verdict
 
     options = DemoOptions(out=tmp_path / "demo", samples_per_language=2, eval_limit=20)

@@ -18,7 +18,7 @@ from hfprune.vocab.families import (
     parse_definition,
     read_definition,
 )
-from hfprune.vocab.scripts import ScriptFilter, language_scripts
+from hfprune.vocab.unicode_scripts import ScriptFilter, language_scripts
 
 from .factory import make_tokenizer, training_lines
 

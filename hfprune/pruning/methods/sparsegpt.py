@@ -17,8 +17,8 @@ from ...errors import HessianNotPositiveDefiniteError
 from ...models import PrunableLayer
 from .. import masks
 from ..base import PruningMethod, register
+from ..sparsity_pattern import Structure
 from ..stats import HESSIAN, LayerStats
-from ..structure import Structure
 
 
 # The shape every method shares (name, summary, needs, parameters as fields): see pruning/base.py.

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...errors import InvalidStructuredSpecError
-from ..structure import Structure
+from ..sparsity_pattern import Structure
 
 #: the kinds of structure, in the order they are written back
 KINDS = ("width", "heads", "depth")

@@ -16,7 +16,7 @@ logit change is recorded in training.json and tested); only methods that look at
 different model.
 
 The result lives in ``cache_dir() / "tiny-multilingual-<key>"`` where ``key`` hashes the recipe and
-the bytes of every data file used, so a change to either retrains. ``python -m hfprune.models.tiny`` prints
+the bytes of every data file used, so a change to either retrains. ``python -m hfprune.tiny_model`` prints
 the folder and its training stats.
 """
 
@@ -38,9 +38,9 @@ from pathlib import Path
 import torch
 from filelock import FileLock
 
-from ..constants import DATA_DIR_ENV, cache_dir
-from ..data_sources import DataRoot, data_roots, find_file, tried
-from ..errors import CalibrationSourceError
+from .constants import DATA_DIR_ENV, cache_dir
+from .data_sources import DataRoot, data_roots, find_file, tried
+from .errors import CalibrationSourceError
 
 #: Languages present both in ``calib/ntrex`` and ``flores/``, spread over five scripts.
 LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "es", "ru", "zh", "ar", "sw")
@@ -101,7 +101,7 @@ def tiny_model_path(*, data_dir: Path | None = None, train_if_missing: bool = Tr
         return target
     if not train_if_missing:
         raise CalibrationSourceError(
-            f"The tiny model is not cached at {target}. Train it once with `python -m hfprune.models.tiny` "
+            f"The tiny model is not cached at {target}. Train it once with `python -m hfprune.tiny_model` "
             "(a few CPU minutes)."
         )
     target.parent.mkdir(parents=True, exist_ok=True)
