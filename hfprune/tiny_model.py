@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 from filelock import FileLock
 
-from .constants import DATA_DIR_ENV, cache_dir
+from .constants import CACHE_DIR_ENV, DATA_DIR_ENV, cache_dir
 from .data_sources import DataRoot, data_roots, find_file, tried
 from .errors import CalibrationSourceError
 
@@ -482,12 +482,32 @@ def _is_complete(folder: Path) -> bool:
     return (folder / TRAINING_RECORD).is_file() and (folder / "model.safetensors").is_file()
 
 
+#: What training writes into the model's folder: nothing else in it may be removed.
+_TRAINED_FILES = frozenset(
+    {
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        TRAINING_RECORD,
+    }
+)
+
+
 def _train_atomically(target: Path, data: tuple[DataRoot, ...], recipe: Recipe, progress: bool) -> None:
     """Train into a temporary sibling folder and rename it into place, so no half folder is ever seen."""
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         train_tiny_model(tmp, data_dir=data, seed=recipe.seed, recipe=recipe, progress=progress)
-        if target.exists():  # a stale, incomplete folder from an older layout: replace it
+        if target.exists():  # a stale, incomplete folder from an older layout: replace it, if it is only that
+            foreign = sorted(p.name for p in target.iterdir() if p.name not in _TRAINED_FILES)
+            if foreign:
+                raise CalibrationSourceError(
+                    f"{target} holds files hfprune's training does not write ({', '.join(foreign[:3])}); move them "
+                    f"away (or set {CACHE_DIR_ENV} to another folder) and run again"
+                )
             shutil.rmtree(target)
         os.replace(tmp, target)
     finally:

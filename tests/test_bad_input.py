@@ -495,6 +495,7 @@ PATH_CASES: dict[str, Case] = {
         lambda scratch, model: (scratch / "r.png").write_bytes(b"\x89PNG\r\n\x1a\n my holiday photo"),
     ),
     # --- results and cards ---
+    "card over a hand-written README": Case(["card", "{scratch}/pub"], "is not a card hfprune wrote", _publishable),
     "card with another model's results": Case(
         ["card", "{scratch}/pub", "--results", "{scratch}/results.json"], "other weights", _results_of_another_model
     ),

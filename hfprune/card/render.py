@@ -18,7 +18,7 @@ from huggingface_hub import ModelCard, ModelCardData
 
 from ..assets import asset_path
 from ..constants import CARD_FILE, CARD_TEMPLATE, METADATA_FILE, PLOT_FILE, RESULTS_FILE
-from ..errors import CardTemplateError, NotAPrunedFolderError
+from ..errors import CardTemplateError, NotAPrunedFolderError, OutputExistsError
 from ..io import atomic_write_text, read_json_object
 from .base_model import BaseModelCard, read_base_model_card
 from .results import CardResults, check_results_match, load_results
@@ -40,6 +40,7 @@ def write_card(
     license: str | None = None,  # noqa: A002 - the Hub's field name
     template: str | Path | None = None,
     allow_other_model: bool = False,
+    overwrite: bool = False,
 ) -> Path:
     """Render the card of ``folder`` and write it as ``folder/README.md``; return its path.
 
@@ -51,17 +52,25 @@ def write_card(
         license: override the licence inherited from the base model.
         template: a Jinja/Markdown template (default :func:`default_template`).
         allow_other_model: keep results that record other weights than the folder's; the card says so.
+        overwrite: replace a ``README.md`` that is not a card hfprune wrote (a hand-written one is kept otherwise).
 
     Raises:
         NotAPrunedFolderError: no ``hfprune.json`` in ``folder``.
         ResultsFormatError: ``results`` is not a results file of ``hfprune eval``.
         ResultsOfAnotherModelError: ``results`` measured other weights (without ``allow_other_model``).
+        OutputExistsError: ``README.md`` is there and is not hfprune's card (without ``overwrite``).
         CardTemplateError: the template is missing or fails to render.
     """
     folder = Path(folder)
     read_metadata(folder)  # a folder hfprune did not write is refused before anything is copied into it
     if results is not None:  # refuse a wrong file, or another model's results, before copying it in
         check_results_match(load_results(results, folder.name), folder, Path(results), allow_other_model)
+    existing = folder / CARD_FILE
+    if existing.is_file() and not overwrite and not is_hfprune_card(existing):
+        raise OutputExistsError(
+            f"{existing} is not a card hfprune wrote (its front matter has no 'hfprune' tag), so it is kept: pass "
+            "--overwrite to replace it with hfprune's card, or move it away"
+        )
     results_path, plot_path = _bring_results_in(folder, results, plot)
     card = render_card(
         folder,
@@ -124,6 +133,15 @@ def render_card(
         "num": _num,
     }
     return ModelCard(_render(template or default_template(), context))
+
+
+def is_hfprune_card(path: Path) -> bool:
+    """Whether ``path`` is a model card hfprune rendered (its front matter carries the ``hfprune`` tag)."""
+    try:
+        tags = ModelCard(path.read_text(encoding="utf-8")).data.tags or []
+    except Exception:  # noqa: BLE001 - unreadable, not UTF-8, or front matter that is not YAML: not ours
+        return False
+    return "hfprune" in tags
 
 
 def read_metadata(folder: Path) -> dict[str, Any]:

@@ -27,6 +27,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="keep --results that record other weights than FOLDER's (the card then says so)",
     )
+    parser.add_argument("--overwrite", action="store_true", help="replace a README.md that hfprune did not write")
     parser.set_defaults(handler=handle)
 
 
@@ -39,6 +40,7 @@ def handle(args: argparse.Namespace) -> int:
         license=args.license,
         template=args.template,
         allow_other_model=args.allow_other_model,
+        overwrite=args.overwrite,
     )
     print(card)
     return 0

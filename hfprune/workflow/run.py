@@ -329,7 +329,8 @@ def _evaluate(options: RunOptions, base_folder: Path) -> dict[str, Any]:
 
 
 def _card(options: RunOptions, results: Path | None) -> dict[str, Any]:
-    card = write_card(options.out, results=results, repo_id=options.push_to, license=options.license)
+    # The run's own folder: its ledger recorded the card it wrote, so the card step rewrites it whatever it holds.
+    card = write_card(options.out, results=results, repo_id=options.push_to, license=options.license, overwrite=True)
     return {"card": str(card)}
 
 

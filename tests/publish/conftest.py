@@ -41,7 +41,7 @@ def make_pruned_folder(folder: Path, *, sparsity: float = 0.5, seed: int = 0, ca
     tokenizer = make_tokenizer(["the quick brown fox jumps over the lazy dog"] * 20)
     hfprune.save_pruned(model, tokenizer, result, folder, extra={"command": ["hfprune", "prune", "acme/base-llama"]})
     if card:
-        (folder / "README.md").write_text("---\nlicense: apache-2.0\ntags:\n- pruned\n---\n# pruned\n")
+        (folder / "README.md").write_text("---\nlicense: apache-2.0\ntags:\n- pruned\n- hfprune\n---\n# pruned\n")
     return folder
 
 
