@@ -204,13 +204,13 @@ def check_output(
     """Refuse an output that cannot be (re)written, before any long work, so nothing is wasted or lost.
 
     An existing folder is replaced only with ``overwrite``, only if hfprune wrote it (it holds ``marker``:
-    ``hfprune.json`` or ``hfprune run``'s ledger for a model folder) and only if it holds nothing hfprune did not
-    write when the job replaces the folder ``whole`` (:func:`foreign_files`: a user's notes beside the weights
-    are never deleted; a job that only writes its own files into the folder passes ``whole=False``). An empty
-    folder counts as free. ``reads``: the model the job reads; when it is a local folder, ``path`` must not be, contain or
-    lie inside it. The nearest existing parent must be writable (probed by creating a file, which also catches
-    read-only mounts for root). Leftovers of earlier runs that were killed are cleaned first
-    (:func:`recover_leftovers`: only what hfprune can prove it wrote).
+    ``hfprune.json`` or ``hfprune run``'s ledger for a model folder) and, when the job replaces the folder
+    ``whole``, only if it holds nothing hfprune did not write (:func:`foreign_files`: a user's notes beside the
+    weights are never deleted; a job that only writes its own files into the folder passes ``whole=False``).
+    An empty folder counts as free. ``reads``: the model the job reads; when it is a local folder, ``path``
+    must not be, contain or lie inside it. The nearest existing parent must be writable (probed by creating a
+    file, which also catches read-only mounts for root). Leftovers of earlier runs that were killed are
+    cleaned first (:func:`recover_leftovers`: only what hfprune can prove it wrote).
 
     Raises:
         OutputExistsError: ``path`` exists and ``overwrite`` is false, or it is a file or a link.
