@@ -286,8 +286,8 @@ def foreign_files(folder: Path) -> list[str]:
     (:data:`WRITTEN_RECORD`, kept in the folder) nor one of the files later commands add (card, results).
     An output from before the record existed counts the files a saved model is made of as hfprune's."""
     try:
-        recorded = set(json.loads((folder / WRITTEN_RECORD).read_text(encoding="utf-8"))["files"])
-    except (OSError, ValueError, KeyError, TypeError):
+        recorded = set(read_json_object(folder / WRITTEN_RECORD)["files"])
+    except (ValueError, KeyError, TypeError):  # none (an output from before the record), or a broken one
         recorded = None
     foreign = []
     for name in written_files(folder):
@@ -441,10 +441,10 @@ def _left_by_dead_run(folder: Path, marker: str, *, named: bool = True) -> bool:
     if folder.is_symlink() or not folder.is_dir():
         return False
     try:
-        record = json.loads((folder / marker).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        record = read_json_object(folder / marker)
+    except ValueError:
         return False
-    if not isinstance(record, dict) or not isinstance(record.get("pid"), int):
+    if not isinstance(record.get("pid"), int):
         return False
     if named and record.get("name") != folder.name:
         return False

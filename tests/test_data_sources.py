@@ -60,7 +60,7 @@ def test_the_shipped_data_covers_what_every_default_needs():
     assert "CC BY-SA 4.0" in sources and "NTREX" in sources and "FLORES" in sources
 
 
-@needs_full_data
+@needs_full_data  # it compares the shipped files with the full corpora they were cut from: without them, nothing to compare
 def test_the_shipped_data_is_what_ship_data_writes_from_the_bundle():
     done = subprocess.run(
         [sys.executable, str(CHECKOUT / "scripts" / "ship_data.py"), "--check", "--from", str(FULL_DATA)],

@@ -31,11 +31,28 @@ CHECKOUT = Path(__file__).resolve().parent.parent
 MAX_WHEEL_BYTES = 20_000_000
 
 
+def _source_tree(target: Path) -> Path:
+    """The checkout's files as git sees them (tracked, and new files it does not ignore), copied to ``target``:
+    a build from the checkout itself would reuse its ``build/`` folder, where modules removed or renamed since
+    an earlier build linger and end up in the wheel."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=CHECKOUT, check=True, capture_output=True,
+    ).stdout.decode().split("\0")  # fmt: skip
+    for name in filter(None, listed):
+        source = CHECKOUT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    return target
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     dist = tmp_path_factory.mktemp("dist")
+    source = _source_tree(tmp_path_factory.mktemp("source"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(CHECKOUT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(source)],
         check=True, cwd=dist, timeout=600,
     )  # fmt: skip
     (built,) = dist.glob("hfprune-*.whl")
@@ -49,6 +66,8 @@ def test_the_wheel_carries_the_shipped_data_and_its_licences(wheel: Path):
     assert {"hfprune/data/SOURCES.md", "hfprune/data/LICENSES.md", "hfprune/data/manifest.json"} <= names
     assert not [name for name in names if name.startswith(("hfprune/data/xnli", "hfprune/data/xstorycloze"))]
     assert wheel.stat().st_size < MAX_WHEEL_BYTES, f"the wheel is {wheel.stat().st_size:,} bytes"
+    modules = {name for name in names if name.startswith("hfprune/") and name.endswith(".py")}
+    assert modules and all((CHECKOUT / name).is_file() for name in modules), "a module the checkout does not have"
 
 
 @pytest.mark.slow

@@ -104,25 +104,9 @@ class SweepSpec:
     def settings(self, method: str, sparsity: float, calibration: CalibrationSet) -> PruneSettings:
         """One cell's pruning settings."""
         structure = parse_structure(self.structure)
-        if isinstance(structure, StructuredSpec):
-            return PruneSettings(
-                method=method,
-                method_params=self.method_params.get(method, {}),
-                structure=structure,
-                calibration=calibration,
-                seqlen=self.seqlen,
-                seed=self.seed,
-                device=self.device,
-                batch_size=self.batch_size,
-                pipeline=self.pipeline,
-                offload=self.offload,
-                lang_agg=self.lang_agg,
-                refit=self.refit,
-            )
-        return PruneSettings(
+        common = dict(
             method=method,
             method_params=self.method_params.get(method, {}),
-            sparsity=None if structure.is_nm else sparsity,
             structure=structure,
             calibration=calibration,
             seqlen=self.seqlen,
@@ -132,6 +116,9 @@ class SweepSpec:
             pipeline=self.pipeline,
             offload=self.offload,
         )
+        if isinstance(structure, StructuredSpec):  # widths and depths, not a sparsity, say how much goes
+            return PruneSettings(**common, lang_agg=self.lang_agg, refit=self.refit)
+        return PruneSettings(**common, sparsity=None if structure.is_nm else sparsity)
 
 
 @dataclass

@@ -62,25 +62,25 @@ def write_card(
         CardTemplateError: the template is missing or fails to render.
     """
     folder = Path(folder)
-    read_metadata(folder)  # a folder hfprune did not write is refused before anything is copied into it
-    if results is not None:  # refuse a wrong file, or another model's results, before copying it in
-        check_results_match(load_results(results, folder.name), folder, Path(results), allow_other_model)
+    results_path, plot_path = _results_to_bring(folder, results, plot)
+    # Rendered (which checks the folder, the results and whose weights they measured) before anything is written.
+    card = render_card(
+        folder,
+        results=results_path,
+        plot=folder / PLOT_FILE if plot_path else None,
+        repo_id=repo_id,
+        license=license,
+        template=template,
+        allow_other_model=allow_other_model,
+    )
     existing = folder / CARD_FILE
     if existing.is_file() and not overwrite and not is_hfprune_card(existing):
         raise OutputExistsError(
             f"{existing} is not a card hfprune wrote (its front matter has no 'hfprune' tag), so it is kept: pass "
             "--overwrite to replace it with hfprune's card, or move it away"
         )
-    results_path, plot_path = _bring_results_in(folder, results, plot)
-    card = render_card(
-        folder,
-        results=results_path,
-        plot=plot_path,
-        repo_id=repo_id,
-        license=license,
-        template=template,
-        allow_other_model=allow_other_model,
-    )
+    _copy_in(results_path, folder / RESULTS_FILE)
+    _copy_in(plot_path, folder / PLOT_FILE)
     return atomic_write_text(folder / CARD_FILE, str(card))
 
 
@@ -156,25 +156,22 @@ def read_metadata(folder: Path) -> dict[str, Any]:
         ) from err
 
 
-def _bring_results_in(
+def _results_to_bring(
     folder: Path, results: str | Path | None, plot: str | Path | None
 ) -> tuple[Path | None, Path | None]:
-    """Copy the results and plot into the folder (they are published with it); return their in-folder paths."""
+    """The results and plot the card shows: the given ones (published with the folder once copied in), else
+    the ones already in the folder."""
     if results is None:
-        inside = folder / RESULTS_FILE
-        return (inside if inside.is_file() else None), (
-            (folder / PLOT_FILE) if (folder / PLOT_FILE).is_file() else None
-        )
+        inside, plot_inside = folder / RESULTS_FILE, folder / PLOT_FILE
+        return (inside if inside.is_file() else None), (plot_inside if plot_inside.is_file() else None)
     results = Path(results)
     plot = Path(plot) if plot else results.with_suffix(".png")
-    target_results, target_plot = folder / RESULTS_FILE, folder / PLOT_FILE
-    if results.resolve() != target_results.resolve():
-        shutil.copyfile(results, target_results)
-    if plot.is_file():
-        if plot.resolve() != target_plot.resolve():
-            shutil.copyfile(plot, target_plot)
-        return target_results, target_plot
-    return target_results, None
+    return results, (plot if plot.is_file() else None)
+
+
+def _copy_in(source: Path | None, target: Path) -> None:
+    if source is not None and source.resolve() != target.resolve():
+        shutil.copyfile(source, target)
 
 
 def _card_data(
