@@ -1,7 +1,8 @@
 """hfprune: one-shot pruning of multilingual LLMs with a calibration-language mix.
 
 The public face: :func:`prune` (in memory), :func:`save_pruned`, :func:`prune_pretrained` (load, prune,
-save), :class:`PruneSettings` (what to prune and how), vocabulary trimming (:func:`trim_vocab`,
+save), :class:`ModelSource` (where the model comes from and how it loads), :class:`PruneSettings` (what
+to prune and how), vocabulary trimming (:func:`trim_vocab`,
 :func:`trim_vocab_pretrained`, :class:`VocabSettings`), calibration (:class:`Mix`, :func:`build_calibration`),
 :func:`methods` (what is registered), and the error classes in :mod:`hfprune.errors`. Evaluation, cards and
 publishing live in :mod:`hfprune.evaluation`, :mod:`hfprune.card` and :mod:`hfprune.hub`.
@@ -19,6 +20,7 @@ from .calibration import (
     parse_mix,
 )
 from .constants import VERSION as __version__
+from .models import ModelSource
 from .pruning.methods import available as _available
 from .vocab import VocabSettings, VocabTrimResult, trim_vocab, trim_vocab_pretrained
 
@@ -31,6 +33,7 @@ def methods() -> list[str]:
 __all__ = [
     "CalibrationSet",
     "Mix",
+    "ModelSource",
     "PruneResult",
     "PruneSettings",
     "SourceSpec",

@@ -17,9 +17,9 @@ from ..pruning.methods import get_method
 from ..pruning.profiles import make_profile, resolve_profile
 from ..pruning.sparsity_pattern import resolve_sparsity
 from ..pruning.structured import StructuredSpec, parse_structure
-from ..system import peak_memory, resolve_device
+from ..system import peak_memory
 from .preparation import _refuse_structured_options, _seqlen, calibration_set, check_sequence_length, trim_for_pruning
-from .settings import PruneResult, PruneSettings
+from .settings import PruneResult, PruneSettings, resolved
 from .structured import _prune_structured
 
 
@@ -62,7 +62,24 @@ def prune(
         InvalidProfileError, InvalidPipelineError, calibration errors; for structured removal also
         InvalidStructuredSpecError, UnknownAggregationError and StructuredPruningUnsupportedError.
     """
-    settings = (settings or PruneSettings()).with_overrides(**overrides)
+    settings = resolved((settings or PruneSettings()).with_overrides(**overrides))
+    return prune_resolved(
+        model, tokenizer, settings, sparsity_fn=sparsity_fn, input_cache=input_cache, loader=loader, progress=progress
+    )
+
+
+def prune_resolved(
+    model: nn.Module,
+    tokenizer: Any,
+    settings: PruneSettings,
+    *,
+    sparsity_fn: SparsityFn | None = None,
+    input_cache: dict[str, Any] | None = None,
+    loader: BlockLoader | None = None,
+    progress: bool = False,
+) -> PruneResult:
+    """:func:`prune` with ``settings`` already :func:`resolved` (the device a ``torch.device``): what
+    :func:`prune_pretrained` and the streamed path call after resolving once."""
     parsed = parse_structure(settings.structure)
     if isinstance(parsed, StructuredSpec):
         if sparsity_fn is not None or loader is not None:
@@ -82,7 +99,8 @@ def prune(
         layer_profile = resolve_profile(chosen, method, structure)
     structure.check_widths((layer.name, layer.in_features) for layer in all_prunable_layers(model))
     group = distributed.current()
-    compute = distributed.rank_device(resolve_device(settings.device))
+    compute = settings.device
+    assert isinstance(compute, torch.device), "prune_resolved takes resolved settings"
     if compute.type == "cuda":
         torch.cuda.reset_peak_memory_stats(compute)
 

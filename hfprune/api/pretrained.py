@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -10,77 +11,62 @@ from .. import distributed
 from ..constants import DEFAULT_MAX_SHARD_SIZE
 from ..errors import InvalidOptionError, StreamingUnsupportedError
 from ..io import check_output, portable_command
-from ..models import Placement, load_model, release
-from ..system import peak_memory, resolve_device
-from .memory import prune
+from ..models import ModelSource, release
+from ..system import peak_memory
+from .memory import prune_resolved
 from .ranks import _record_ranks
 from .saving import check_shard_size, save_pruned
-from .settings import PruneResult, PruneSettings, _is_structured
+from .settings import PruneResult, PruneSettings, _is_structured, resolved
 from .streamed import _prune_streamed
 
 
 def prune_pretrained(
-    model_id: str,
+    model: ModelSource | str,
     out: str | Path,
     settings: PruneSettings | None = None,
     *,
-    revision: str | None = None,
-    token: str | bool | None = None,
-    trust_remote_code: bool = False,
-    dtype: str = "auto",
     overwrite: bool = False,
     max_shard_size: str = DEFAULT_MAX_SHARD_SIZE,
     stream: bool = False,
     command: list[str] | None = None,
     progress: bool = False,
-    placement: Placement | None = None,
     **overrides: Any,
 ) -> PruneResult:
-    """Load ``model_id`` (Hub id or folder), prune it and save it to ``out``: the ``hfprune prune`` job.
+    """Load ``model`` (a :class:`ModelSource`, or a Hub id or folder with the default loading), prune it and save
+    it to ``out``: the ``hfprune prune`` job.
 
     The output is checked first so a long run never ends in "already exists". ``stream``: never hold the whole
     model; blocks are read and written one at a time (one shard per block; see :mod:`hfprune.models.streaming`).
     ``placement``: spread the loaded model over GPUs, CPU and disk (``--device-map``); each block still comes to
-    the compute device alone for its turn. ``settings`` and ``overrides`` as for :func:`prune`.
+    the compute device alone for its turn (``ModelSource.placement``). ``settings`` and ``overrides`` as for
+    :func:`prune`; the compute device is resolved once, here.
 
     Under a launcher (``torchrun``, ``accelerate launch``) every rank loads the model and prunes on its share of
     the calibration batches; rank 0 alone writes ``out``, and every rank returns once it is written (or raises
     rank 0's error).
     """
-    settings = (settings or PruneSettings()).with_overrides(**overrides)
+    source = ModelSource.of(model)
+    _refuse_loading_overrides(overrides)
+    settings = resolved((settings or PruneSettings()).with_overrides(**overrides))
     group = distributed.current()
-    group.agree(lambda: check_output(out, overwrite, reads=model_id), "checking the output folder")
+    group.agree(lambda: check_output(out, overwrite, reads=source.model), "checking the output folder")
     check_shard_size(max_shard_size)
-    resolve_device(settings.device)
     extra = {"command": portable_command(list(command))} if command else {}
-    if placement is not None:
-        extra["placement"] = placement.describe()
+    if source.placement is not None:
+        extra["placement"] = source.placement.describe()
     if stream and _is_structured(settings.structure):
         raise StreamingUnsupportedError(
             f"--structure {settings.structure} changes tensor shapes and the config as a whole, which --stream "
             "(one block written at a time) cannot; run without --stream"
         )
     if stream:
-        if placement is not None:
+        if source.placement is not None:
             raise InvalidOptionError("--stream reads one block at a time and needs no --device-map; give one of them")
-        return _prune_streamed(
-            model_id,
-            out,
-            settings,
-            revision=revision,
-            token=token,
-            trust_remote_code=trust_remote_code,
-            dtype=dtype,
-            overwrite=overwrite,
-            extra=extra,
-            progress=progress,
-        )
+        return _prune_streamed(source, out, settings, overwrite=overwrite, extra=extra, progress=progress)
     started = time.perf_counter()
-    loaded = load_model(
-        model_id, revision=revision, token=token, trust_remote_code=trust_remote_code, dtype=dtype, placement=placement
-    )
+    loaded = source.load()
     load_s = time.perf_counter() - started
-    result = prune(loaded.model, loaded.tokenizer, settings, progress=progress)
+    result = prune_resolved(loaded.model, loaded.tokenizer, settings, progress=progress)
     result.base_model = loaded.source
     result.timings["load_s"] = load_s
     _record_ranks(result, group, settings)
@@ -99,10 +85,23 @@ def prune_pretrained(
             local_base=local_base,
             base_folder=loaded.folder if result.trimmed is not None else None,
         )
-        return time.perf_counter() - began, peak_memory(distributed.rank_device(resolve_device(settings.device)))
+        return time.perf_counter() - began, peak_memory(settings.device)
 
     try:
         result.timings["save_s"], result.peak_memory = group.agree(save, "writing the pruned model (rank 0)")
     finally:
         release(loaded.model)  # offloaded weights (pruned ones included) are in the output now
     return result
+
+
+_LOADING_FIELDS = frozenset(f.name for f in dataclasses.fields(ModelSource)) - {"model"}
+
+
+def _refuse_loading_overrides(overrides: dict[str, Any]) -> None:
+    """``revision=`` and the like say how to load, not how to prune: they belong in the :class:`ModelSource`."""
+    misplaced = sorted(_LOADING_FIELDS & overrides.keys())
+    if misplaced:
+        raise TypeError(
+            f"prune_pretrained: {', '.join(misplaced)} say how the model is loaded; pass "
+            f"hfprune.ModelSource(model, {', '.join(f'{name}=...' for name in misplaced)}) as the model"
+        )

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from .. import distributed
-from ..system import peak_memory, resolve_device
+from ..system import peak_memory
 from .settings import PruneResult, PruneSettings
 
 
 def _record_ranks(result: PruneResult, group: distributed.Group, settings: PruneSettings) -> None:
-    """With several ranks, what each one took (peak memory, prune time): rank 0 writes them all."""
+    """With several ranks, what each one took (peak memory, prune time): rank 0 writes them all.
+    ``settings`` are resolved (their device is this rank's)."""
     if group.size == 1:
         return
-    mine = {**peak_memory(distributed.rank_device(resolve_device(settings.device))), **result.timings}
+    mine = {**peak_memory(settings.device), **result.timings}
     result.distributed["ranks"] = group.all_gather_object(mine, "gathering each rank's time and memory")
 
 

@@ -9,13 +9,14 @@ from typing import Any
 
 import torch
 
+from .. import distributed
 from ..calibration import CalibrationSet, CalibrationSource, Mix
 from ..constants import DEFAULT_BATCH_SIZE, DEFAULT_LANG_AGG, DEFAULT_METHOD, DEFAULT_SEED, DEFAULT_SEQLEN, VERSION
 from ..pruning.engine import LayerReport
 from ..pruning.profiles import SparsityProfile
 from ..pruning.sparsity_pattern import Structure
 from ..pruning.structured import StructuredSpec, is_structured
-from ..system import library_versions
+from ..system import library_versions, resolve_device
 from ..vocab import VocabSettings, VocabTrimResult
 
 
@@ -170,6 +171,16 @@ class PruneResult:
             "versions": library_versions(),
             **({"vocab": self.trimmed.record} if self.trimmed is not None else {}),
         } | ({"structured": self.structured} if self.structured is not None else {})
+
+
+def resolved(settings: PruneSettings) -> PruneSettings:
+    """``settings`` with ``device`` resolved to this rank's compute device (a ``torch.device``), once per call:
+    every path below reads ``settings.device`` as it is.
+
+    Raises:
+        InvalidDeviceError: a device this machine does not have.
+    """
+    return dataclasses.replace(settings, device=distributed.rank_device(resolve_device(settings.device)))
 
 
 def _is_structured(structure: Any) -> bool:

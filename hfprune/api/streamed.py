@@ -14,7 +14,7 @@ from torch import nn
 from .. import distributed
 from ..errors import StreamingUnsupportedError
 from ..io import atomic_folder
-from ..models import checkpoint_folder, describe_source, find_block_stacks, load_tokenizer
+from ..models import ModelSource, describe_source, find_block_stacks, load_tokenizer
 from ..models.streaming import (
     CheckpointReader,
     ShardWriter,
@@ -25,9 +25,9 @@ from ..models.streaming import (
 )
 from ..pruning.methods import get_method
 from ..pruning.stats import needs_gradients
-from ..system import peak_memory, resolve_device
+from ..system import peak_memory
 from ..vocab import save_trimmed
-from .memory import prune
+from .memory import prune_resolved
 from .preparation import trim_for_pruning
 from .ranks import _after_rank0_wrote, _record_ranks
 from .saving import _finish_folder, _generation_config
@@ -35,14 +35,10 @@ from .settings import PruneResult, PruneSettings
 
 
 def _prune_streamed(
-    model_id: str,
+    source: ModelSource,
     out: str | Path,
     settings: PruneSettings,
     *,
-    revision: str | None,
-    token: str | bool | None,
-    trust_remote_code: bool,
-    dtype: str,
     overwrite: bool,
     extra: dict[str, Any],
     progress: bool,
@@ -50,7 +46,8 @@ def _prune_streamed(
     """``prune --stream``: the model is a skeleton on ``meta``; each block is read from the checkpoint when the
     engine reaches it and written to its own shard as soon as it is pruned. The masks are those of the
     in-memory run: the engine does the same work in the same order (tested). A vocabulary trim runs first on the
-    embeddings and head (loaded anyway); its logits check loads each block only for its own call."""
+    embeddings and head (loaded anyway); its logits check loads each block only for its own call.
+    ``settings`` are resolved (their device is this rank's)."""
     method = get_method(settings.method, **settings.method_params)
     if needs_gradients(method.needs):
         raise StreamingUnsupportedError(
@@ -58,8 +55,8 @@ def _prune_streamed(
             "memory; run without --stream"
         )
     started = time.perf_counter()
-    folder = checkpoint_folder(model_id, revision=revision, token=token, trust_remote_code=trust_remote_code)
-    model = skeleton(folder, dtype=dtype, trust_remote_code=trust_remote_code)
+    folder = source.folder()
+    model = skeleton(folder, dtype=source.dtype, trust_remote_code=source.trust_remote_code)
     stacks = find_block_stacks(model)
     if len(stacks) != 1:
         raise StreamingUnsupportedError(f"--stream handles one stack of blocks; this model has {len(stacks)}")
@@ -67,7 +64,7 @@ def _prune_streamed(
     reader = CheckpointReader(folder)
     load_non_block_weights(model, stack.name, reader)
     loader = StreamedBlocks(stack.blocks, stack.name, reader)
-    tokenizer = load_tokenizer(folder, trust_remote_code)
+    tokenizer = load_tokenizer(folder, source.trust_remote_code)
     generation = _generation_config(folder)
     load_s = time.perf_counter() - started
     trimmed = None
@@ -83,7 +80,7 @@ def _prune_streamed(
     # Rank 0 writes; the other ranks read every block too (they calibrate on their own batches) but write nothing.
     with atomic_folder(out, overwrite=overwrite) if group.is_main else nullcontext(None) as tmp:
         writer = loader.writer = ShardWriter(tmp, len(stack.blocks) + 1) if tmp is not None else None
-        result = prune(model, tokenizer, settings, loader=loader, progress=progress)
+        result = prune_resolved(model, tokenizer, settings, loader=loader, progress=progress)
         result.trimmed = trimmed
         _record_ranks(result, group, settings)
         if tmp is None or writer is None:
@@ -98,10 +95,10 @@ def _prune_streamed(
             generation.save_pretrained(tmp)
         if trimmed is not None:
             save_trimmed(tmp, trimmed, folder)
-        result.base_model = describe_source(str(model_id), revision, folder)
+        result.base_model = describe_source(source.model, source.revision, folder)
         result.timings["load_s"] = load_s
         result.timings["save_s"] = time.perf_counter() - started
-        result.peak_memory = peak_memory(distributed.rank_device(resolve_device(settings.device)))
+        result.peak_memory = peak_memory(settings.device)
         local_base = folder if result.base_model.get("local") else None
         _finish_folder(tmp, None if trimmed else tokenizer, {**result.to_dict(), "streamed": True, **extra}, local_base)
     return _after_rank0_wrote(result, group)

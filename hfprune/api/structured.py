@@ -15,7 +15,7 @@ from ..errors import InvalidStructuredSpecError
 from ..models import find_block_stacks
 from ..models.speed import measure_speed
 from ..pruning.structured import StructuredSpec, check_lang_agg, parameter_counts, plan_removal, prune_structured
-from ..system import peak_memory, resolve_device
+from ..system import peak_memory
 from .preparation import _seqlen, calibration_set, check_sequence_length, trim_for_pruning
 from .settings import PruneResult, PruneSettings
 
@@ -44,7 +44,8 @@ def _prune_structured(
         )
     plan_removal(model, spec)  # refuse an impossible spec before calibration text is read
     check_sequence_length(model, _seqlen(settings))
-    compute = resolve_device(settings.device)
+    compute = settings.device
+    assert isinstance(compute, torch.device), "structured pruning takes resolved settings"
     if compute.type == "cuda":
         torch.cuda.reset_peak_memory_stats(compute)
     was_training = model.training

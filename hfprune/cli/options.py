@@ -27,7 +27,7 @@ from ..constants import (
     DEFAULT_SPARSITY,
 )
 from ..errors import InvalidMethodParameterError, InvalidOptionError, InvalidSparsityError
-from ..models import DEVICE_MAPS, Placement
+from ..models import DEVICE_MAPS, ModelSource, Placement
 from ..pruning.engine import PIPELINES
 from ..pruning.methods import available, method_options, parameter_names
 from ..pruning.profiles import PROFILES, SparsityProfile, make_profile
@@ -487,6 +487,19 @@ def check_sparsity_given(sparsity: float | None) -> None:
         raise InvalidSparsityError(
             "--sparsity 0 prunes nothing: the output would be a dense copy labelled as pruned; give a sparsity above 0"
         )
+
+
+def model_source(args: argparse.Namespace) -> ModelSource:
+    """Where MODEL comes from and how it loads: the flags of :func:`add_model_options` (and the placement ones
+    where the command has them), as one :class:`ModelSource`."""
+    has_placement = hasattr(args, "device_map")
+    return ModelSource(
+        args.model,
+        revision=args.revision,
+        trust_remote_code=args.trust_remote_code,
+        dtype=args.dtype,
+        placement=placement(args) if has_placement else None,
+    )
 
 
 def placement(args: argparse.Namespace) -> Placement | None:

@@ -30,18 +30,14 @@ def register(subparsers: Any) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     result = prune_pretrained(
-        args.model,
+        options.model_source(args),
         args.out,
         options.prune_settings(args),
-        revision=args.revision,
-        trust_remote_code=args.trust_remote_code,
-        dtype=args.dtype,
         overwrite=args.overwrite,
         max_shard_size=args.max_shard_size,
         stream=args.stream,
         command=args.invocation,
         progress=not (args.quiet or args.json),
-        placement=options.placement(args),
     )
     if args.json:
         print(json.dumps({"out": args.out, **result.to_dict()}, indent=2, default=str))

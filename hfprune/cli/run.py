@@ -54,12 +54,9 @@ def handle(args: argparse.Namespace) -> int:
     settings = options.prune_settings(args)
     out = args.out or Path(options.run_folder_name(args))
     run = RunOptions(
-        model=args.model,
+        source=options.model_source(args),
         out=out,
         prune=settings,
-        revision=args.revision,
-        trust_remote_code=args.trust_remote_code,
-        dtype=args.dtype,
         max_shard_size=args.max_shard_size,
         stream=args.stream,
         eval_langs=options.comma_list(args.eval_langs),
@@ -76,7 +73,6 @@ def handle(args: argparse.Namespace) -> int:
         license=args.license,
         command=args.invocation,
         overwrite=args.overwrite,
-        placement=options.placement(args),
     )
     outcome = run_job(run)
     if args.json:

@@ -40,12 +40,9 @@ def register(subparsers: Any) -> None:
 def handle(args: argparse.Namespace) -> int:
     settings = options.vocab_settings(args, langs=args.langs)
     result = trim_vocab_pretrained(
-        args.model,
+        options.model_source(args),
         args.out,
         settings,
-        revision=args.revision,
-        trust_remote_code=args.trust_remote_code,
-        dtype=args.dtype,
         overwrite=args.overwrite,
         max_shard_size=args.max_shard_size,
         command=args.invocation,

@@ -3,7 +3,7 @@
 ``pull`` fetches a repo's safetensors snapshot from the Hub (never pickled files); ``discovery`` finds blocks and
 linear layers structurally (any architecture); ``loading`` loads safetensors only; ``streaming`` reads and
 writes one block at a time; ``placement`` spreads a model over GPUs, CPU and disk (accelerate device maps);
-``semi_structured`` runs 2:4 checkpoints on GPU sparse kernels. The project's tiny model is trained in
+``source`` is where a model comes from and how it loads (one object for every job); ``semi_structured`` runs 2:4 checkpoints on GPU sparse kernels. The project's tiny model is trained in
 :mod:`hfprune.tiny_model`, beside this room.
 """
 
@@ -24,6 +24,7 @@ from .loading import (
     weights_sha256,
 )
 from .placement import DEVICE_MAPS, DispatchedBlocks, Placement, input_device, is_dispatched, release
+from .source import ModelSource
 
 __all__ = [
     "DEVICE_MAPS",
@@ -31,6 +32,7 @@ __all__ = [
     "BlockStack",
     "DispatchedBlocks",
     "LoadedModel",
+    "ModelSource",
     "Placement",
     "input_device",
     "is_dispatched",

@@ -27,7 +27,7 @@ from ..constants import DEFAULT_MAX_SHARD_SIZE, METADATA_FILE, VERSION, VOCAB_MA
 from ..errors import InvalidOptionError, VocabVerificationError
 from ..fingerprints import tokenizer_sha256
 from ..io import atomic_folder, check_output, portable_command, portable_path, write_json, write_local_record
-from ..models import checkpoint_folder, load_model
+from ..models import ModelSource
 from ..system import library_versions, peak_memory
 from .corpus import CorpusCounts, count_tokens
 from .families import TokenizerDefinition, read_definition
@@ -255,26 +255,24 @@ def _check_tokenization(tokenizer: Any, plan: _Plan, settings: VocabSettings) ->
 
 
 def trim_vocab_pretrained(
-    model_id: str,
+    model: ModelSource | str,
     out: str | Path,
     settings: VocabSettings | None = None,
     *,
-    revision: str | None = None,
-    token: str | bool | None = None,
-    trust_remote_code: bool = False,
-    dtype: str = "auto",
     overwrite: bool = False,
     max_shard_size: str = DEFAULT_MAX_SHARD_SIZE,
     command: list[str] | None = None,
     **overrides: Any,
 ) -> VocabTrimResult:
-    """Load ``model_id`` (Hub id or folder), trim its vocabulary and save it to ``out`` atomically: the
-    ``hfprune trim-vocab`` job. The output loads with ``AutoModelForCausalLM`` / ``AutoTokenizer`` alone."""
+    """Load ``model`` (a :class:`ModelSource`, or a Hub id or folder), trim its vocabulary and save it to ``out``
+    atomically: the ``hfprune trim-vocab`` job. The output loads with ``AutoModelForCausalLM`` / ``AutoTokenizer``
+    alone."""
+    source = ModelSource.of(model)
     settings = dataclasses.replace(settings or VocabSettings(), **overrides)
-    check_output(out, overwrite, reads=model_id)
+    check_output(out, overwrite, reads=source.model)
     started = time.perf_counter()
-    base_folder = checkpoint_folder(model_id, revision=revision, token=token)
-    loaded = load_model(model_id, revision=revision, token=token, trust_remote_code=trust_remote_code, dtype=dtype)
+    base_folder = source.folder()
+    loaded = source.load()
     load_s = time.perf_counter() - started
     result = trim_vocab(loaded.model, loaded.tokenizer, settings)
     with atomic_folder(out, overwrite=overwrite) as tmp:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..api import PruneSettings
+from ..models import ModelSource
 from ..tiny_model import LANGUAGES, tiny_model_path
 from .run import Log, RunOptions, RunOutcome, _to_stderr, run_job
 
@@ -88,7 +89,7 @@ def run_demo(options: DemoOptions, log: Log = _to_stderr) -> list[DemoRun]:
             log(f"[demo] {method}, {name} calibration: {' '.join(command)}")
             settings = PruneSettings(method=method, sparsity=options.sparsity, calibration=mix, seqlen=options.seqlen)
             run = RunOptions(
-                model=str(base),
+                source=ModelSource(str(base)),
                 out=folder,
                 prune=settings,
                 eval_langs=list(LANGUAGES),

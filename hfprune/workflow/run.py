@@ -16,7 +16,7 @@ from __future__ import annotations
 import gc
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from ..hub.local_push import push_to_local_hub, verify_local_hub
 from ..hub.manifest import local_manifest
 from ..hub.push import push_folder, verify_published
 from ..io import check_not_over_model, check_output, check_writable, portable_path, sha256_file, write_json
-from ..models import Placement, input_device, load_model, release, weights_sha256
+from ..models import ModelSource, input_device, load_model, release, weights_sha256
 from ..models.pull import pull
 from .ledger import Ledger, input_key
 
@@ -63,13 +63,11 @@ def _silent(line: str) -> None:
 class RunOptions:
     """Everything ``hfprune run`` does, as data (the CLI fills it from its flags)."""
 
-    model: str
+    #: the base model and how it loads (its placement is used for pruning and evaluation)
+    source: ModelSource
     out: Path
     #: what to prune and how: the same settings as ``hfprune prune``
     prune: PruneSettings = field(default_factory=PruneSettings)
-    revision: str | None = None
-    trust_remote_code: bool = False
-    dtype: str = "auto"
     max_shard_size: str = DEFAULT_MAX_SHARD_SIZE
     stream: bool = False
     eval_langs: list[str] = field(default_factory=list)
@@ -87,8 +85,6 @@ class RunOptions:
     command: list[str] = field(default_factory=list)
     #: replace an existing ``out`` that hfprune wrote but that is not this run's folder
     overwrite: bool = False
-    #: spread the model over GPUs, CPU and disk (``--device-map``) for pruning and evaluation
-    placement: Placement | None = None
 
 
 @dataclass
@@ -198,7 +194,7 @@ def run_job(options: RunOptions, log: Log = _to_stderr) -> RunOutcome:
 
 # --- before any work --------------------------------------------------------------------------------------
 def _check_out(options: RunOptions, out: Path) -> None:
-    check_not_over_model(options.model, out)
+    check_not_over_model(options.source.model, out)
     if (out / LEDGER_FILE).is_file():  # this command's own folder: resume it if it is the same job
         _check_same_job(options, out)
         check_writable(out)
@@ -209,9 +205,9 @@ def _check_out(options: RunOptions, out: Path) -> None:
 def _job(options: RunOptions) -> dict[str, Any]:
     """What makes two runs the same job: the model, its revision and how it is pruned (not evaluation or
     publishing options, which a re-run may change; not the commit a branch points at, which may move)."""
-    local = Path(options.model).expanduser()
-    model = str(local.resolve()) if local.is_dir() else options.model
-    inputs = {"model": model, "revision": options.revision, "dtype": options.dtype, **options.prune.describe()}
+    source = options.source
+    model = str(source.local_folder) if source.local_folder else source.model
+    inputs = {"model": model, "revision": source.revision, "dtype": source.dtype, **options.prune.describe()}
     return {"key": input_key(inputs), "model": portable_path(model), "method": options.prune.method}
 
 
@@ -231,19 +227,19 @@ def _check_same_job(options: RunOptions, out: Path) -> None:
 # --- the steps ------------------------------------------------------------------------------------------
 def _resolve_base(options: RunOptions) -> dict[str, Any]:
     """The base model as it is now: a Hub id resolved to the commit its revision points at, or a local folder."""
-    local = Path(options.model).expanduser()
-    if local.is_dir():
-        return {"folder": str(local.resolve()), "commit": None}
-    folder = pull(options.model, revision=options.revision)
+    local = options.source.local_folder
+    if local is not None:
+        return {"folder": str(local), "commit": None}
+    folder = pull(options.source.model, revision=options.source.revision, token=options.source.token)
     return {"folder": str(folder), "commit": folder.name}
 
 
 def _pull_inputs(options: RunOptions, resolved: dict[str, Any]) -> dict[str, Any]:
-    local = Path(options.model).expanduser()
-    if local.is_dir():  # a local base: its files' sizes and times stand in for a commit
+    local = options.source.local_folder
+    if local is not None:  # a local base: its files' sizes and times stand in for a commit
         stats = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in local.iterdir() if p.is_file())
-        return {"local": str(local.resolve()), "files": stats}
-    return {"model": options.model, "revision": options.revision, "commit": resolved["commit"]}
+        return {"local": str(local), "files": stats}
+    return {"model": options.source.model, "revision": options.source.revision, "commit": resolved["commit"]}
 
 
 def _base_identity(base: dict[str, Any]) -> dict[str, Any]:
@@ -252,31 +248,28 @@ def _base_identity(base: dict[str, Any]) -> dict[str, Any]:
 
 def _describe_base(options: RunOptions, base: dict[str, Any]) -> str:
     if not base.get("commit"):
-        return f"local folder {options.model}"
-    return f"{options.model}@{options.revision or 'main'} is commit {base['commit'][:12]}"
+        return f"local folder {options.source.model}"
+    return f"{options.source.model}@{options.source.revision or 'main'} is commit {base['commit'][:12]}"
 
 
 def _prune_inputs(options: RunOptions) -> dict[str, Any]:
     # No placement: where the weights wait between forwards changes no weight (tested), so it never re-prunes.
-    loading = {"dtype": options.dtype, "stream": options.stream, "max_shard_size": options.max_shard_size}
+    loading = {"dtype": options.source.dtype, "stream": options.stream, "max_shard_size": options.max_shard_size}
     return {**options.prune.describe(), **loading, "hfprune": VERSION}
 
 
 def _prune(options: RunOptions, base: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
     """Prune the resolved commit into the output folder (replacing what an earlier run with other inputs left
     there); the ledger then records the hash of every file written, weights included."""
+    pinned = options.source.at(base["commit"]) if base.get("commit") else replace(options.source, model=base["folder"])
     result = prune_pretrained(
-        options.model if base.get("commit") else base["folder"],
+        pinned,
         options.out,
         options.prune,
-        revision=base.get("commit"),
-        trust_remote_code=options.trust_remote_code,
-        dtype=options.dtype,
         overwrite=True,
         max_shard_size=options.max_shard_size,
         stream=options.stream,
         command=options.command or None,
-        placement=options.placement,
     )
     if not distributed.current().is_main:  # rank 0 wrote the folder (and records it); it may be on another machine
         return [], {"achieved_sparsity": result.sparsity}
@@ -310,9 +303,10 @@ def _evaluate(options: RunOptions, base_folder: Path) -> dict[str, Any]:
     )
     evaluations = {}
     for role, folder in (("dense", base_folder), ("pruned", options.out)):
-        loaded = load_model(str(folder), device=device, require_tokenizer=True, placement=options.placement)
-        name = role if role == "pruned" else portable_path(options.model)
-        where = input_device(loaded.model) if options.placement is not None else device
+        placement = options.source.placement
+        loaded = load_model(str(folder), device=device, require_tokenizer=True, placement=placement)
+        name = role if role == "pruned" else portable_path(options.source.model)
+        where = input_device(loaded.model) if placement is not None else device
         evaluations[role] = evaluate_model(loaded.model, loaded.tokenizer, model_name=name, device=where, **settings)
         evaluations[role].model["weights_sha256"] = weights_sha256(Path(folder))
         release(loaded.model)

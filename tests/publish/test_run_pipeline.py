@@ -12,7 +12,7 @@ from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from hfprune import PruneSettings
+from hfprune import ModelSource, PruneSettings
 from hfprune.errors import OutputExistsError
 from hfprune.hub import local as local_hub
 from hfprune.workflow.run import RunOptions, run_job
@@ -31,9 +31,14 @@ def base_dir(tmp_path: Path) -> Path:
 
 def options(base: Path, out: Path, sparsity: float = 0.5, **overrides) -> RunOptions:
     settings = dict(
-        model=str(base), out=out, prune=PruneSettings(method="magnitude", sparsity=sparsity), eval_langs=["en"],
-        eval_limit=3, context_length=64, push_to="tester/run-local",
-    )  # fmt: skip
+        source=ModelSource(str(base)),
+        out=out,
+        prune=PruneSettings(method="magnitude", sparsity=sparsity),
+        eval_langs=["en"],
+        eval_limit=3,
+        context_length=64,
+        push_to="tester/run-local",
+    )
     return RunOptions(**{**settings, **overrides})
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file, save_file
 
-from hfprune import PruneSettings
+from hfprune import ModelSource, PruneSettings
 from hfprune.errors import OutputExistsError, OutputNotOursError, OutputOverlapsModelError
 from hfprune.hub import local as local_hub
 from hfprune.hub.local_push import push_to_local_hub
@@ -31,7 +31,7 @@ def base_dir(tmp_path: Path) -> Path:
 
 
 def options(model: str | Path, out: Path, **overrides) -> RunOptions:
-    settings = {"model": str(model), "out": out, "prune": PruneSettings(method="magnitude", sparsity=0.5)}
+    settings = {"source": ModelSource(str(model)), "out": out, "prune": PruneSettings(method="magnitude", sparsity=0.5)}
     return RunOptions(**{**settings, **overrides})
 
 
