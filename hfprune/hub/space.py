@@ -32,8 +32,18 @@ from ..errors import (
 from ..hub_errors import translate
 from ..repo_id import check_repo_id
 
-#: The files of ``spaces/compare/`` a Space needs (README.md is rendered, not copied).
-SPACE_FILES = (SPACE_APP_FILE, "requirements.txt")
+#: The files of ``spaces/compare/`` a Space needs (README.md is rendered, not copied): the entry file, the
+#: modules it imports and the requirements; tests/space/test_deploy.py checks each ``*.py``/``*.txt`` there is one.
+SPACE_FILES = (
+    SPACE_APP_FILE,
+    "compare_generation.py",
+    "compare_layout.py",
+    "compare_limits.py",
+    "compare_loading.py",
+    "compare_record.py",
+    "compare_scoring.py",
+    "requirements.txt",
+)
 #: The Hub accepts at most 60 characters of a Space's short description (the template's is tested against it).
 SHORT_DESCRIPTION_MAX = 60
 #: The app code is hfprune's (Apache-2.0); the models keep their own licences, which their cards state.

@@ -44,7 +44,12 @@ def check_model_source(value: str, option: str) -> str:
 
 
 def load_app_module() -> ModuleType:
-    """The page's module, loaded once from ``spaces/compare/app.py`` (checkout or installed data files)."""
+    """The page's module, loaded once from ``spaces/compare/app.py`` (checkout or installed data files).
+
+    ``app.py`` imports its ``compare_*.py`` siblings by plain name, as on a Space, where ``python app.py`` puts
+    the folder first on ``sys.path``. Here the folder goes first on ``sys.path`` only while the file runs: the
+    siblings stay loaded (in ``sys.modules``) and hfprune's process keeps the path it had.
+    """
     if _MODULE_NAME in sys.modules:
         return sys.modules[_MODULE_NAME]
     try:
@@ -54,16 +59,19 @@ def load_app_module() -> ModuleType:
             "the comparison page needs gradio, which hfprune installs; reinstall hfprune (`pip install -e .` "
             "from a checkout) or `pip install gradio`"
         ) from err
-    path = asset_path(SPACE_FOLDER) / SPACE_APP_FILE
-    spec = importlib.util.spec_from_file_location(_MODULE_NAME, path)
+    folder = str(asset_path(SPACE_FOLDER))
+    spec = importlib.util.spec_from_file_location(_MODULE_NAME, Path(folder) / SPACE_APP_FILE)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[_MODULE_NAME] = module  # dataclasses look their module up while the file runs
+    sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
     except BaseException:
         del sys.modules[_MODULE_NAME]
         raise
+    finally:
+        sys.path.remove(folder)
     return module
 
 

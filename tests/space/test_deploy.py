@@ -14,7 +14,7 @@ from huggingface_hub import HfApi, hf_hub_download
 from hfprune.assets import asset_path
 from hfprune.cli import main
 from hfprune.errors import DenseModelUnknownError, PrunedRepoNotFoundError, RepoPermissionError, UnknownHardwareError
-from hfprune.hub.space import SHORT_DESCRIPTION_MAX, deploy_space, front_matter
+from hfprune.hub.space import SHORT_DESCRIPTION_MAX, SPACE_FILES, deploy_space, front_matter
 
 from ..hub_mirror import publish
 from .conftest import TEST_TOKEN, make_pruned_folder
@@ -48,10 +48,17 @@ def test_deploy_creates_the_space_with_its_files_front_matter_and_variables(writ
         ".gitattributes",
         "README.md",
         "app.py",
+        "compare_generation.py",
+        "compare_layout.py",
+        "compare_limits.py",
+        "compare_loading.py",
+        "compare_record.py",
+        "compare_scoring.py",
         "requirements.txt",
     ]
-    app = hf_hub_download(SPACE, "app.py", repo_type="space")
-    assert Path(app).read_bytes() == (asset_path("spaces/compare") / "app.py").read_bytes()
+    for name in SPACE_FILES:  # app.py and every module it imports arrive as they are in spaces/compare/
+        uploaded = hf_hub_download(SPACE, name, repo_type="space")
+        assert Path(uploaded).read_bytes() == (asset_path("spaces/compare") / name).read_bytes(), name
     readme = Path(hf_hub_download(SPACE, "README.md", repo_type="space")).read_text(encoding="utf-8")
     meta = yaml.safe_load(readme.split("---\n")[1])
     assert meta["sdk"] == "gradio" and meta["sdk_version"] == gradio.__version__ and meta["app_file"] == "app.py"
@@ -101,3 +108,12 @@ def test_the_space_readme_template_is_valid_front_matter():
 
     assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py"
     assert len(meta["short_description"]) <= SHORT_DESCRIPTION_MAX
+
+
+def test_the_deploy_uploads_every_module_and_requirement_of_the_page():
+    """app.py imports its compare_*.py siblings: a module left off SPACE_FILES would break the Space's start."""
+    folder = asset_path("spaces/compare")
+    needed = {path.name for pattern in ("*.py", "*.txt") for path in folder.glob(pattern)}
+
+    assert "app.py" in needed and len(needed) > 2
+    assert set(SPACE_FILES) == needed and len(SPACE_FILES) == len(needed)

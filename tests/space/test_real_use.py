@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 
 import gradio as gr
@@ -22,16 +23,22 @@ def app():
     return load_app_module()
 
 
+@pytest.fixture
+def loading(app):
+    """The page's module that reads the ``COMPARE_LOAD_*`` settings (app.py does not re-export them)."""
+    return sys.modules[app.ModelPair.__module__]
+
+
 def test_a_hub_outage_at_start_up_shows_a_status_and_the_page_recovers(
-    app, write_hub, olah_server, space_models, monkeypatch, tmp_path
+    app, loading, write_hub, olah_server, space_models, monkeypatch, tmp_path
 ):
     publish(olah_server.mirror_root, "tester/space-dense", space_models.dense)
     pruned = tmp_path / "pruned"  # without its PNG: olah fails to list a tree holding a non-LFS binary file
     shutil.copytree(space_models.pruned, pruned, ignore=shutil.ignore_patterns("*.png"))
     publish(olah_server.mirror_root, "tester/space-pruned", pruned)
-    monkeypatch.setattr(app, "LOAD_ATTEMPTS", 2)
-    monkeypatch.setattr(app, "LOAD_BACKOFF_S", 0.05)
-    monkeypatch.setattr(app, "RELOAD_EVERY_S", 0.2)
+    monkeypatch.setattr(loading, "LOAD_ATTEMPTS", 2)
+    monkeypatch.setattr(loading, "LOAD_BACKOFF_S", 0.05)
+    monkeypatch.setattr(loading, "RELOAD_EVERY_S", 0.2)
     write_hub.reads_down = True  # the Hub answers 503 to every read
 
     demo = app.build_app(dense="tester/space-dense", pruned="tester/space-pruned")  # starts anyway
@@ -53,8 +60,8 @@ def test_a_hub_outage_at_start_up_shows_a_status_and_the_page_recovers(
         demo.close()
 
 
-def test_a_model_that_can_never_load_fails_at_once(app, write_hub, monkeypatch):
-    monkeypatch.setattr(app, "LOAD_BACKOFF_S", 30.0)  # a retry would make this test time out
+def test_a_model_that_can_never_load_fails_at_once(app, loading, write_hub, monkeypatch):
+    monkeypatch.setattr(loading, "LOAD_BACKOFF_S", 30.0)  # a retry would make this test time out
     started = time.monotonic()
     with pytest.raises(app.ModelLoadError, match="tester/no-such-model"):
         app.build_app(dense="tester/no-such-model", pruned="tester/no-such-model")
