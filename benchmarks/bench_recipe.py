@@ -33,7 +33,7 @@ import torch
 
 from hfprune.evaluation.perplexity import load_flores
 from hfprune.models import load_model
-from hfprune.models.speed import measure_speed
+from hfprune.models.speed import compare_speeds
 from hfprune.tiny_model import tiny_model_path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -112,17 +112,7 @@ def sizes_and_speeds(folders: dict[str, Path], rounds: int, new_tokens: int) -> 
             "params": sum(p.numel() for p in loaded.model.parameters()),
             "safetensors_bytes": sum(path.stat().st_size for path in folder.glob("*.safetensors")),
         }
-    found: dict[str, list[dict[str, float]]] = {name: [] for name in folders}
-    for _ in range(rounds):
-        for name, (model, prompt) in models.items():
-            found[name].append(measure_speed(model, prompt, new_tokens=new_tokens, repeats=1).to_dict())
-    best = {}
-    for name, runs in found.items():
-        best[name] = {
-            "prefill_tokens_per_s": max(run["prefill_tokens_per_s"] for run in runs),
-            "decode_tokens_per_s": max(run["decode_tokens_per_s"] for run in runs),
-            "rounds": runs,
-        }
+    best = compare_speeds(models, rounds=rounds, new_tokens=new_tokens)
     return {name: {**sizes[name], "speed": best[name]} for name in folders}
 
 

@@ -48,7 +48,7 @@ from hfprune.analysis.flores_eval import flores_perplexities, summarise
 from hfprune.calibration import build_calibration, open_source
 from hfprune.evaluation.perplexity import load_flores
 from hfprune.models import load_model
-from hfprune.models.speed import measure_speed
+from hfprune.models.speed import compare_speeds
 from hfprune.tiny_model import LANGUAGES, tiny_model_path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -245,24 +245,11 @@ def run_speed(bench: Bench, shapes: dict[str, torch.nn.Module], rounds: int, new
     """Dense and every shape side by side, interleaved rounds; best round per figure, every round kept."""
     models = {"dense": bench.dense, **shapes}
     prompt = bench.calibration(bench.mixes["English only"]).input_ids[:1, :PROMPT]
-    measured: dict[str, list[dict]] = {name: [] for name in models}
-    for _ in range(rounds):
-        for name, model in models.items():
-            measured[name].append(measure_speed(model, prompt, new_tokens=new_tokens, repeats=1).to_dict())
-    out = {}
-    for name, model in models.items():
-        runs = measured[name]
-        out[name] = {
-            "prefill_tokens_per_s": max(r["prefill_tokens_per_s"] for r in runs),
-            "decode_tokens_per_s": max(r["decode_tokens_per_s"] for r in runs),
-            "decode_ms_per_token": min(r["decode_ms_per_token"] for r in runs),
-            "blocks_decode_ms_per_token": min(r["blocks_decode_ms_per_token"] for r in runs),
-            "median_blocks_decode_ms_per_token": sorted(r["blocks_decode_ms_per_token"] for r in runs)[len(runs) // 2],
-            "median_decode_ms_per_token": sorted(r["decode_ms_per_token"] for r in runs)[len(runs) // 2],
-            "rounds": runs,
-            **_sizes(model),
-        }
-    return {"setup": measured["dense"][0]["setup"] | {"rounds": rounds, "statistic": "best round"}, "models": out}
+    measured = compare_speeds(
+        {name: (model, prompt) for name, model in models.items()}, rounds=rounds, new_tokens=new_tokens
+    )
+    out = {name: {**measured[name], **_sizes(model)} for name, model in models.items()}
+    return {"setup": measured["dense"]["setup"], "models": out}
 
 
 def _sizes(model: torch.nn.Module) -> dict[str, int]:

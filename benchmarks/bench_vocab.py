@@ -23,7 +23,6 @@ import os
 import platform
 import resource
 import shlex
-import statistics
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gemma3_270m import gemma_path  # noqa: E402
 
 from hfprune import constants  # noqa: E402
-from hfprune.vocab.speed import timed_generate  # noqa: E402
+from hfprune.models.speed import compare_speeds  # noqa: E402
 from hfprune.vocab.verify import held_out_folder  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -151,28 +150,23 @@ def load_rss_mb(folder: Path) -> float:
 
 
 def side_by_side(models: dict, prompts: list[str]) -> dict:
-    """Prefill (1 new token) and decode ((N new - prefill) / (N-1)) tokens/s, the models timed in turn, medians."""
-    encoded = {name: [torch.tensor([tok(p)["input_ids"]]) for p in prompts] for name, (model, tok) in models.items()}
-    pads = {name: tok.pad_token_id or 0 for name, (_, tok) in models.items()}
-    for name, (model, _) in models.items():  # warm-up
-        timed_generate(model, encoded[name][0], 1, pads[name])
-        timed_generate(model, encoded[name][0], 4, pads[name])
-    times = {name: {"prefill": [[] for _ in prompts], "whole": [[] for _ in prompts]} for name in models}
-    for _ in range(REPEATS):
-        for i in range(len(prompts)):
-            for name, (model, _) in models.items():
-                times[name]["prefill"][i].append(timed_generate(model, encoded[name][i], 1, pads[name]))
-                times[name]["whole"][i].append(timed_generate(model, encoded[name][i], NEW_TOKENS, pads[name]))
+    """hfprune's speed meter (``models.speed.compare_speeds``: the models timed in turns, best of REPEATS rounds)
+    on each prompt, in each model's own tokens; summed over the prompts as ``measure_prompts`` sums them."""
+    per_prompt = []
+    for prompt in prompts:
+        turns = {name: (model, torch.tensor([tok(prompt)["input_ids"]])) for name, (model, tok) in models.items()}
+        per_prompt.append(compare_speeds(turns, rounds=REPEATS, new_tokens=NEW_TOKENS))
     out = {}
     for name in models:
-        prefill = [statistics.median(t) for t in times[name]["prefill"]]
-        whole = [statistics.median(t) for t in times[name]["whole"]]
-        tokens = sum(ids.shape[1] for ids in encoded[name])
+        best = [found[name] for found in per_prompt]
+        tokens = sum(b["setup"]["prompt_tokens"] for b in best)
+        prefill_s = sum(b["setup"]["prompt_tokens"] / b["prefill_tokens_per_s"] for b in best)
+        decode_s = sum(b["decode_ms_per_token"] / 1e3 for b in best)
         out[name] = {
             "prompt_tokens": tokens,
-            "prefill_s": round(sum(prefill), 3),
-            "prefill_tokens_per_s": round(tokens / sum(prefill), 1),
-            "decode_tokens_per_s": round(len(prompts) * (NEW_TOKENS - 1) / (sum(whole) - sum(prefill)), 2),
+            "prefill_s": round(prefill_s, 3),
+            "prefill_tokens_per_s": round(tokens / prefill_s, 1),
+            "decode_tokens_per_s": round(len(best) / decode_s, 2),
         }
     return out
 
@@ -323,7 +317,7 @@ def markdown(report: dict) -> str:
         "Commands (in order; `--merge` keeps what the earlier ones measured): "
         + "; ".join(f"`{c}`" for c in report.get("commands", [report.get("command")])),
         "",
-        f"Machine: {report.get('machine')}. Speeds are medians of {REPEATS} runs with the dense and the trimmed model "
+        f"Machine: {report.get('machine')}. Speeds (hfprune's one meter, `hfprune.models.speed`) are the best of {REPEATS} rounds with the dense and the trimmed model "
         "timed in turn in one process; other engineers' jobs on the same 2 cores move them (compare ratios within a "
         "row, not across rows).",
         "",

@@ -5,12 +5,16 @@ Structured pruning makes the *blocks* smaller; how much of that reaches the user
 spends time on (Gemma 3 270M's 262k-token output layer costs more per token than its 18 blocks together), so the
 blocks' own time per decoded token is timed by hooks on the first block's start and the last block's end.
 Each figure is the best of ``repeats`` runs after one warm-up: on a shared machine the minimum is the least
-disturbed estimate.
+disturbed estimate. This is hfprune's one speed meter: the vocabulary record, the structured record, the cards
+and every benchmark read it (:func:`measure_speed` for one prompt, :func:`measure_prompts` for several, and
+:func:`compare_speeds` for models timed in turns, side by side).
 """
 
 from __future__ import annotations
 
+import platform
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -117,7 +121,68 @@ def measure_speed(model: nn.Module, prompt: torch.Tensor, *, new_tokens: int = 3
             "device": str(device),
             "threads": torch.get_num_threads(),
             "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+            "machine": machine(),
             "how": "prefill: one forward over the prompt; decode: plain greedy generate, its first step left out; "
             "blocks: hooks on the first block's start and the last block's end",
         },
     )
+
+
+def machine() -> str:
+    """The processor the numbers were taken on, as the platform names it."""
+    return f"{platform.machine()} {platform.processor() or platform.system()}".strip()
+
+
+def measure_prompts(
+    model: nn.Module, tokenizer: Any, prompts: Sequence[str], *, new_tokens: int = 16, repeats: int = 3
+) -> dict[str, Any]:
+    """:func:`measure_speed` on each prompt (in the model's own tokens), summed over the prompts: prefill
+    tokens/s is all prompt tokens over all prefill time, decode tokens/s all decoded tokens over all decode time."""
+    device = next(model.parameters()).device
+    reports = [
+        measure_speed(
+            model, torch.tensor([tokenizer(p)["input_ids"]], device=device), new_tokens=new_tokens, repeats=repeats
+        )
+        for p in prompts
+    ]
+    prompt_tokens = sum(r.setup["prompt_tokens"] for r in reports)
+    prefill_s = sum(r.setup["prompt_tokens"] / r.prefill_tokens_per_s for r in reports)
+    decode_s = sum(r.decode_ms_per_token / 1e3 for r in reports)
+    setup = reports[0].setup
+    return {
+        "prompts": len(prompts),
+        "prompt_tokens": prompt_tokens,
+        "new_tokens": new_tokens,
+        "repeats": repeats,
+        "prefill_s": prefill_s,
+        "prefill_tokens_per_s": prompt_tokens / prefill_s,
+        "decode_tokens_per_s": len(reports) / decode_s,
+        **{key: setup[key] for key in ("device", "dtype", "threads", "machine", "statistic")},
+        "how": f"{setup['how']}; {setup['statistic']}, summed over {len(prompts)} prompt(s)",
+    }
+
+
+def compare_speeds(
+    models: Mapping[str, tuple[nn.Module, torch.Tensor]], *, rounds: int = 3, new_tokens: int = 32
+) -> dict[str, dict[str, Any]]:
+    """Several models timed in turns (one :func:`measure_speed` run each per round, so a disturbance of the
+    machine falls on all of them alike); per model the best round of each figure, the median and every round."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, (model, prompt) in models.items():
+            runs[name].append(measure_speed(model, prompt, new_tokens=new_tokens, repeats=1).to_dict())
+    return {name: _best(found) for name, found in runs.items()}
+
+
+def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    middle = len(runs) // 2
+    return {
+        "prefill_tokens_per_s": max(r["prefill_tokens_per_s"] for r in runs),
+        "decode_tokens_per_s": max(r["decode_tokens_per_s"] for r in runs),
+        "decode_ms_per_token": min(r["decode_ms_per_token"] for r in runs),
+        "blocks_decode_ms_per_token": min(r["blocks_decode_ms_per_token"] for r in runs),
+        "median_decode_ms_per_token": sorted(r["decode_ms_per_token"] for r in runs)[middle],
+        "median_blocks_decode_ms_per_token": sorted(r["blocks_decode_ms_per_token"] for r in runs)[middle],
+        "setup": runs[0]["setup"] | {"rounds": len(runs), "statistic": "best round of models timed in turns"},
+        "rounds": runs,
+    }

@@ -28,13 +28,13 @@ from ..errors import InvalidOptionError, VocabVerificationError
 from ..fingerprints import tokenizer_sha256
 from ..io import atomic_folder, check_output, portable_command, portable_path, write_json, write_local_record
 from ..models import ModelSource
+from ..models.speed import measure_prompts
 from ..system import library_versions, peak_memory
 from .corpus import CorpusCounts, count_tokens
 from .families import TokenizerDefinition, read_definition
 from .model_surgery import gather_rows, referenced_ids, remap_config, vocabulary_rows
 from .selection import Selection, select_tokens
 from .settings import DEFAULT_OTHER_LANGUAGES, VocabSettings
-from .speed import measure_generation
 from .tokenizer_surgery import rebuild_tokenizer, trimmed_definition
 from .unicode_scripts import ScriptFilter, language_scripts
 from .verify import (
@@ -87,7 +87,7 @@ class VocabTrimResult:
     def measure_after(self, model: nn.Module, label: str = "after") -> None:
         """Time the final model (after pruning too) and record it as this record's ``after`` speed."""
         if self.speed_prompts and "before" in self.record.get("speed", {}):
-            self.record["speed"][label] = measure_generation(model, self.tokenizer, self.speed_prompts)
+            self.record["speed"][label] = measure_prompts(model, self.tokenizer, self.speed_prompts)
 
 
 def trim_vocab(
@@ -129,7 +129,7 @@ def trim_vocab(
     forward = forward or plain_forward
     speed: dict[str, Any] = {}
     if settings.measure_speed and in_memory:
-        speed["before"] = measure_generation(model, tokenizer, checks["prompts"])
+        speed["before"] = measure_prompts(model, tokenizer, checks["prompts"])
     elif settings.measure_speed:
         speed["skipped"] = "the model is never whole in memory under --stream, so generation was not timed"
     checks["probe"].record_reference(model, plan.selection.keep, forward)
