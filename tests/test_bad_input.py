@@ -249,6 +249,15 @@ CASES: dict[str, Case] = {
     "trim-vocab language unknown": Case(["trim-vocab", "{model}", "--langs", "xx", "--out", "{out}"], "'xx' is not a"),
     "trim-vocab without languages": Case(["trim-vocab", "{model}", "--out", "{out}"], "required: --langs"),
     "trim-vocab size below the must-keep": Case([*TRIM, "--vocab-size", "3"], "is below the 260 tokens"),
+    "trim-vocab language weight not a number": Case(
+        ["trim-vocab", "{model}", "--langs", "en:x,sw:1", "--out", "{out}"], "a language's weight is a number"
+    ),
+    "trim-vocab language weight zero": Case(
+        ["trim-vocab", "{model}", "--langs", "en:0,sw:1", "--out", "{out}"], "weight must be positive"
+    ),
+    "trim-vocab language twice": Case(["trim-vocab", "{model}", "--langs", "en:1,en:2", "--out", "{out}"], "twice"),
+    "trim-vocab coverage above 1": Case([*TRIM, "--vocab-coverage", "1.5"], "share of token occurrences in (0, 1]"),
+    "trim-vocab no words of the lists": Case([*TRIM, "--vocab-list-words", "0"], "positive number of words"),
     "trim-vocab verified on its own corpus": Case(
         [*TRIM, "--vocab-source", "{scratch}/text", "--vocab-verify-source", "{scratch}/text"],
         "is the vocabulary corpus itself",

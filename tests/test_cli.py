@@ -72,9 +72,23 @@ def test_prune_writes_a_complete_reloadable_folder(model_dir, tmp_path, capsys):
     assert {"torch", "transformers", "hfprune"} <= set(meta["versions"])
     # the command as given to main(argv), with this machine's absolute paths reduced to their names
     assert meta["command"] == [
-        "hfprune", "prune", model_dir.name, "--method", "wanda", "--sparsity", "0.5", "--calib", "en:4,sw:4",
-        "--seqlen", "64", "--seed", "3", "--out", "pruned", "--quiet",
-    ]  # fmt: skip
+        "hfprune",
+        "prune",
+        model_dir.name,
+        "--method",
+        "wanda",
+        "--sparsity",
+        "0.5",
+        "--calib",
+        "en:4,sw:4",
+        "--seqlen",
+        "64",
+        "--seed",
+        "3",
+        "--out",
+        "pruned",
+        "--quiet",
+    ]
     assert len(meta["layers"]) == 14 and all(abs(l["achieved"] - 0.5) < 1e-9 for l in meta["layers"])
     model = AutoModelForCausalLM.from_pretrained(out)
     zeros = sum(int((p == 0).sum()) for n, p in model.named_parameters() if "layers" in n and n.endswith("proj.weight"))
@@ -218,12 +232,31 @@ def test_run_takes_every_prune_option_end_to_end(model_dir, tmp_path, capsys):
     out = tmp_path / "run"
     code, stdout, err = run(
         [
-            "run", str(model_dir), "--method", "wanda", "--sparsity", "0.5", "--calib", "en:2,sw:2", "--seqlen", "32",
-            "--sparsity-profile", "owl", "--owl-lambda", "0.1", "--pipeline", "independent", "--batch-size", "1",
-            "--device", "cpu", "--out", str(out),
+            "run",
+            str(model_dir),
+            "--method",
+            "wanda",
+            "--sparsity",
+            "0.5",
+            "--calib",
+            "en:2,sw:2",
+            "--seqlen",
+            "32",
+            "--sparsity-profile",
+            "owl",
+            "--owl-lambda",
+            "0.1",
+            "--pipeline",
+            "independent",
+            "--batch-size",
+            "1",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
         ],
         capsys,
-    )  # fmt: skip
+    )
     assert code == 0, err
     meta = json.loads((out / "hfprune.json").read_text())
     assert meta["pipeline"] == "independent" and meta["sparsity_profile"]["profile"] == "owl"
@@ -271,18 +304,35 @@ def test_prune_run_and_sweep_share_one_declaration_of_the_pruning_options():
 def test_calibrating_beyond_a_rotary_models_positions_warns_in_one_line(tmp_path, capsys):
     import transformers as T
 
-    config = T.LlamaConfig(vocab_size=320, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                           num_attention_heads=2, max_position_embeddings=32)  # fmt: skip
+    config = T.LlamaConfig(
+        vocab_size=320,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        max_position_embeddings=32,
+    )
     texts = ["the quick brown fox jumps over the lazy dog"] * 200
     folder = save_model_folder(AutoModelForCausalLM.from_config(config), make_tokenizer(texts), tmp_path / "rope32")
     source = tmp_path / "texts"
     source.mkdir()
     (source / "en.txt").write_text("\n".join(texts))
     code, _, err = run(
-        ["prune", str(folder), "--calib", "en:2", "--calib-source", str(source), "--seqlen", "64",
-         "--out", str(tmp_path / "o"), "--quiet"],
+        [
+            "prune",
+            str(folder),
+            "--calib",
+            "en:2",
+            "--calib-source",
+            str(source),
+            "--seqlen",
+            "64",
+            "--out",
+            str(tmp_path / "o"),
+            "--quiet",
+        ],
         capsys,
-    )  # fmt: skip
+    )
     assert code == 0
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "--seqlen 64 is beyond this model's max_position_embeddings (32)" in warnings[0]

@@ -64,8 +64,9 @@ def test_the_shipped_data_covers_what_every_default_needs():
 def test_the_shipped_data_is_what_ship_data_writes_from_the_bundle():
     done = subprocess.run(
         [sys.executable, str(CHECKOUT / "scripts" / "ship_data.py"), "--check", "--from", str(FULL_DATA)],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
 
 

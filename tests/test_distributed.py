@@ -35,10 +35,16 @@ DRIVER = Path(__file__).with_name("distributed_driver.py")
 RANKS = 2
 #: every model with every method, and every method with both pipelines (the full product costs twice as long)
 PRUNE_RUNS = [
-    ("tiny", "wanda", "sequential"), ("tiny", "sparsegpt", "independent"), ("tiny", "mwanda", "sequential"),
-    ("llama", "wanda", "independent"), ("llama", "sparsegpt", "sequential"), ("llama", "mwanda", "independent"),
-    ("gemma3", "wanda", "sequential"), ("gemma3", "sparsegpt", "independent"), ("gemma3", "mwanda", "sequential"),
-]  # fmt: skip
+    ("tiny", "wanda", "sequential"),
+    ("tiny", "sparsegpt", "independent"),
+    ("tiny", "mwanda", "sequential"),
+    ("llama", "wanda", "independent"),
+    ("llama", "sparsegpt", "sequential"),
+    ("llama", "mwanda", "independent"),
+    ("gemma3", "wanda", "sequential"),
+    ("gemma3", "sparsegpt", "independent"),
+    ("gemma3", "mwanda", "sequential"),
+]
 
 
 # --- launcher environment ---------------------------------------------------------------------------------
@@ -170,26 +176,80 @@ def workspace(tmp_path_factory, tiny_model_dir) -> dict[str, Path]:
 
 def _prune_argv(model: Path, method: str, pipeline: str, out: Path, calib: Path) -> list[str]:
     return [
-        "prune", str(model), "--method", method, "--sparsity", "0.5", "--calib", "en:3,sw:3,de:2", "--seqlen", "64",
-        "--calib-source", str(calib), "--batch-size", "2", "--pipeline", pipeline, "--device", "cpu", "--quiet",
-        "--out", str(out),
-    ]  # fmt: skip
+        "prune",
+        str(model),
+        "--method",
+        method,
+        "--sparsity",
+        "0.5",
+        "--calib",
+        "en:3,sw:3,de:2",
+        "--seqlen",
+        "64",
+        "--calib-source",
+        str(calib),
+        "--batch-size",
+        "2",
+        "--pipeline",
+        pipeline,
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
 
 
 def _eval_argv(model: Path, out: Path) -> list[str]:
     return [
-        "eval", str(model), "--langs", "en,sw", "--tasks", "ppl,xcopa", "--limit", "24", "--context-length", "32",
-        "--batch-size", "3", "--no-cache", "--json", "--out", str(out),
-    ]  # fmt: skip
+        "eval",
+        str(model),
+        "--langs",
+        "en,sw",
+        "--tasks",
+        "ppl,xcopa",
+        "--limit",
+        "24",
+        "--context-length",
+        "32",
+        "--batch-size",
+        "3",
+        "--no-cache",
+        "--json",
+        "--out",
+        str(out),
+    ]
 
 
 def _sweep_argv(model: Path, out: Path, calib: Path) -> list[str]:
     return [
-        "sweep", str(model), "--methods", "wanda,sparsegpt", "--sparsity", "0.5", "--calib", "en:3,sw:2",
-        "--calib-source", str(calib), "--seqlen", "64", "--batch-size", "2", "--eval-langs", "en,sw",
-        "--eval-sentences", "12",
-        "--context-length", "32", "--eval-batch-size", "2", "--no-plots", "--json", "--out", str(out),
-    ]  # fmt: skip
+        "sweep",
+        str(model),
+        "--methods",
+        "wanda,sparsegpt",
+        "--sparsity",
+        "0.5",
+        "--calib",
+        "en:3,sw:2",
+        "--calib-source",
+        str(calib),
+        "--seqlen",
+        "64",
+        "--batch-size",
+        "2",
+        "--eval-langs",
+        "en,sw",
+        "--eval-sentences",
+        "12",
+        "--context-length",
+        "32",
+        "--eval-batch-size",
+        "2",
+        "--no-plots",
+        "--json",
+        "--out",
+        str(out),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -205,9 +265,17 @@ def launched(workspace) -> dict[str, Path]:
     commands["eval"] = _eval_argv(workspace["tiny"], Path("results.json"))
     commands["sweep"] = _sweep_argv(workspace["llama"], Path(), workspace["calib"])
     commands["run"] = [
-        "run", *_prune_argv(workspace["llama"], "mwanda", "sequential", Path(), workspace["calib"])[1:],
-        "--eval-langs", "en,sw", "--eval-tasks", "ppl", "--eval-limit", "12", "--context-length", "32",
-    ]  # fmt: skip
+        "run",
+        *_prune_argv(workspace["llama"], "mwanda", "sequential", Path(), workspace["calib"])[1:],
+        "--eval-langs",
+        "en,sw",
+        "--eval-tasks",
+        "ppl",
+        "--eval-limit",
+        "12",
+        "--context-length",
+        "32",
+    ]
     commands["run"].remove("--quiet")
     outputs = {}
     for side in ("single", "launched"):
@@ -299,8 +367,22 @@ def test_torchrun_runs_the_hfprune_module_itself(workspace, launched):
 
 def test_structured_pruning_refuses_several_ranks_with_one_line(workspace):
     out = workspace["root"] / "structured-run"
-    argv = ["prune", str(workspace["llama"]), "--structure", "width:0.25", "--calib", "en:2,sw:2",
-            "--calib-source", str(workspace["calib"]), "--seqlen", "32", "--no-speed", "--out", str(out), "--quiet"]  # fmt: skip
+    argv = [
+        "prune",
+        str(workspace["llama"]),
+        "--structure",
+        "width:0.25",
+        "--calib",
+        "en:2,sw:2",
+        "--calib-source",
+        str(workspace["calib"]),
+        "--seqlen",
+        "32",
+        "--no-speed",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     done = _torchrun("-m", "hfprune", *argv, cwd=workspace["root"])
     # ranks exit with 2 (torchrun may SIGTERM the last one once the first has left: their error is printed by then)
     assert done.returncode != 0 and "exitcode  : 2" in done.stderr, done.stderr[-4000:]
@@ -315,10 +397,18 @@ def test_accelerate_launch_runs_it_too(workspace, launched):
     accelerate = Path(sys.executable).with_name("accelerate")
     launcher = [str(accelerate)] if accelerate.exists() else [sys.executable, "-m", "accelerate.commands.launch"]
     command = [
-        *launcher, *(["launch"] if accelerate.exists() else []), "--multi_gpu", f"--num_processes={RANKS}",
-        "--num_machines=1", f"--main_process_port={free_port()}", "--mixed_precision=no", "--dynamo_backend=no",
-        "-m", "hfprune", *argv,
-    ]  # fmt: skip
+        *launcher,
+        *(["launch"] if accelerate.exists() else []),
+        "--multi_gpu",
+        f"--num_processes={RANKS}",
+        "--num_machines=1",
+        f"--main_process_port={free_port()}",
+        "--mixed_precision=no",
+        "--dynamo_backend=no",
+        "-m",
+        "hfprune",
+        *argv,
+    ]
     done = subprocess.run(
         command, cwd=workspace["root"], env=_launcher_env(), capture_output=True, text=True, timeout=300
     )
@@ -338,9 +428,14 @@ def _start_ranks(workspace: dict[str, Path], out: Path, timeout_s: str) -> list[
     procs = []
     for rank in range(RANKS):
         env = _launcher_env(
-            RANK=str(rank), WORLD_SIZE=str(RANKS), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(RANKS),
-            MASTER_ADDR="127.0.0.1", MASTER_PORT=port, HFPRUNE_DIST_TIMEOUT=timeout_s,
-        )  # fmt: skip
+            RANK=str(rank),
+            WORLD_SIZE=str(RANKS),
+            LOCAL_RANK=str(rank),
+            LOCAL_WORLD_SIZE=str(RANKS),
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=port,
+            HFPRUNE_DIST_TIMEOUT=timeout_s,
+        )
         procs.append(
             subprocess.Popen(
                 [sys.executable, "-m", "hfprune", *argv],
@@ -349,7 +444,7 @@ def _start_ranks(workspace: dict[str, Path], out: Path, timeout_s: str) -> list[
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
-            )  # fmt: skip
+            )
         )
     return procs
 

@@ -39,8 +39,25 @@ def _dead_pid() -> int:
 
 def test_sigkill_mid_prune_leaves_a_leftover_that_the_next_run_removes(model_dir, tmp_path):
     out = tmp_path / "pruned"
-    command = [sys.executable, "-m", "hfprune", "prune", str(model_dir), "--method", "sparsegpt", "--calib",
-               "en:16", "--seqlen", "128", "--batch-size", "1", "--stream", "--out", str(out), "--quiet"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "hfprune",
+        "prune",
+        str(model_dir),
+        "--method",
+        "sparsegpt",
+        "--calib",
+        "en:16",
+        "--seqlen",
+        "128",
+        "--batch-size",
+        "1",
+        "--stream",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(f".pruned.tmp-{process.pid}-*/{PARTIAL_MARKER}")):

@@ -52,9 +52,22 @@ def test_a_small_max_memory_really_offloads(tiny_model_dir, tmp_path):
 )
 def test_prune_with_offloaded_blocks_writes_the_weights_of_the_model_in_memory(tiny_model_dir, tmp_path, limit, method):
     common = [
-        "prune", str(tiny_model_dir), "--method", method, "--sparsity", "0.5", "--calib", "en:3,sw:2", "--seqlen", "64",
-        "--calib-source", str(calibration_excerpt(tmp_path / "calib")), "--batch-size", "2", "--quiet",
-    ]  # fmt: skip
+        "prune",
+        str(tiny_model_dir),
+        "--method",
+        method,
+        "--sparsity",
+        "0.5",
+        "--calib",
+        "en:3,sw:2",
+        "--seqlen",
+        "64",
+        "--calib-source",
+        str(calibration_excerpt(tmp_path / "calib")),
+        "--batch-size",
+        "2",
+        "--quiet",
+    ]
     assert main([*common, "--out", str(tmp_path / "whole")]) == 0
     placed = [*common, "--device-map", "auto", "--max-memory", LIMITS[limit], "--offload-folder", str(tmp_path / "off")]
     assert main([*placed, "--out", str(tmp_path / "placed")]) == 0
@@ -70,9 +83,21 @@ def test_prune_with_offloaded_blocks_writes_the_weights_of_the_model_in_memory(t
 @pytest.mark.parametrize("limit", list(LIMITS))
 def test_eval_with_offloaded_weights_scores_the_same(tiny_model_dir, tmp_path, limit, capsys):
     common = [
-        "eval", str(tiny_model_dir), "--langs", "en,sw", "--tasks", "ppl,xcopa", "--limit", "8",
-        "--context-length", "64", "--batch-size", "4", "--no-cache", "--json",
-    ]  # fmt: skip
+        "eval",
+        str(tiny_model_dir),
+        "--langs",
+        "en,sw",
+        "--tasks",
+        "ppl,xcopa",
+        "--limit",
+        "8",
+        "--context-length",
+        "64",
+        "--batch-size",
+        "4",
+        "--no-cache",
+        "--json",
+    ]
     assert main([*common, "--out", str(tmp_path / "whole.json")]) == 0
     assert (
         main([*common, "--device-map", "sequential", "--max-memory", LIMITS[limit], "--out", str(tmp_path / "p.json")])

@@ -176,7 +176,7 @@ def _with_header(path: Path, header: dict | bytes, data: bytes = b"\0" * 16) -> 
             },
             "overlap",
         ),
-    ],  # fmt: skip
+    ],
 )
 def test_a_malformed_safetensors_header_is_refused_before_anything_is_allocated(tmp_path: Path, header, message):
     if isinstance(header, bytes) and header.startswith(b"\xff"):

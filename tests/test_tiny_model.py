@@ -193,9 +193,14 @@ def test_outlier_reparameterisation_keeps_the_function_and_moves_weight_into_act
 
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=64, hidden_size=32, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=64,
-    )  # fmt: skip
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
     model = LlamaForCausalLM(config).eval()
     for module in model.modules():  # random RMSNorm gains, so the gain is not trivially all ones
         if hasattr(module, "variance_epsilon"):

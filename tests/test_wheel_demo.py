@@ -35,10 +35,16 @@ def _source_tree(target: Path) -> Path:
     """The checkout's files as git sees them (tracked, and new files it does not ignore), copied to ``target``:
     a build from the checkout itself would reuse its ``build/`` folder, where modules removed or renamed since
     an earlier build linger and end up in the wheel."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=CHECKOUT, check=True, capture_output=True,
-    ).stdout.decode().split("\0")  # fmt: skip
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=CHECKOUT,
+            check=True,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         source = CHECKOUT / name
         if source.is_file():
@@ -53,8 +59,10 @@ def wheel(tmp_path_factory) -> Path:
     source = _source_tree(tmp_path_factory.mktemp("source"))
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(source)],
-        check=True, cwd=dist, timeout=600,
-    )  # fmt: skip
+        check=True,
+        cwd=dist,
+        timeout=600,
+    )
     (built,) = dist.glob("hfprune-*.whl")
     return built
 
@@ -78,14 +86,17 @@ def test_demo_runs_from_the_wheel_offline_with_no_checkout_and_no_data_folder(wh
     new_site = Path(
         subprocess.run(
             [str(new_python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
-    )  # fmt: skip
+    )
     (new_site / "test-dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
     subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(new_python), "install", "--no-deps", "-q", str(wheel)],
-        check=True, timeout=600,
-    )  # fmt: skip
+        check=True,
+        timeout=600,
+    )
 
     work = tmp_path / "elsewhere"
     work.mkdir()
@@ -99,14 +110,22 @@ def test_demo_runs_from_the_wheel_offline_with_no_checkout_and_no_data_folder(wh
     (tmp_path / "home").mkdir()
     where = subprocess.run(
         [str(new_python), "-c", "import hfprune, hfprune.data_sources as d; print(hfprune.__file__, d.data_roots())"],
-        check=True, capture_output=True, text=True, cwd=work, env=env,
-    ).stdout  # fmt: skip
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=work,
+        env=env,
+    ).stdout
     assert str(venv) in where and str(CHECKOUT) not in where, where
 
     done = subprocess.run(
         [str(venv / "bin" / "hfprune"), "demo", "--out", "demo"],
-        capture_output=True, text=True, cwd=work, env=env, timeout=1200,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=work,
+        env=env,
+        timeout=1200,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Token indices sequence length" not in done.stderr
     assert "Lowest mean perplexity change" in done.stdout + done.stderr

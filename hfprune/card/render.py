@@ -103,7 +103,7 @@ def render_card(
         check_results_match(card_results, folder, results, allow_other_model)
     calibration = _calibration_view(metadata.get("calibration", {}))
     card_data = _card_data(metadata, base, card_results, calibration, model_name, license)
-    vocab = vocabulary_view(metadata, card_results)
+    vocab = vocabulary_view(metadata, card_results, folder)
     context = {
         "card_data": card_data.to_yaml(),
         "model_name": model_name,

@@ -8,8 +8,11 @@ not measured is never shown.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from ..io import is_hfprune_plot
+from ..vocab.curve import CURVE_FILE
 from ..vocab.verify import coverage_advice
 from .results import CardResults
 
@@ -25,7 +28,9 @@ REASON_LABELS = {
 }
 
 
-def vocabulary_view(metadata: dict[str, Any], results: CardResults | None) -> dict[str, Any] | None:
+def vocabulary_view(
+    metadata: dict[str, Any], results: CardResults | None, folder: Path | None = None
+) -> dict[str, Any] | None:
     """What the template's vocabulary section shows, or ``None`` when the vocabulary was not trimmed."""
     record = metadata.get("vocab")
     if not record:
@@ -68,7 +73,38 @@ def vocabulary_view(metadata: dict[str, Any], results: CardResults | None) -> di
         "chat_template": verification.get("chat_template") or {},
         "held_out": _held_out_name((verification.get("held_out") or {}).get("folder")),
         "advice": coverage_advice(verification.get("kept") or {}),
+        "per_language": _per_language(record.get("per_language") or {}, record.get("settings") or {}),
+        "curve": CURVE_FILE if folder is not None and is_hfprune_plot(Path(folder) / CURVE_FILE) else None,
     }
+
+
+def _per_language(rows: dict[str, Any], settings: dict[str, Any]) -> list[dict[str, str]]:
+    """Each kept language: its share of the budget, tokens kept, coverage on its source and on held-out text."""
+    weights = settings.get("weights") or [1.0] * len(rows)
+    total = sum(weights) or 1.0
+    out = []
+    for (lang, row), weight in zip(rows.items(), weights):
+        sources = row.get("sources") or {}
+        text = sources.get("text") or {}
+        listed = sources.get("word_list")
+        source = f"running text ({text.get('chars', 0):,} characters)"
+        if listed:
+            source += f" + {listed['name']} ({listed['words']:,} words)"
+        out.append(
+            {
+                "lang": lang,
+                "weight": f"{weight / total:.0%}",
+                "kept": f"{row['tokens_kept']:,} of {row['tokens_used']:,}",
+                "source": source,
+                "coverage_source": _share(row.get("coverage_source")),
+                "coverage_held_out": _share(row.get("coverage_held_out")),
+            }
+        )
+    return out
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2%}"
 
 
 def _not_kept_text(reports: dict[str, Any], selection: dict[str, Any]) -> str:

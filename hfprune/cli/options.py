@@ -35,6 +35,7 @@ from ..pruning.sparsity_pattern import resolve_sparsity
 from ..pruning.structured import LANG_AGGS, StructuredSpec, parse_structure
 from ..system import resolve_device
 from ..vocab import VocabSettings
+from ..vocab.frequency import DEFAULT_LIST_WORDS
 from ..vocab.settings import DEFAULT_VOCAB_CHARS
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -296,7 +297,27 @@ def add_vocab_options(parser: argparse.ArgumentParser, *, with_pruning: bool = T
         "--vocab-size",
         type=int,
         default=None,
-        help="cap on the whole vocabulary, filled by frequency (special, byte and script tokens count against it)",
+        help="rows of the whole vocabulary, filled by frequency (special, byte and script tokens count against "
+        "it); the languages share it by their weights (--langs en:2,sw:1)",
+    )
+    group.add_argument(
+        "--vocab-coverage",
+        type=float,
+        default=None,
+        help="keep the fewest tokens that cover this share of each language's token occurrences, e.g. 0.999 "
+        "(--vocab-size then caps it)",
+    )
+    group.add_argument(
+        "--vocab-no-word-lists",
+        action="store_true",
+        help="rank tokens by the running text alone (default: mixed with wordfreq's word lists where it has "
+        "the language)",
+    )
+    group.add_argument(
+        "--vocab-list-words",
+        type=int,
+        default=DEFAULT_LIST_WORDS,
+        help=f"words of each word list used, most frequent first (default {DEFAULT_LIST_WORDS:,})",
     )
     group.add_argument(
         "--vocab-scripts",
@@ -436,6 +457,9 @@ _VOCAB_DEFAULTS = {
     "vocab_chars": DEFAULT_VOCAB_CHARS,
     "vocab_min_count": 1,
     "vocab_size": None,
+    "vocab_coverage": None,
+    "vocab_no_word_lists": False,
+    "vocab_list_words": DEFAULT_LIST_WORDS,
     "vocab_scripts": False,
     "vocab_verify_source": None,
     "vocab_verify_langs": None,
@@ -467,11 +491,16 @@ def vocab_settings(args: argparse.Namespace, langs: str | None = None) -> VocabS
         if args.vocab_source
         else None
     )
+    langs, weights = _weighted_langs(chosen)
     return VocabSettings(
-        langs=tuple(comma_list(chosen)) or None,
+        langs=langs,
+        weights=weights,
         source=source,
         min_count=args.vocab_min_count,
         size=args.vocab_size,
+        coverage=args.vocab_coverage,
+        word_lists=not args.vocab_no_word_lists,
+        list_words=args.vocab_list_words,
         scripts=args.vocab_scripts,
         chars=args.vocab_chars,
         verify_source=args.vocab_verify_source,
@@ -479,6 +508,16 @@ def vocab_settings(args: argparse.Namespace, langs: str | None = None) -> VocabS
         verify_sentences=args.vocab_verify_sentences,
         measure_speed=not args.vocab_no_speed,
     )
+
+
+def _weighted_langs(text: str | None) -> tuple[tuple[str, ...] | None, tuple[float, ...] | None]:
+    """``en,de`` -> languages with equal shares; ``en:2,sw:1`` -> languages and their weights."""
+    if not text or not text.strip():
+        return None, None
+    if ":" not in text:
+        return tuple(comma_list(text)) or None, None
+    settings = VocabSettings(langs=text)
+    return settings.langs, settings.weights
 
 
 def check_sparsity_given(sparsity: float | None) -> None:

@@ -24,7 +24,11 @@ def register(subparsers: Any) -> None:
         "script tokens), check it on held-out text and write the smaller model to --out.",
     )
     options.add_model_options(parser)
-    parser.add_argument("--langs", required=True, help="languages whose tokens stay, e.g. en,de,sw")
+    parser.add_argument(
+        "--langs",
+        required=True,
+        help="languages whose tokens stay, e.g. en,de,sw; en:2,sw:1 gives en twice sw's share of the frequency budget",
+    )
     parser.add_argument("--out", required=True, help="output folder (refused if it exists, unless --overwrite)")
     options.add_vocab_options(parser, with_pruning=False)
     parser.add_argument(
@@ -76,6 +80,22 @@ def print_vocab_summary(record: dict[str, Any], out: str | Path | None, console:
             f"{files['safetensors_bytes_after'] / 1e6:,.1f} MB",
             soft_wrap=True,
         )
+    per_language = record.get("per_language") or {}
+    if per_language:
+        weights = (record.get("settings") or {}).get("weights") or [1.0] * len(per_language)
+        budget = Table(title="what each kept language kept (coverage: share of its token occurrences)")
+        for column in ("language", "budget share", "tokens kept", "coverage (source)", "coverage (held-out)"):
+            budget.add_column(column, justify="left" if column == "language" else "right")
+        for (lang, row), weight in zip(per_language.items(), weights):
+            held_out = row.get("coverage_held_out")
+            budget.add_row(
+                lang,
+                f"{weight / sum(weights):.0%}",
+                f"{row['tokens_kept']:,} of {row['tokens_used']:,}",
+                f"{row['coverage_source']:.2%}",
+                "n/a" if held_out is None else f"{held_out:.2%}",
+            )
+        console.print(budget)
     table = Table(title="held-out text (identical: sentences tokenized exactly as before)")
     for column in ("language", "kept", "sentences", "identical", "tokens/byte before", "after", "change"):
         table.add_column(column, justify="left" if column in ("language", "kept") else "right")

@@ -2,15 +2,15 @@
 
 In order: every added and special token, every token a config names (BOS, EOS, pad ...), the byte tokens (so any
 text still encodes), the tokens of the chat template's own text (so chat formatting tokenizes as before), with
-``scripts`` every token written in the kept languages' scripts; then the tokens seen in
-the vocabulary corpus, most frequent first, down to ``min_count`` and up to the ``size`` cap. For BPE each kept
+``scripts`` every token written in the kept languages' scripts; then the ranked tokens (how often the kept
+languages use them, :mod:`hfprune.vocab.frequency`), most used first, up to the ``size`` cap. For BPE each kept
 token brings its intermediates (:mod:`hfprune.vocab.closure`), counted against the cap with it.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,11 @@ class Selection:
     unreachable: int = 0
     candidates: int = 0
     left_out_by_cap: int = 0
+    #: tokens that stay whatever the budget (added, config, bytes, template, scripts and their intermediates)
+    mandatory: int = 0
+    #: every kept id in the order it joined, then the ids that would join with more room (``size`` set), in order:
+    #: the kept set at a smaller size is a prefix of it (what the size/coverage curve reads)
+    order: list[int] = field(default_factory=list, repr=False)
 
     @property
     def mapping(self) -> dict[int, int]:
@@ -53,6 +58,7 @@ class Selection:
             "unreachable_kept_tokens": self.unreachable,
             "corpus_tokens_at_min_count": self.candidates,
             "left_out_by_size_cap": self.left_out_by_cap,
+            "must_keep_tokens": self.mandatory,
         }
 
 
@@ -101,18 +107,19 @@ class _Builder:
 
 def select_tokens(
     definition: TokenizerDefinition,
-    counts: Counter[int],
+    rank: Callable[[], Sequence[int]],
     *,
     rows: int,
     referenced: set[int],
     template: set[int] = frozenset(),
-    min_count: int = 1,
     size: int | None = None,
     scripts: ScriptFilter | None = None,
 ) -> Selection:
     """Decide the kept tokens (see the module docstring).
 
     Args:
+        rank: gives the tokens the languages use, in the order they join (most used first); called only once
+            the tokens that must stay are known to fit ``size`` (ranking can take a while; a refusal should not).
         rows: the model's vocabulary rows; ids at or beyond it have no embedding and cannot be kept.
         referenced: ids the model's configs name.
         template: ids of the chat template's own text (its markers, role names and newlines).
@@ -151,8 +158,9 @@ def select_tokens(
             f"chat template {counts_now['template']}, scripts {counts_now['scripts']}, their intermediates "
             f"{counts_now['closure']}); ask for at least {mandatory}"
         )
-    ranked = [i for i, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])) if n >= min_count]
+    ranked = rank()
     left_out = 0
+    beyond: dict[int, None] = {}  # what more room would bring, in order (``size`` set)
     for token_id in ranked:
         if token_id >= rows or token_id not in definition.tokens:
             continue
@@ -161,6 +169,7 @@ def select_tokens(
             continue
         if size is not None and len(builder.reasons) + len(needed) > size:
             left_out += 1
+            beyond.update((i, None) for i in needed if i not in beyond)
             continue
         builder.add([i for i in needed if i == token_id], "corpus")
         builder.add(needed, "closure")
@@ -175,6 +184,8 @@ def select_tokens(
         unreachable=len(builder.unreachable & set(keep)),
         candidates=len(ranked),
         left_out_by_cap=left_out,
+        mandatory=mandatory,
+        order=[*builder.reasons, *(i for i in beyond if i not in builder.reasons)],
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..calibration import CalibrationSource, SourceSpec, normalize
 from ..errors import VocabSizeError
+from .frequency import DEFAULT_LIST_WORDS
 
 #: Characters of vocabulary text read per language (a ``datasets`` source is streamed only this far).
 DEFAULT_VOCAB_CHARS = 2_000_000
@@ -28,8 +29,15 @@ class VocabSettings:
             every language of the source when there is no mix).
         source: the vocabulary corpus, anything the calibration accepts (a folder, a ``datasets`` id, a
             ``SourceSpec``); ``None``: the calibration source (by default hfprune's default calibration text).
-        min_count: a token seen fewer times than this in the corpus is not kept for being seen.
-        size: cap on the whole vocabulary (special, byte and script tokens included), filled by frequency.
+        weights: each language's share of the frequency budget (``--langs en:2,sw:1``); ``None``: equal shares.
+            Each language's frequencies are normalised first, so a language with more text gets no more room.
+        min_count: a token seen fewer times than this in the running text is not kept for being seen there.
+        size: the whole vocabulary's rows (special, byte and script tokens included), filled by frequency.
+        coverage: keep the fewest tokens that cover this share of each language's token occurrences (in its
+            frequency source); with ``size`` too, ``size`` caps it.
+        word_lists: mix word-frequency lists (``wordfreq``, where it has the language) into the running text's
+            counts: a list stands for far more text than the corpus (see :mod:`hfprune.vocab.frequency`).
+        list_words: words of each list used (the most frequent first).
         scripts: also keep every token written only in the kept languages' Unicode scripts (plus Common and
             Inherited), which leaves the tokenization of all text in those scripts unchanged.
         chars: characters of text read per language.
@@ -43,8 +51,12 @@ class VocabSettings:
 
     langs: tuple[str, ...] | None = None
     source: CalibrationSource = None
+    weights: tuple[float, ...] | None = None
     min_count: int = 1
     size: int | None = None
+    coverage: float | None = None
+    word_lists: bool = True
+    list_words: int = DEFAULT_LIST_WORDS
     scripts: bool = False
     chars: int = DEFAULT_VOCAB_CHARS
     verify_source: str | Path | None = None
@@ -54,6 +66,18 @@ class VocabSettings:
     measure_speed: bool = True
 
     def __post_init__(self) -> None:
+        if isinstance(self.langs, str) and ":" in self.langs:
+            langs, weights = _weighted(self.langs)
+            object.__setattr__(self, "langs", langs)
+            object.__setattr__(self, "weights", weights)
+        if self.weights is not None:
+            object.__setattr__(self, "weights", tuple(float(w) for w in self.weights))
+            if self.langs is None or len(self.weights) != len(self.langs) or min(self.weights) <= 0:
+                raise VocabSizeError("give one positive weight per vocabulary language, e.g. --langs en:2,sw:1")
+        if self.coverage is not None and not 0 < self.coverage <= 1:
+            raise VocabSizeError(f"--vocab-coverage is a share of token occurrences in (0, 1], got {self.coverage}")
+        if self.list_words < 1:
+            raise VocabSizeError(f"--vocab-list-words must be a positive number of words, got {self.list_words}")
         for name in ("langs", "other_langs"):
             value = getattr(self, name)
             if isinstance(value, str):
@@ -82,6 +106,24 @@ class VocabSettings:
         data["langs"] = list(self.langs) if self.langs is not None else None
         data["other_langs"] = list(self.other_langs) if self.other_langs is not None else None
         return data
+
+
+def _weighted(text: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """``"en:2,sw:1"`` -> languages and weights (a language without ``:W`` weighs 1)."""
+    langs, weights = [], []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        lang, _, weight = part.partition(":")
+        try:
+            value = float(weight) if weight else 1.0
+        except ValueError:
+            raise VocabSizeError(f"'{part}': a language's weight is a number, e.g. en:2,sw:1") from None
+        if value <= 0:
+            raise VocabSizeError(f"'{part}': a language's weight must be positive")
+        langs.append(normalize(lang))
+        weights.append(value)
+    if len(set(langs)) != len(langs):
+        raise VocabSizeError(f"'{text}' names a language twice")
+    return tuple(langs), tuple(weights)
 
 
 def _describe_source(source: CalibrationSource) -> Any:

@@ -31,7 +31,9 @@ from ..models import ModelSource
 from ..models.speed import measure_prompts
 from ..system import library_versions, peak_memory
 from .corpus import CorpusCounts, count_tokens
+from .curve import CURVE_FILE, coverage_curve, plot_curve
 from .families import TokenizerDefinition, read_definition
+from .frequency import LanguageFrequencies, language_frequencies, parse_weights, rank_tokens, word_list_counts
 from .model_surgery import gather_rows, referenced_ids, remap_config, vocabulary_rows
 from .selection import Selection, select_tokens
 from .settings import DEFAULT_OTHER_LANGUAGES, VocabSettings
@@ -170,6 +172,17 @@ def trim_vocab(
             "source": plan.corpus.source,
             "languages": {k: v.describe() for k, v in plan.corpus.languages.items()},
         },
+        "per_language": _per_language(plan, checks["record"]["kept"]),
+        "curve": coverage_curve(
+            plan.selection.order,
+            plan.selection.mandatory,
+            len(plan.selection.keep),
+            {
+                lang: tokenizer(lines, add_special_tokens=False, verbose=False)["input_ids"]
+                for lang, lines in plan.held_out.sentences.items()
+            },
+            (surgery["rows_before"], surgery["rows_after"], surgery["parameters_before"], surgery["parameters_after"]),
+        ),
         "verification": {**checks["record"], "logits": logits},
         "speed": speed,
         "tokenizer_sha256_before": tokenizer_sha256(tokenizer),
@@ -187,6 +200,7 @@ class _Plan:
 
     definition: TokenizerDefinition
     corpus: CorpusCounts
+    frequencies: dict[str, LanguageFrequencies]
     scripts: dict[str, list[str]]
     held_out: HeldOut
     held_out_others: HeldOut
@@ -211,19 +225,53 @@ def _plan(
     held_out = load_held_out(folder, langs, settings.verify_sentences)
     others = list(settings.other_langs or other_languages(folder, langs, DEFAULT_OTHER_LANGUAGES))
     held_out_others = load_held_out(folder, others, settings.verify_sentences, required=bool(settings.other_langs))
+    weights = parse_weights(langs, settings.weights)
+    frequencies: dict[str, LanguageFrequencies] = {}
+
+    def rank() -> list[int]:
+        frequencies.update(_frequencies(tokenizer, corpus, settings))
+        return rank_tokens(frequencies, weights, settings.coverage)
+
     selection = select_tokens(
         definition,
-        corpus.total(),
+        rank,
         rows=rows,
         referenced=referenced_ids(model.config, generation),
         template=_template_ids(tokenizer),
-        min_count=settings.min_count,
         size=settings.size,
         scripts=ScriptFilter(s for group in scripts.values() for s in group) if scripts else None,
     )
     new_json = trimmed_definition(definition, selection.keep, selection.merges)
     trimmed = rebuild_tokenizer(tokenizer, new_json, selection.mapping)
-    return _Plan(definition, corpus, scripts, held_out, held_out_others, folder, selection, trimmed)
+    return _Plan(definition, corpus, frequencies, scripts, held_out, held_out_others, folder, selection, trimmed)
+
+
+def _frequencies(tokenizer: Any, corpus: CorpusCounts, settings: VocabSettings) -> dict[str, LanguageFrequencies]:
+    """Each kept language's token distribution: its running text, mixed with its word list when one exists."""
+    found = {}
+    for lang, counts in corpus.languages.items():
+        listed = word_list_counts(tokenizer, lang, settings.list_words) if settings.word_lists else None
+        found[lang] = language_frequencies(counts.counts, counts.describe(), listed, min_count=settings.min_count)
+    return found
+
+
+def _per_language(plan: _Plan, kept_report: dict[str, Any]) -> dict[str, Any]:
+    """What the kept set means for each language: its tokens kept, the share of its occurrences covered in its
+    frequency source and in its running text alone, and (measured) on held-out text."""
+    kept = set(plan.selection.keep)
+    out = {}
+    for lang, frequencies in plan.frequencies.items():
+        text = plan.corpus.languages[lang].counts
+        text_total = sum(text.values())
+        out[lang] = {
+            "tokens_used": len(frequencies.shares),
+            "tokens_kept": sum(1 for token in frequencies.shares if token in kept),
+            "coverage_source": frequencies.coverage(kept),
+            "coverage_running_text": sum(n for t, n in text.items() if t in kept) / text_total if text_total else None,
+            "coverage_held_out": (kept_report.get(lang) or {}).get("token_coverage"),
+            "sources": frequencies.sources,
+        }
+    return out
 
 
 def _check_tokenization(tokenizer: Any, plan: _Plan, settings: VocabSettings) -> dict[str, Any]:
@@ -297,6 +345,8 @@ def trim_vocab_pretrained(
 def save_trimmed(folder: Path, result: VocabTrimResult, base_folder: Path | None = None) -> None:
     """Beside the saved weights: the trimmed tokenizer, ``vocab_map.json`` and the file sizes before and after."""
     result.tokenizer.save_pretrained(folder)
+    if result.record.get("curve"):
+        plot_curve(result.record["curve"], folder / CURVE_FILE)
     map_path = write_json(folder / VOCAB_MAP_FILE, result.id_map())
     result.record["map_file"] = {"name": VOCAB_MAP_FILE, "sha256": hashlib.sha256(map_path.read_bytes()).hexdigest()}
     result.record["files"] = {

@@ -158,6 +158,8 @@ class TokenizationReport:
     n_bytes: int
     unknown_before: int = 0
     unknown_after: int = 0
+    #: original token occurrences whose token was kept (the share of the text the kept set covers)
+    covered: int = 0
     identical_indices: list[int] = field(default_factory=list, repr=False)
 
     def describe(self) -> dict[str, Any]:
@@ -171,6 +173,7 @@ class TokenizationReport:
             "tokens_per_byte_before": self.tokens_before / self.n_bytes if self.n_bytes else None,
             "tokens_per_byte_after": self.tokens_after / self.n_bytes if self.n_bytes else None,
             "tokens_change": self.tokens_after / self.tokens_before - 1 if self.tokens_before else None,
+            "token_coverage": self.covered / self.tokens_before if self.tokens_before else None,
             "unknown_before": self.unknown_before,
             "unknown_after": self.unknown_after,
         }
@@ -191,6 +194,7 @@ def compare_tokenization(before: Any, after: Any, mapping: dict[int, int], lines
         n_bytes=sum(len(line.encode("utf-8")) for line in lines),
         unknown_before=_count(plain_before, before.unk_token_id),
         unknown_after=_count(plain_after, after.unk_token_id),
+        covered=sum(1 for ids in plain_before for t in ids if t in mapping),
         identical_indices=identical,
     )
 

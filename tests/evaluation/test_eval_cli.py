@@ -24,8 +24,22 @@ def _run(*argv):
 
 def test_eval_compares_writes_json_and_plot_and_caches(saved_models, tmp_path, capsys):
     out = tmp_path / "results.json"
-    common = ["--baseline", saved_models["dense"], "--langs", "en,de,sw", "--tasks", "ppl,xcopa,belebele",
-              "--limit", "6", "--context-length", "64", "--cache-dir", tmp_path / "cache", "--out", out]  # fmt: skip
+    common = [
+        "--baseline",
+        saved_models["dense"],
+        "--langs",
+        "en,de,sw",
+        "--tasks",
+        "ppl,xcopa,belebele",
+        "--limit",
+        "6",
+        "--context-length",
+        "64",
+        "--cache-dir",
+        tmp_path / "cache",
+        "--out",
+        out,
+    ]
     started = time.perf_counter()
     assert _run(saved_models["pruned"], *common) == 0
     first = time.perf_counter() - started

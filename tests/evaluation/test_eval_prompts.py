@@ -12,8 +12,13 @@ def _pairs(task, doc, lang):
 
 
 def test_xcopa_drops_the_period_adds_the_connector_and_lowers_the_choice():
-    doc = {"premise": "Kifaa kilikuwa kimefungwa.", "choice1": "Kilikuwa nyepesi.", "choice2": "Kilikuwa kidogo.",
-           "question": "cause", "label": 1}  # fmt: skip
+    doc = {
+        "premise": "Kifaa kilikuwa kimefungwa.",
+        "choice1": "Kilikuwa nyepesi.",
+        "choice2": "Kilikuwa kidogo.",
+        "question": "cause",
+        "label": 1,
+    }
     full, prompt = _pairs("xcopa", doc, "sw")
     assert prompt.contexts[0] == "Kifaa kilikuwa kimefungwa kwa sababu"
     assert full == [
@@ -37,11 +42,17 @@ def test_xstorycloze_joins_four_sentences_and_appends_the_ending():
 
 
 def test_xwinograd_varies_the_context_and_shares_the_target():
-    doc = {"sentence": "The trophy doesn't fit into the suitcase because _ is too large.",
-           "option1": "the trophy", "option2": "the suitcase", "answer": "1"}  # fmt: skip
+    doc = {
+        "sentence": "The trophy doesn't fit into the suitcase because _ is too large.",
+        "option1": "the trophy",
+        "option2": "the suitcase",
+        "answer": "1",
+    }
     _, prompt = _pairs("xwinograd", doc, "en")
-    assert prompt.contexts == ("The trophy doesn't fit into the suitcase because the trophy",
-                               "The trophy doesn't fit into the suitcase because the suitcase")  # fmt: skip
+    assert prompt.contexts == (
+        "The trophy doesn't fit into the suitcase because the trophy",
+        "The trophy doesn't fit into the suitcase because the suitcase",
+    )
     assert prompt.continuations == (" is too large.", " is too large.")
     assert prompt.gold == 0
 
@@ -51,23 +62,34 @@ def test_pawsx_has_empty_context_no_then_yes_and_detokenizes():
     full, prompt = _pairs("pawsx", doc, "de")
     assert prompt.contexts == ("", "")
     # the harness's general_detokenize also glues quotes to their neighbours: ' "' -> '"'
-    assert full == ['He said,"it isn\'t here (now)", richtig? Nein, es ist nicht hier.',
-                    'He said,"it isn\'t here (now)", richtig? Ja, es ist nicht hier.']  # fmt: skip
+    assert full == [
+        'He said,"it isn\'t here (now)", richtig? Nein, es ist nicht hier.',
+        'He said,"it isn\'t here (now)", richtig? Ja, es ist nicht hier.',
+    ]
     assert prompt.gold == 1
 
 
 def test_xnli_asks_right_and_offers_yes_also_no():
     doc = {"premise": "And he said, Mama, I'm home.", "hypothesis": "He called his mom.", "label": 2}
     full, prompt = _pairs("xnli", doc, "en")
-    assert full == ["And he said, Mama, I'm home., right? Yes, He called his mom.",
-                    "And he said, Mama, I'm home., right? Also, He called his mom.",
-                    "And he said, Mama, I'm home., right? No, He called his mom."]  # fmt: skip
+    assert full == [
+        "And he said, Mama, I'm home., right? Yes, He called his mom.",
+        "And he said, Mama, I'm home., right? Also, He called his mom.",
+        "And he said, Mama, I'm home., right? No, He called his mom.",
+    ]
     assert prompt.gold == 2
 
 
 def test_belebele_letters_the_answers():
-    doc = {"flores_passage": "Passage.", "question": " Why? ", "mc_answer1": "a1", "mc_answer2": "a2",
-           "mc_answer3": "a3", "mc_answer4": "a4", "correct_answer_num": "3"}  # fmt: skip
+    doc = {
+        "flores_passage": "Passage.",
+        "question": " Why? ",
+        "mc_answer1": "a1",
+        "mc_answer2": "a2",
+        "mc_answer3": "a3",
+        "mc_answer4": "a4",
+        "correct_answer_num": "3",
+    }
     _, prompt = _pairs("belebele", doc, "en")
     assert prompt.contexts[0] == "P: Passage.\nQ: Why?\nA: a1\nB: a2\nC: a3\nD: a4\nAnswer\uff1a"
     assert prompt.continuations == (" A", " B", " C", " D")

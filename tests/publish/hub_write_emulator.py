@@ -244,9 +244,15 @@ class HubWriteEmulator:
                 number = 1 + len(local_hub._git(git_repo, "for-each-ref", "refs/pr/").splitlines())
                 ref, pr_url = f"refs/pr/{number}", f"{self._page(repo, kind)}/discussions/{number}"
             oid = local_hub.commit(
-                git_repo, files, message=header["summary"], description=header.get("description", ""),
-                branch=branch, ref=ref, parent=parent, deletions=tuple(deletions),
-            )  # fmt: skip
+                git_repo,
+                files,
+                message=header["summary"],
+                description=header.get("description", ""),
+                branch=branch,
+                ref=ref,
+                parent=parent,
+                deletions=tuple(deletions),
+            )
             self.commits.append(
                 {"repo": repo, "kind": kind, "ref": ref or f"refs/heads/{branch}", "oid": oid, "files": sorted(files)}
             )
@@ -264,8 +270,9 @@ class HubWriteEmulator:
             raise HttpError(400, f"Invalid variable name: {payload.get('key')!r}")
         with self._lock:
             self._space(repo)["variables"][payload["key"]] = {
-                "value": str(payload.get("value", "")), "description": payload.get("description"),
-            }  # fmt: skip
+                "value": str(payload.get("value", "")),
+                "description": payload.get("description"),
+            }
         return self._variables(repo)
 
     def space_hardware(self, auth: str | None, body: bytes, repo: str) -> dict[str, Any]:
@@ -276,8 +283,13 @@ class HubWriteEmulator:
         with self._lock:
             self._space(repo)["hardware"] = flavor
         # As the Hub answers: the request is recorded; the Space rebuilds on it later.
-        return {"stage": "BUILDING", "hardware": {"current": None, "requested": flavor}, "storage": None,
-                "gcTimeout": None, "replicas": {"current": 1, "requested": 1}}  # fmt: skip
+        return {
+            "stage": "BUILDING",
+            "hardware": {"current": None, "requested": flavor},
+            "storage": None,
+            "gcTimeout": None,
+            "replicas": {"current": 1, "requested": 1},
+        }
 
     def _variables(self, repo: str) -> dict[str, Any]:
         # huggingface_hub builds SpaceVariable(key, values) from this mapping: value, description, updatedAt.

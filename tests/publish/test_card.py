@@ -51,8 +51,11 @@ def test_card_loads_and_lists_every_task_and_language_in_model_index(evaluated, 
     expected = {(r["task"], r["lang"]) for r in data["pruned"]["results"]}
     listed = {(r.task_name, r.dataset_args["language"]) for r in card.data.eval_results}
     assert listed == expected and len(expected) == 4
-    ppl_en = next(r for r in card.data.eval_results if r.task_name == "ppl" and r.metric_type == "perplexity"
-                  and r.dataset_args["language"] == "en")  # fmt: skip
+    ppl_en = next(
+        r
+        for r in card.data.eval_results
+        if r.task_name == "ppl" and r.metric_type == "perplexity" and r.dataset_args["language"] == "en"
+    )
     measured = next(r for r in data["pruned"]["results"] if r["task"] == "ppl" and r["lang"] == "en")
     assert ppl_en.metric_value == pytest.approx(measured["metrics"]["ppl"], rel=1e-6)
     assert (folder / RESULTS_FILE).read_bytes() == results.read_bytes()

@@ -93,10 +93,26 @@ def test_cli_run_pushes_to_the_hub_and_never_writes_the_token(write_hub, base_di
     from .cli_runner import run_cli
 
     out = tmp_path / "cli-out"
-    code = run_cli([
-        "run", str(base_dir), "--method", "magnitude", "--sparsity", "0.5", "--eval-langs", "en", "--eval-limit", "3",
-        "--context-length", "64", "--out", str(out), "--push-to", "tester/run-cli",
-    ])  # fmt: skip
+    code = run_cli(
+        [
+            "run",
+            str(base_dir),
+            "--method",
+            "magnitude",
+            "--sparsity",
+            "0.5",
+            "--eval-langs",
+            "en",
+            "--eval-limit",
+            "3",
+            "--context-length",
+            "64",
+            "--out",
+            str(out),
+            "--push-to",
+            "tester/run-cli",
+        ]
+    )
 
     printed = capsys.readouterr()
     assert code == 0, printed.err

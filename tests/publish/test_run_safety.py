@@ -137,9 +137,30 @@ def test_published_files_never_carry_this_machines_paths(tmp_path, monkeypatch):
     base = save_model_folder(make_model("llama", seed=5), tokenizer, home / "models" / "base")
     (base / "README.md").write_text("---\nlicense: apache-2.0\n---\n# my base\n")
     out, hub = home / "out", home / "hub"
-    argv = ["run", str(base), "--method", "wanda", "--calib", "en:2", "--calib-source", str(texts), "--seqlen", "32",
-            "--eval-langs", "en", "--eval-limit", "2", "--context-length", "32", "--out", str(out),
-            "--push-to", "alice/pruned", "--local-hub", str(hub)]  # fmt: skip
+    argv = [
+        "run",
+        str(base),
+        "--method",
+        "wanda",
+        "--calib",
+        "en:2",
+        "--calib-source",
+        str(texts),
+        "--seqlen",
+        "32",
+        "--eval-langs",
+        "en",
+        "--eval-limit",
+        "2",
+        "--context-length",
+        "32",
+        "--out",
+        str(out),
+        "--push-to",
+        "alice/pruned",
+        "--local-hub",
+        str(hub),
+    ]
     assert main(argv) == 0
 
     repo = local_hub.repo_dir(hub, "alice/pruned")

@@ -18,15 +18,25 @@ SUPPORTED = ("llama", "qwen2", "mistral", "gemma3", "gpt2")
 #: variants with 2 key/value groups of 2 query heads, so heads:2 removes one group
 GQA_VARIANTS = {
     "mistral-gqa": lambda: T.MistralConfig(
-        vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        vocab_size=VOCAB,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
         num_key_value_heads=2,
     ),
     "gemma3-gqa": lambda: T.Gemma3TextConfig(
-        vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
-        num_key_value_heads=2, head_dim=16, sliding_window=8,
+        vocab_size=VOCAB,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        sliding_window=8,
         layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
     ),
-}  # fmt: skip
+}
 
 
 def build(arch: str, seed: int = 0) -> torch.nn.Module:

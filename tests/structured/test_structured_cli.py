@@ -49,9 +49,20 @@ def run(args: list[str], capsys) -> tuple[int, str, str]:
 def test_prune_writes_a_smaller_model_a_summary_and_the_record(dense_dir, tmp_path, capsys):
     out = tmp_path / "pruned"
     code, stdout, _ = run(
-        ["prune", str(dense_dir), "--structure", "width:0.25,depth:1", "--lang-agg", "mean", *CALIB, "--out", str(out), "--quiet"],
+        [
+            "prune",
+            str(dense_dir),
+            "--structure",
+            "width:0.25,depth:1",
+            "--lang-agg",
+            "mean",
+            *CALIB,
+            "--out",
+            str(out),
+            "--quiet",
+        ],
         capsys,
-    )  # fmt: skip
+    )
 
     assert code == 0
     assert "block removed" in stdout and "32 / 128" in stdout and "parameters:" in stdout and "decode" in stdout
@@ -79,9 +90,20 @@ def test_prune_writes_a_smaller_model_a_summary_and_the_record(dense_dir, tmp_pa
 def test_json_output_and_no_speed(dense_dir, tmp_path, capsys):
     out = tmp_path / "o"
     code, stdout, _ = run(
-        ["prune", str(dense_dir), "--structure", "width:0.5", "--no-refit", "--no-speed", *CALIB, "--out", str(out), "--json"],
+        [
+            "prune",
+            str(dense_dir),
+            "--structure",
+            "width:0.5",
+            "--no-refit",
+            "--no-speed",
+            *CALIB,
+            "--out",
+            str(out),
+            "--json",
+        ],
         capsys,
-    )  # fmt: skip
+    )
     assert code == 0
     data = json.loads(stdout)
     assert data["structured"]["refit"] is False and "speed" not in data["structured"]
@@ -133,10 +155,25 @@ def test_an_unknown_aggregation_is_refused_by_the_parser(dense_dir, tmp_path, ca
 def test_eval_card_and_the_space_work_on_the_structured_output_unchanged(dense_dir, pruned_dir, tmp_path, capsys):
     results = tmp_path / "results.json"
     code, _, err = run(
-        ["eval", str(pruned_dir), "--baseline", str(dense_dir), "--langs", "en,sw", "--tasks", "ppl", "--limit", "4",
-         "--context-length", "64", "--no-cache", "--out", str(results)],
+        [
+            "eval",
+            str(pruned_dir),
+            "--baseline",
+            str(dense_dir),
+            "--langs",
+            "en,sw",
+            "--tasks",
+            "ppl",
+            "--limit",
+            "4",
+            "--context-length",
+            "64",
+            "--no-cache",
+            "--out",
+            str(results),
+        ],
         capsys,
-    )  # fmt: skip
+    )
     assert code == 0, err
     evaluated = json.loads(results.read_text())
     assert {row["lang"] for row in evaluated["changes"]} == {"en", "sw"}
@@ -200,11 +237,33 @@ def test_run_prunes_structurally_names_the_folder_and_skips_on_rerun(dense_dir, 
 def test_sweep_prunes_copies_and_leaves_the_dense_model_for_the_next_cell(dense_dir, tmp_path, capsys):
     out = tmp_path / "sweep"
     code, stdout, err = run(
-        ["sweep", str(dense_dir), "--methods", "wanda", "--structure", "width:0.5", "--lang-agg", "max", "--calib",
-         "en:2,sw:2", "--calib", "en:4", "--seqlen", "32", "--eval-langs", "en,sw", "--eval-sentences", "3",
-         "--context-length", "64", "--no-plots", "--out", str(out)],
+        [
+            "sweep",
+            str(dense_dir),
+            "--methods",
+            "wanda",
+            "--structure",
+            "width:0.5",
+            "--lang-agg",
+            "max",
+            "--calib",
+            "en:2,sw:2",
+            "--calib",
+            "en:4",
+            "--seqlen",
+            "32",
+            "--eval-langs",
+            "en,sw",
+            "--eval-sentences",
+            "3",
+            "--context-length",
+            "64",
+            "--no-plots",
+            "--out",
+            str(out),
+        ],
         capsys,
-    )  # fmt: skip
+    )
     assert code == 0, err
     sweep = json.loads((out / "sweep.json").read_text())
     assert [cell["method"] for cell in sweep["cells"]] == ["wanda[width:0.5,max]"] * 2
@@ -214,10 +273,24 @@ def test_sweep_prunes_copies_and_leaves_the_dense_model_for_the_next_cell(dense_
     # each cell started from the same dense model: both report the same size before
     assert sweep["cells"][0]["structured"]["params_before"] == sweep["cells"][1]["structured"]["params_before"]
     code, _, err = run(
-        ["sweep", str(dense_dir), "--methods", "wanda", "--structure", "width:0.5", "--sparsity", "0.5", "--calib",
-         "en:2", "--eval-langs", "en", "--out", str(tmp_path / "bad")],
+        [
+            "sweep",
+            str(dense_dir),
+            "--methods",
+            "wanda",
+            "--structure",
+            "width:0.5",
+            "--sparsity",
+            "0.5",
+            "--calib",
+            "en:2",
+            "--eval-langs",
+            "en",
+            "--out",
+            str(tmp_path / "bad"),
+        ],
         capsys,
-    )  # fmt: skip
+    )
     assert code == 2 and "--sparsity contradicts --structure width:0.5" in err and not (tmp_path / "bad").exists()
 
 
@@ -235,10 +308,21 @@ def test_structured_pruning_and_a_trimmed_vocabulary_in_one_prune(tmp_path, caps
     )
     out = tmp_path / "both"
     code, _, err = run(
-        ["prune", str(dense_dir), "--structure", "width:0.25", *CALIB, "--trim-vocab", "--vocab-no-speed", "--no-speed",
-         "--out", str(out), "--quiet"],
+        [
+            "prune",
+            str(dense_dir),
+            "--structure",
+            "width:0.25",
+            *CALIB,
+            "--trim-vocab",
+            "--vocab-no-speed",
+            "--no-speed",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
         capsys,
-    )  # fmt: skip
+    )
 
     assert code == 0, err
     dense, config = AutoConfig.from_pretrained(dense_dir), AutoConfig.from_pretrained(out)
@@ -271,11 +355,33 @@ def test_sweep_trims_the_vocabulary_once_and_prunes_every_cell_structurally(tmp_
     dense_dir = vocab_factory.save_folder(vocab_factory.make_model(tokenizer, arch="llama"), tokenizer, tmp_path / "d")
     out = tmp_path / "sweep"
     code, _, err = run(
-        ["sweep", str(dense_dir), "--methods", "wanda", "--structure", "width:0.25", "--calib", "en:2,sw:2",
-         "--calib", "en:4", "--seqlen", "32", "--eval-langs", "en,sw", "--eval-sentences", "3", "--context-length",
-         "64", "--trim-vocab", "--vocab-no-speed", "--no-plots", "--out", str(out)],
+        [
+            "sweep",
+            str(dense_dir),
+            "--methods",
+            "wanda",
+            "--structure",
+            "width:0.25",
+            "--calib",
+            "en:2,sw:2",
+            "--calib",
+            "en:4",
+            "--seqlen",
+            "32",
+            "--eval-langs",
+            "en,sw",
+            "--eval-sentences",
+            "3",
+            "--context-length",
+            "64",
+            "--trim-vocab",
+            "--vocab-no-speed",
+            "--no-plots",
+            "--out",
+            str(out),
+        ],
         capsys,
-    )  # fmt: skip
+    )
     assert code == 0, err
     sweep = json.loads((out / "sweep.json").read_text())
     vocab = sweep["vocab"]["record"]

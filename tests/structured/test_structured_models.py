@@ -22,12 +22,19 @@ from ..model_factory import forward, make_model
 from .conftest import build, calibration
 
 CASES = [
-    ("llama", "width:0.25"), ("llama", "heads:2"), ("llama", "depth:1"), ("llama", "width:0.25,heads:2,depth:1"),
-    ("qwen2", "width:0.25,heads:2"), ("qwen2", "depth:1"),
-    ("mistral", "width:0.5,depth:1"), ("mistral-gqa", "heads:2"),
-    ("gemma3", "width:0.25,depth:1"), ("gemma3-gqa", "heads:2,depth:2"),
-    ("gpt2", "width:0.25"), ("gpt2", "width:0.25,depth:1"),
-]  # fmt: skip
+    ("llama", "width:0.25"),
+    ("llama", "heads:2"),
+    ("llama", "depth:1"),
+    ("llama", "width:0.25,heads:2,depth:1"),
+    ("qwen2", "width:0.25,heads:2"),
+    ("qwen2", "depth:1"),
+    ("mistral", "width:0.5,depth:1"),
+    ("mistral-gqa", "heads:2"),
+    ("gemma3", "width:0.25,depth:1"),
+    ("gemma3-gqa", "heads:2,depth:2"),
+    ("gpt2", "width:0.25"),
+    ("gpt2", "width:0.25,depth:1"),
+]
 
 
 def _block_shapes(model: torch.nn.Module) -> list[dict[str, tuple[int, int]]]:
@@ -46,10 +53,14 @@ def _expected_shapes(arch: str, config) -> dict[str, tuple[int, int]]:
     heads, kv_heads, head_dim = head_layout(config)
     width = config.intermediate_size
     return {
-        "self_attn.q_proj": (heads * head_dim, hidden), "self_attn.k_proj": (kv_heads * head_dim, hidden),
-        "self_attn.v_proj": (kv_heads * head_dim, hidden), "self_attn.o_proj": (hidden, heads * head_dim),
-        "mlp.gate_proj": (width, hidden), "mlp.up_proj": (width, hidden), "mlp.down_proj": (hidden, width),
-    }  # fmt: skip
+        "self_attn.q_proj": (heads * head_dim, hidden),
+        "self_attn.k_proj": (kv_heads * head_dim, hidden),
+        "self_attn.v_proj": (kv_heads * head_dim, hidden),
+        "self_attn.o_proj": (hidden, heads * head_dim),
+        "mlp.gate_proj": (width, hidden),
+        "mlp.up_proj": (width, hidden),
+        "mlp.down_proj": (hidden, width),
+    }
 
 
 @pytest.mark.parametrize("arch,spec", CASES, ids=[f"{a}-{s}" for a, s in CASES])
@@ -163,9 +174,14 @@ def _mlp_out_inputs(model: torch.nn.Module, out_name: str, ids: torch.Tensor) ->
 
 @pytest.mark.parametrize(
     "arch,spec,out_name",
-    [("llama", "width:0.5", "mlp.down_proj"), ("gemma3", "width:0.5", "mlp.down_proj"), ("gpt2", "width:0.5", "mlp.c_proj"),
-     ("qwen2", "heads:2", "self_attn.o_proj"), ("gemma3-gqa", "heads:2", "self_attn.o_proj")],
-)  # fmt: skip
+    [
+        ("llama", "width:0.5", "mlp.down_proj"),
+        ("gemma3", "width:0.5", "mlp.down_proj"),
+        ("gpt2", "width:0.5", "mlp.c_proj"),
+        ("qwen2", "heads:2", "self_attn.o_proj"),
+        ("gemma3-gqa", "heads:2", "self_attn.o_proj"),
+    ],
+)
 def test_the_refit_is_never_worse_than_no_refit_on_the_calibration_reconstruction_error(arch, spec, out_name, calib):
     dense = build(arch)
     inputs = _mlp_out_inputs(dense, out_name, calib.input_ids)
@@ -206,8 +222,14 @@ def test_a_language_aware_aggregation_keeps_the_neurons_of_a_language_that_is_we
     from transformers import LlamaConfig
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=320, hidden_size=64, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=4, num_key_value_heads=2)  # fmt: skip
+    config = LlamaConfig(
+        vocab_size=320,
+        hidden_size=64,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
     model = AutoModelForCausalLM.from_config(config).eval()
     block = model.model.layers[0]
     with torch.no_grad():
@@ -271,8 +293,10 @@ def test_depth_removes_the_block_that_turns_hidden_states_least_and_outputs_stay
 
     record = result.structured
     assert record["blocks_removed"] == [identity_block]
-    assert all(values[identity_block] < 1e-6 < min(v for i, v in enumerate(values) if i != identity_block)
-               for values in record["block_influence"].values())  # fmt: skip
+    assert all(
+        values[identity_block] < 1e-6 < min(v for i, v in enumerate(values) if i != identity_block)
+        for values in record["block_influence"].values()
+    )
     assert torch.allclose(forward(model, calib.input_ids), before, rtol=0, atol=1e-5)
     assert torch.equal(model.generate(prompt, max_new_tokens=6, do_sample=False, pad_token_id=0), generated)
 

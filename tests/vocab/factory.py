@@ -124,19 +124,35 @@ def _unigram(vocab_size: int, *, byte_fallback: bool) -> PreTrainedTokenizerFast
 def make_model(tokenizer, *, arch: str = "llama", tied: bool = True, seed: int = 0) -> torch.nn.Module:
     """A random-init causal LM whose vocabulary is ``tokenizer``'s, with its special ids in the configs."""
     rows = len(tokenizer)
-    ids = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-               pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=tied)  # fmt: skip
+    ids = dict(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=tied,
+    )
     if arch == "gemma3":
         config = T.Gemma3TextConfig(
-            vocab_size=rows, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=1, head_dim=16, sliding_window=8, layer_types=["sliding_attention", "full_attention"],
+            vocab_size=rows,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=1,
+            head_dim=16,
+            sliding_window=8,
+            layer_types=["sliding_attention", "full_attention"],
             **ids,
-        )  # fmt: skip
+        )
     else:
         config = T.LlamaConfig(
-            vocab_size=rows, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, **ids,
-        )  # fmt: skip
+            vocab_size=rows,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            **ids,
+        )
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config).eval()
     eos_turn = tokenizer.convert_tokens_to_ids("<end_of_turn>")

@@ -84,9 +84,18 @@ def test_replaying_the_merges_builds_exactly_the_tokens_bpe_builds(family):
 
 @pytest.mark.parametrize(
     ("lang", "scripts"),
-    [("en", ("Latn",)), ("sw", ("Latn",)), ("ru", ("Cyrl",)), ("hi", ("Deva",)), ("zh", ("Hani",)),
-     ("zh-Hant", ("Hani",)), ("ja", ("Hani", "Hira", "Kana")), ("ko", ("Hang", "Hani")), ("sr-Latn", ("Latn",))],
-)  # fmt: skip
+    [
+        ("en", ("Latn",)),
+        ("sw", ("Latn",)),
+        ("ru", ("Cyrl",)),
+        ("hi", ("Deva",)),
+        ("zh", ("Hani",)),
+        ("zh-Hant", ("Hani",)),
+        ("ja", ("Hani", "Hira", "Kana")),
+        ("ko", ("Hang", "Hani")),
+        ("sr-Latn", ("Latn",)),
+    ],
+)
 def test_languages_map_to_their_unicode_scripts(lang, scripts):
     assert language_scripts(lang) == scripts
 

@@ -18,7 +18,7 @@ from hfprune.vocab.families import read_definition
 from .factory import FAMILIES, make_model, make_tokenizer, save_folder
 
 #: Cheap settings: 200 held-out sentences per language, two sentences' logits, no timing.
-FAST = dict(verify_sentences=200, logit_sentences=2, measure_speed=False)
+FAST = dict(verify_sentences=200, logit_sentences=2, measure_speed=False, list_words=3000)
 
 
 @functools.cache
@@ -133,9 +133,10 @@ def test_the_chat_templates_own_text_stays_even_when_the_vocabulary_text_never_u
     (tmp_path / "en.txt").write_text("Hello hello hello. The cat sat.\n", encoding="utf-8")
     tokenizer = make_tokenizer("gemma")
     skeleton = tokenizer.apply_chat_template(
-        [{"role": "user", "content": ""}, {"role": "assistant", "content": ""}], tokenize=False,
+        [{"role": "user", "content": ""}, {"role": "assistant", "content": ""}],
+        tokenize=False,
         add_generation_prompt=True,
-    )  # fmt: skip
+    )
 
     result = hfprune.trim_vocab(make_model(tokenizer), tokenizer, langs="en", source=str(tmp_path), **FAST)
 
@@ -187,8 +188,16 @@ def test_other_vocabulary_sized_weights_are_refused():
     from transformers import BartConfig, BartForConditionalGeneration
 
     tokenizer = make_tokenizer("byte_level")
-    config = BartConfig(vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1,
-                        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64)  # fmt: skip
+    config = BartConfig(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+    )
     model = BartForConditionalGeneration(config)
     with pytest.raises(NonStandardEmbeddingsError, match="final_logits_bias"):
         hfprune.trim_vocab(model, tokenizer, langs="en", **FAST)
@@ -244,7 +253,9 @@ def test_logits_are_still_checked_when_no_held_out_sentence_tokenizes_identicall
     (tmp_path / "en.txt").write_text("The the of and in a to is was for on that by\n", encoding="utf-8")
     tokenizer = make_tokenizer("gemma")
 
-    result = hfprune.trim_vocab(make_model(tokenizer), tokenizer, langs="en", source=str(tmp_path), **FAST)
+    result = hfprune.trim_vocab(
+        make_model(tokenizer), tokenizer, langs="en", source=str(tmp_path), word_lists=False, **FAST
+    )  # the corpus alone: a word list would make held-out sentences tokenize whole
 
     logits = result.record["verification"]["logits"]
     assert result.record["verification"]["kept"]["en"]["identical"] == 0

@@ -19,7 +19,7 @@ from hfprune.space.serve import load_app_module
 from .factory import make_model, make_tokenizer, save_folder
 
 pytestmark = pytest.mark.slow  # the tiny trained model (cached after its first training)
-FAST = ["--vocab-verify-sentences", "300"]
+FAST = ["--vocab-verify-sentences", "300", "--vocab-list-words", "3000"]
 
 
 def run(args: list[str], capsys) -> tuple[int, str, str]:
@@ -76,10 +76,21 @@ def test_eval_compares_a_trimmed_model_with_its_baseline_in_bits_per_byte(
 ):
     out = tmp_path / "eval.json"
     code, stdout, err = run(
-        ["eval", trimmed_dir, "--baseline", tiny_model_dir, "--langs", "en,sw,ar", "--limit", "40", "--no-cache",
-         "--out", out],
+        [
+            "eval",
+            trimmed_dir,
+            "--baseline",
+            tiny_model_dir,
+            "--langs",
+            "en,sw,ar",
+            "--limit",
+            "40",
+            "--no-cache",
+            "--out",
+            out,
+        ],
         capsys,
-    )  # fmt: skip
+    )
     assert code == 0, err
     data = json.loads(out.read_text())
     changes = {(c["metric"], c["lang"]): c for c in data["changes"]}
@@ -135,7 +146,7 @@ def test_unsupported_tokenizers_non_standard_models_and_existing_outputs_are_ref
             decoder_ffn_dim=32,
             encoder_attention_heads=2,
             decoder_attention_heads=2,
-        )  # fmt: skip
+        )
     )
     save_folder(bart, byte_level, tmp_path / "bart")
     cases = [
@@ -183,10 +194,25 @@ def test_vocab_options_without_trim_vocab_are_an_error(tiny_model_dir, tmp_path,
 def test_run_trims_prunes_evaluates_and_writes_the_card(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "run"
     code, _, err = run(
-        ["run", tiny_model_dir, "--calib", "en:2,de:2", "--seqlen", "64", "--trim-vocab", "--vocab-no-speed", *FAST,
-         "--eval-langs", "en,ar", "--eval-limit", "20", "--out", out],
+        [
+            "run",
+            tiny_model_dir,
+            "--calib",
+            "en:2,de:2",
+            "--seqlen",
+            "64",
+            "--trim-vocab",
+            "--vocab-no-speed",
+            *FAST,
+            "--eval-langs",
+            "en,ar",
+            "--eval-limit",
+            "20",
+            "--out",
+            out,
+        ],
         capsys,
-    )  # fmt: skip
+    )
     assert code == 0, err
     card = (out / "README.md").read_text()
     assert (
@@ -202,11 +228,30 @@ def test_run_trims_prunes_evaluates_and_writes_the_card(tiny_model_dir, tmp_path
 def test_sweep_trims_once_and_keeps_the_untrimmed_dense_for_reference(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "sweep"
     code, stdout, err = run(
-        ["sweep", tiny_model_dir, "--methods", "magnitude", "--sparsity", "0.3", "--calib", "en:2", "--seqlen", "64",
-         "--eval-langs", "en,sw", "--eval-sentences", "8", "--trim-vocab", "--vocab-no-speed", *FAST, "--no-plots",
-         "--out", out],
+        [
+            "sweep",
+            tiny_model_dir,
+            "--methods",
+            "magnitude",
+            "--sparsity",
+            "0.3",
+            "--calib",
+            "en:2",
+            "--seqlen",
+            "64",
+            "--eval-langs",
+            "en,sw",
+            "--eval-sentences",
+            "8",
+            "--trim-vocab",
+            "--vocab-no-speed",
+            *FAST,
+            "--no-plots",
+            "--out",
+            out,
+        ],
         capsys,
-    )  # fmt: skip
+    )
     assert code == 0, err
     data = json.loads((out / "sweep.json").read_text())
     assert data["vocab"]["record"]["languages"] == ["en"] and set(data["vocab"]["dense_untrimmed"]) == {"en", "sw"}
@@ -237,10 +282,20 @@ def test_a_vocabulary_text_too_small_for_a_language_is_flagged_in_the_summary_an
     (source / "en.txt").write_text("The cat sat on the mat. It was a good day for the cat.\n", encoding="utf-8")
     out = tmp_path / "small"
     code, stdout, err = run(
-        ["trim-vocab", tiny_model_dir, "--langs", "en", "--vocab-source", source, "--vocab-no-speed", *FAST,
-         "--out", out],
+        [
+            "trim-vocab",
+            tiny_model_dir,
+            "--langs",
+            "en",
+            "--vocab-source",
+            source,
+            "--vocab-no-speed",
+            *FAST,
+            "--out",
+            out,
+        ],
         capsys,
-    )  # fmt: skip
+    )
     assert code == 0, err
     assert "warning: only en" in stdout and "--vocab-scripts" in stdout
     card = write_card(out).read_text()
@@ -251,11 +306,15 @@ def test_a_hub_model_is_pulled_trimmed_and_recorded_with_its_commit(local_hub, t
     from ..hub_mirror import publish
 
     tokenizer = make_tokenizer("gemma")
-    publish(local_hub.mirror_root, "acme/tiny-gemma", save_folder(make_model(tokenizer, arch="gemma3"), tokenizer,
-                                                                  tmp_path / "src"))  # fmt: skip
+    publish(
+        local_hub.mirror_root,
+        "acme/tiny-gemma",
+        save_folder(make_model(tokenizer, arch="gemma3"), tokenizer, tmp_path / "src"),
+    )
     out = tmp_path / "trimmed"
-    code, _, err = run(["trim-vocab", "acme/tiny-gemma", "--langs", "en,de", "--vocab-no-speed", *FAST, "--out", out],
-                       capsys)  # fmt: skip
+    code, _, err = run(
+        ["trim-vocab", "acme/tiny-gemma", "--langs", "en,de", "--vocab-no-speed", *FAST, "--out", out], capsys
+    )
     assert code == 0, err
     meta = json.loads((out / METADATA_FILE).read_text())
     assert meta["base_model"]["id"] == "acme/tiny-gemma" and len(meta["base_model"]["commit"]) == 40
