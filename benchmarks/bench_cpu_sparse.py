@@ -81,9 +81,11 @@ def main() -> None:
     }
     keys = list(dense)
     table = "\n".join(f"| {k} | {dense[k]} | {pruned[k]} |" for k in keys)
-    md = (f"# 50% unstructured sparsity on CPU ({os.cpu_count()} cores, torch {torch.__version__})\n\nCommand: `{command}`\n\n"
-          f"Model: {MODEL} (random init, real shapes), dense vs pruned 50% by magnitude.\n\n"
-          f"| measure | dense | pruned 50% |\n|---|---:|---:|\n{table}\n")  # fmt: skip
+    md = (
+        f"# 50% unstructured sparsity on CPU ({os.cpu_count()} cores, torch {torch.__version__})\n\nCommand: `{command}`\n\n"
+        f"Model: {MODEL} (random init, real shapes), dense vs pruned 50% by magnitude.\n\n"
+        f"| measure | dense | pruned 50% |\n|---|---:|---:|\n{table}\n"
+    )
     (RESULTS / "cpu_sparse.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / "cpu_sparse.md").write_text(md)
     print(md)

@@ -75,14 +75,44 @@ def job_argv(job: str, model: str, out: Path) -> list[str]:
     folder = str(model_folder(model))
     if job.startswith("prune-"):
         return [
-            "prune", folder, "--method", job.removeprefix("prune-"), "--sparsity", "0.5", "--calib", CALIB,
-            "--seqlen", "512", "--batch-size", "2", "--device", "cpu", "--quiet", "--json", "--out", str(out),
-        ]  # fmt: skip
+            "prune",
+            folder,
+            "--method",
+            job.removeprefix("prune-"),
+            "--sparsity",
+            "0.5",
+            "--calib",
+            CALIB,
+            "--seqlen",
+            "512",
+            "--batch-size",
+            "2",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--json",
+            "--out",
+            str(out),
+        ]
     tasks, langs, limit = ("ppl,xcopa", "en,sw,zh,de", "100") if model == "tiny" else ("ppl", "en,sw", "40")
     return [
-        "eval", folder, "--langs", langs, "--tasks", tasks, "--limit", limit, "--context-length", "512",
-        "--batch-size", "4", "--no-cache", "--json", "--out", str(out),
-    ]  # fmt: skip
+        "eval",
+        folder,
+        "--langs",
+        langs,
+        "--tasks",
+        tasks,
+        "--limit",
+        limit,
+        "--context-length",
+        "512",
+        "--batch-size",
+        "4",
+        "--no-cache",
+        "--json",
+        "--out",
+        str(out),
+    ]
 
 
 # --- one rank -----------------------------------------------------------------------------------------------
@@ -97,13 +127,19 @@ def worker(report: Path, argv: list[str]) -> None:
     wall = time.perf_counter() - started
     rank = int(os.environ.get("RANK", "0"))
     row = {
-        "rank": rank, "exit_code": code, "command_s": round(wall, 2), "threads": torch.get_num_threads(),
+        "rank": rank,
+        "exit_code": code,
+        "command_s": round(wall, 2),
+        "threads": torch.get_num_threads(),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    }  # fmt: skip
+    }
     if torch.cuda.is_available():
         gpu = torch.cuda.current_device()
-        row.update(gpu=gpu, device_name=torch.cuda.get_device_name(gpu),
-                   gpu_peak_allocated_mb=round(torch.cuda.max_memory_allocated(gpu) / 2**20, 1))  # fmt: skip
+        row.update(
+            gpu=gpu,
+            device_name=torch.cuda.get_device_name(gpu),
+            gpu_peak_allocated_mb=round(torch.cuda.max_memory_allocated(gpu) / 2**20, 1),
+        )
     Path(f"{report}.rank{rank}.json").write_text(json.dumps(row))
     if code:
         raise SystemExit(code)
@@ -121,9 +157,15 @@ def launch(config: str, argv: list[str], report: Path, port: int) -> float:
         command = [sys.executable, *me, *argv]
     else:
         command = [
-            sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={processes}", "--master-addr=127.0.0.1",
-            f"--master-port={port}", *me, *argv,
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            f"--nproc-per-node={processes}",
+            "--master-addr=127.0.0.1",
+            f"--master-port={port}",
+            *me,
+            *argv,
+        ]
     started = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode:
@@ -164,10 +206,16 @@ def run_job(model: str, job: str, scratch: Path, port: int) -> list[dict]:
         total = launch(config, job_argv(job, model, out), report, port)
         ranks = [json.loads(p.read_text()) for p in sorted(report.parent.glob("report.rank*.json"))]
         outs[config] = out
-        rows.append({
-            "model": model, "job": job, "config": config, "wall_s_with_startup": round(total, 2),
-            "hfprune_s": hfprune_seconds(job, out), "ranks": ranks,
-        })  # fmt: skip
+        rows.append(
+            {
+                "model": model,
+                "job": job,
+                "config": config,
+                "wall_s_with_startup": round(total, 2),
+                "hfprune_s": hfprune_seconds(job, out),
+                "ranks": ranks,
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     for row in rows:
         row["same_as_1x1"] = outputs_equal(job, outs[row["config"]], outs["1x1"])
@@ -189,9 +237,12 @@ def fp64_cost(baseline: str) -> list[dict]:
         ):
             env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "2"}
             done = subprocess.run(
-                [sys.executable, str(tree / "benchmarks" / "bench_prune.py"), "--one", *run], env=env,
-                capture_output=True, text=True, cwd=tree,
-            )  # fmt: skip
+                [sys.executable, str(tree / "benchmarks" / "bench_prune.py"), "--one", *run],
+                env=env,
+                capture_output=True,
+                text=True,
+                cwd=tree,
+            )
             if done.returncode:
                 raise SystemExit(f"{label} failed:\n{done.stderr[-3000:]}")
             rows.append({"code": label, **json.loads(done.stdout.strip().splitlines()[-1])})
@@ -263,11 +314,15 @@ def main() -> None:
     from tests.hub_mirror import free_port
 
     machine = {
-        "cpus": os.cpu_count(), "torch": torch.__version__, "platform": platform.platform(),
-        "command": "python " + " ".join(sys.argv), "load_before": round(os.getloadavg()[0], 2),
-        "commit": subprocess.run(["git", "-C", str(ROOT.parent), "rev-parse", "HEAD"], capture_output=True,
-                                 text=True).stdout.strip(),
-    }  # fmt: skip
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "command": "python " + " ".join(sys.argv),
+        "load_before": round(os.getloadavg()[0], 2),
+        "commit": subprocess.run(
+            ["git", "-C", str(ROOT.parent), "rev-parse", "HEAD"], capture_output=True, text=True
+        ).stdout.strip(),
+    }
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as scratch:
         for model in [name for name in args.models.split(",") if name]:  # --models "": only --fp64-baseline

@@ -40,13 +40,43 @@ def job_argv(job: str, model: str, out: Path) -> list[str]:
     folder = model if Path(model).is_dir() else str(model_folder(model))
     if job.startswith("prune-"):
         return [
-            "prune", folder, "--method", job.removeprefix("prune-"), "--sparsity", "0.5", "--calib", CALIB,
-            "--seqlen", "512", "--batch-size", "8", "--device", "cuda", "--quiet", "--json", "--out", str(out),
-        ]  # fmt: skip
+            "prune",
+            folder,
+            "--method",
+            job.removeprefix("prune-"),
+            "--sparsity",
+            "0.5",
+            "--calib",
+            CALIB,
+            "--seqlen",
+            "512",
+            "--batch-size",
+            "8",
+            "--device",
+            "cuda",
+            "--quiet",
+            "--json",
+            "--out",
+            str(out),
+        ]
     return [
-        "eval", folder, "--langs", "en,de,sw,zh", "--tasks", "ppl,xcopa", "--context-length", "512",
-        "--batch-size", "8", "--device", "cuda", "--no-cache", "--json", "--out", str(out),
-    ]  # fmt: skip
+        "eval",
+        folder,
+        "--langs",
+        "en,de,sw,zh",
+        "--tasks",
+        "ppl,xcopa",
+        "--context-length",
+        "512",
+        "--batch-size",
+        "8",
+        "--device",
+        "cuda",
+        "--no-cache",
+        "--json",
+        "--out",
+        str(out),
+    ]
 
 
 def main() -> None:
@@ -73,16 +103,28 @@ def main() -> None:
                     total = launch(config, job_argv(job, model, out), folder / "report", free_port())
                     ranks = [json.loads(p.read_text()) for p in sorted(folder.glob("report.rank*.json"))]
                     outs[config] = out
-                    rows.append({"model": model, "job": job, "config": config, "wall_s_with_startup": round(total, 2),
-                                 "hfprune_s": hfprune_seconds(job, out), "ranks": ranks})  # fmt: skip
+                    rows.append(
+                        {
+                            "model": model,
+                            "job": job,
+                            "config": config,
+                            "wall_s_with_startup": round(total, 2),
+                            "hfprune_s": hfprune_seconds(job, out),
+                            "ranks": ranks,
+                        }
+                    )
                     print(json.dumps(rows[-1]), flush=True)
                 for row in rows[-2:]:
                     row["same_as_1_gpu"] = outputs_equal(job, outs[row["config"]], outs["1x0"])
     machine = {
-        "gpus": args.gpus, "device_name": torch.cuda.get_device_name(0), "torch": torch.__version__,
-        "cuda": torch.version.cuda, "cpus": os.cpu_count(), "platform": platform.platform(),
+        "gpus": args.gpus,
+        "device_name": torch.cuda.get_device_name(0),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
         "command": "python " + " ".join(sys.argv),
-    }  # fmt: skip
+    }
     lines = [
         f"# 1 vs {args.gpus} GPUs ({machine['device_name']}, torch {machine['torch']}, CUDA {machine['cuda']})",
         "",

@@ -81,22 +81,41 @@ def bench_loglikelihood(model, tokenizer, batch_size: int, repeats: int, limit: 
         lambda: loglikelihoods(model, tokenizer, requests, batch_size=batch_size),
         lambda: plain_forward_seconds(model, rows, pad_id(tokenizer), batch_size),
     )
-    return {"requests": len(requests), "tokens": n, "eval_tokens_per_s": n / ours, "plain_tokens_per_s": n / plain,
-            "overhead": ours / plain - 1}  # fmt: skip
+    return {
+        "requests": len(requests),
+        "tokens": n,
+        "eval_tokens_per_s": n / ours,
+        "plain_tokens_per_s": n / plain,
+        "overhead": ours / plain - 1,
+    }
 
 
 def bench_whole_eval(model, tokenizer, langs: list[str], limit: int, context_length: int, batch_size: int) -> dict:
     started = time.perf_counter()
     result = evaluate_model(
-        model, tokenizer, langs=langs, tasks=list(TASK_NAMES), limit=limit, context_length=context_length,
-        batch_size=batch_size, cache=False, progress=False, on_skip=lambda s: None,
-    )  # fmt: skip
+        model,
+        tokenizer,
+        langs=langs,
+        tasks=list(TASK_NAMES),
+        limit=limit,
+        context_length=context_length,
+        batch_size=batch_size,
+        cache=False,
+        progress=False,
+        on_skip=lambda s: None,
+    )
     seconds = time.perf_counter() - started
     per_task = {}
     for item in result.results:
         per_task[item.task] = per_task.get(item.task, 0.0) + item.seconds
-    return {"langs": langs, "limit": limit, "seconds": seconds, "evaluated_pairs": len(result.results),
-            "skipped_pairs": len(result.skipped), "seconds_per_task": per_task}  # fmt: skip
+    return {
+        "langs": langs,
+        "limit": limit,
+        "seconds": seconds,
+        "evaluated_pairs": len(result.results),
+        "skipped_pairs": len(result.skipped),
+        "seconds_per_task": per_task,
+    }
 
 
 def main() -> None:
@@ -146,22 +165,35 @@ def main() -> None:
 
 
 def markdown(report: dict) -> str:
-    lines = [f"# Evaluation benchmark ({report['model']}, {report['parameters']:,} parameters, "
-             f"{report['machine']['cpus']} threads)", "",
-             "| scoring | tokens | hfprune tok/s | plain forward tok/s | overhead |", "|---|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        f"# Evaluation benchmark ({report['model']}, {report['parameters']:,} parameters, "
+        f"{report['machine']['cpus']} threads)",
+        "",
+        "| scoring | tokens | hfprune tok/s | plain forward tok/s | overhead |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for name in ("perplexity_throughput", "loglikelihood_throughput"):
         row = report[name]
-        lines.append(f"| {name.split('_')[0]} | {row['tokens']:,} | {row['eval_tokens_per_s']:,.0f} | "
-                     f"{row['plain_tokens_per_s']:,.0f} | {row['overhead']:+.1%} |")  # fmt: skip
+        lines.append(
+            f"| {name.split('_')[0]} | {row['tokens']:,} | {row['eval_tokens_per_s']:,.0f} | "
+            f"{row['plain_tokens_per_s']:,.0f} | {row['overhead']:+.1%} |"
+        )
     lines += ["", f"Command: `{report.get('command', 'python benchmarks/bench_eval.py')}`"]
     whole = report["whole_eval"]
     if not whole:
         return "\n".join(lines) + "\n"
-    lines += ["", f"Whole `eval`, {len(whole['langs'])} languages x all tasks, `--limit {whole['limit']}`: "
-              f"**{whole['seconds']:.1f} s** ({whole['evaluated_pairs']} task-language pairs, "
-              f"{whole['skipped_pairs']} without data)"
-              + (", from an earlier run (this one had `--skip-whole`)" if "--skip-whole" in report.get("command", "") else ""),
-              "", "| task | seconds |", "|---|---:|"]  # fmt: skip
+    lines += [
+        "",
+        f"Whole `eval`, {len(whole['langs'])} languages x all tasks, `--limit {whole['limit']}`: "
+        f"**{whole['seconds']:.1f} s** ({whole['evaluated_pairs']} task-language pairs, "
+        f"{whole['skipped_pairs']} without data)"
+        + (
+            ", from an earlier run (this one had `--skip-whole`)" if "--skip-whole" in report.get("command", "") else ""
+        ),
+        "",
+        "| task | seconds |",
+        "|---|---:|",
+    ]
     lines += [f"| {task} | {seconds:.1f} |" for task, seconds in whole["seconds_per_task"].items()]
     return "\n".join(lines) + "\n"
 

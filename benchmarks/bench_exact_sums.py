@@ -58,8 +58,11 @@ def batch_parts() -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
 
 def orders(n: int) -> dict[str, list[list[int]]]:
     """Ways to add n batches: each a list of groups summed on their own, then added in list order."""
-    return {"batch order": [list(range(n))], "reversed": [list(range(n))[::-1]],
-            "2 ranks": [list(range(0, n, 2)), list(range(1, n, 2))]}  # fmt: skip
+    return {
+        "batch order": [list(range(n))],
+        "reversed": [list(range(n))[::-1]],
+        "2 ranks": [list(range(0, n, 2)), list(range(1, n, 2))],
+    }
 
 
 def total(tensors: list[torch.Tensor], groups: list[list[int]], dtype: torch.dtype) -> torch.Tensor:

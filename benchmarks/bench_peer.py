@@ -84,14 +84,17 @@ def _decoder_outputs(model, calib) -> list[torch.Tensor]:
 
 def markdown(report: dict) -> str:
     lines = [
-        f"# hfprune vs llm-compressor {report['peer_version']} on CPU ({report['machine']['cpus']} cores)", "",
-        f"Command: `{report['command']}`", "",
+        f"# hfprune vs llm-compressor {report['peer_version']} on CPU ({report['machine']['cpus']} cores)",
+        "",
+        f"Command: `{report['command']}`",
+        "",
         f"Model: {report['model']} (random init, real shapes), 50% unstructured, 32 x 512 calibration tokens, "
-        f"sequential pipeline, batch {report.get('batch_size', 8)} for both, lm_head dense.", "",
+        f"sequential pipeline, batch {report.get('batch_size', 8)} for both, lm_head dense.",
+        "",
         "| method | hfprune s | llm-compressor s | hfprune / llm-compressor | hfprune peak RSS MB | llm-compressor peak RSS MB "
         "| mask agreement | hfprune recon. error | llm-compressor recon. error |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]  # fmt: skip
+    ]
     for r in report["results"]:
         lines.append(
             f"| {r['method']} | {r['hfprune']['seconds']} | {r['llm-compressor']['seconds']} | {r['time_ratio']:.3f} "
@@ -122,22 +125,41 @@ def main() -> None:
                 "hfprune": f"{tmp}/hfprune-{method}.safetensors",
                 "llm-compressor": f"{tmp}/llmc-{method}.safetensors",
             }
-            ours = _last_json([sys.executable, __file__, "--llmc-python", args.llmc_python, "--batch-size", str(args.batch_size),
-                               "--one-hfprune", args.model, method, files["hfprune"]])  # fmt: skip
+            ours = _last_json(
+                [
+                    sys.executable,
+                    __file__,
+                    "--llmc-python",
+                    args.llmc_python,
+                    "--batch-size",
+                    str(args.batch_size),
+                    "--one-hfprune",
+                    args.model,
+                    method,
+                    files["hfprune"],
+                ]
+            )
             peer = _last_json(
                 [args.llmc_python, str(PEER), str(folder), method, files["llm-compressor"], str(args.batch_size)]
             )
             quality = compare(args.model, files)
             row = {
-                "method": method, "hfprune": {**ours, **quality["hfprune"]}, "llm-compressor": {**peer, **quality["llm-compressor"]},
-                "time_ratio": ours["seconds"] / peer["seconds"], "mask_agreement": quality["mask_agreement"]["share"],
-            }  # fmt: skip
+                "method": method,
+                "hfprune": {**ours, **quality["hfprune"]},
+                "llm-compressor": {**peer, **quality["llm-compressor"]},
+                "time_ratio": ours["seconds"] / peer["seconds"],
+                "mask_agreement": quality["mask_agreement"]["share"],
+            }
             rows.append(row)
             print(json.dumps(row), flush=True)
     report = {
-        "command": "python " + " ".join(sys.argv), "model": args.model, "batch_size": args.batch_size, "peer_version": rows[0]["llm-compressor"]["version"],
-        "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "platform": platform.platform()}, "results": rows,
-    }  # fmt: skip
+        "command": "python " + " ".join(sys.argv),
+        "model": args.model,
+        "batch_size": args.batch_size,
+        "peer_version": rows[0]["llm-compressor"]["version"],
+        "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "platform": platform.platform()},
+        "results": rows,
+    }
     out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     out.with_suffix(".md").write_text(markdown(report))

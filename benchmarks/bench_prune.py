@@ -197,9 +197,13 @@ def run_one(model_name: str, method: str, pipeline: str, keep_model: bool = Fals
     prune_s = result.timings["prune_s"]
     peak = _peak_rss_mb()
     accelerator = (
-        {"device_name": torch.cuda.get_device_name(), "accelerator_peak_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
-        if device != "cpu" else {"device_name": platform.processor() or platform.machine()}
-    )  # fmt: skip
+        {
+            "device_name": torch.cuda.get_device_name(),
+            "accelerator_peak_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1),
+        }
+        if device != "cpu"
+        else {"device_name": platform.processor() or platform.machine()}
+    )
     return {
         **accelerator,
         "model": model_name,
@@ -263,15 +267,23 @@ def run_streamed(model_name: str, method: str, device: str = "cpu") -> dict:
     blocks = json.loads((folder / "config.json").read_text())["num_hidden_layers"]
     return {
         "device_name": platform.processor() or platform.machine(),
-        "model": model_name, "method": method, "pipeline": "sequential, streamed", "blocks": blocks,
-        "calibration": f"{SAMPLES} x {SEQLEN}", "batch_size": BATCH,
-        "prune_s": round(result.timings["prune_s"], 2), "job_s": round(total_s, 2),
-        "decoder_forward_s": None, "ratio_vs_forward": None,
-        "achieved_sparsity": round(result.sparsity, 6), "model_mb": round(model_bytes / 2**20, 1),
-        "runtime_rss_mb": round(runtime_mb, 1), "peak_rss_during_prune_mb": round(peak, 1),
+        "model": model_name,
+        "method": method,
+        "pipeline": "sequential, streamed",
+        "blocks": blocks,
+        "calibration": f"{SAMPLES} x {SEQLEN}",
+        "batch_size": BATCH,
+        "prune_s": round(result.timings["prune_s"], 2),
+        "job_s": round(total_s, 2),
+        "decoder_forward_s": None,
+        "ratio_vs_forward": None,
+        "achieved_sparsity": round(result.sparsity, 6),
+        "model_mb": round(model_bytes / 2**20, 1),
+        "runtime_rss_mb": round(runtime_mb, 1),
+        "peak_rss_during_prune_mb": round(peak, 1),
         "peak_rss_over_model": round(peak / (model_bytes / 2**20), 3),
         "peak_rss_without_runtime_over_model": round((peak - runtime_mb) / (model_bytes / 2**20), 3),
-    }  # fmt: skip
+    }
 
 
 def _decoder_forward_seconds(model, calib, device: str) -> float:

@@ -69,10 +69,22 @@ def hfprune(*args: str) -> str:
 def prune(model: Path, out: Path, samples: int, extra: list[str]) -> float:
     started = time.perf_counter()
     hfprune(
-        "prune", str(model), "--structure", "width:0.2", "--lang-agg", "max",
-        "--calib", ",".join(f"{lang}:{samples}" for lang in KEPT), "--seed", "0", "--no-speed", "--out", str(out),
-        *extra, *(["--vocab-no-speed"] if extra else []),
-    )  # fmt: skip
+        "prune",
+        str(model),
+        "--structure",
+        "width:0.2",
+        "--lang-agg",
+        "max",
+        "--calib",
+        ",".join(f"{lang}:{samples}" for lang in KEPT),
+        "--seed",
+        "0",
+        "--no-speed",
+        "--out",
+        str(out),
+        *extra,
+        *(["--vocab-no-speed"] if extra else []),
+    )
     return time.perf_counter() - started
 
 
@@ -92,7 +104,7 @@ def bits_per_byte(model: Path, dense: Path, sentences: int) -> dict[str, dict[st
             str(sentences),
             "--no-cache",
             "--json",
-        )  # fmt: skip
+        )
     )
     rows = [row for row in payload["changes"] if row["metric"] == "bits_per_byte"]
     return {row["lang"]: {"dense": row["dense"], "pruned": row["pruned"]} for row in rows}
@@ -178,7 +190,7 @@ def main() -> None:
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
             "cpus": os.cpu_count(),
-        },  # fmt: skip
+        },
         "models": {"dense": {}},
     }
     with tempfile.TemporaryDirectory(prefix="hfprune-recipe-") as scratch:

@@ -112,16 +112,25 @@ def main() -> None:
             keep = mask.nonzero().squeeze(1)
             for name, v in candidates(w, h, keep).items():
                 rows.append(
-                    {"fraction": fraction, "block": index, "candidate": name,
-                     "calibration": relative_error(x, w, v, keep), "held_out": relative_error(y, w, v, keep)}
-                )  # fmt: skip
+                    {
+                        "fraction": fraction,
+                        "block": index,
+                        "candidate": name,
+                        "calibration": relative_error(x, w, v, keep),
+                        "held_out": relative_error(y, w, v, keep),
+                    }
+                )
             print(fraction, index, flush=True)
     command = "flock /tmp/hfprune-bench.lock python " + " ".join(sys.argv)
     report = {
-        "command": command, "model": args.model, "blocks": list(blocks), "cpus": os.cpu_count(),
-        "calibration_tokens": int(x_cal[blocks[0]].shape[0]), "held_out_tokens": int(x_held[blocks[0]].shape[0]),
+        "command": command,
+        "model": args.model,
+        "blocks": list(blocks),
+        "cpus": os.cpu_count(),
+        "calibration_tokens": int(x_cal[blocks[0]].shape[0]),
+        "held_out_tokens": int(x_held[blocks[0]].shape[0]),
         "rows": rows,
-    }  # fmt: skip
+    }
     out = RESULTS / f"refit_{args.model}"
     out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
     out.with_suffix(".md").write_text(markdown(report))

@@ -77,18 +77,27 @@ def run(model_name: str, dtype: torch.dtype, prompt: int, new_tokens: int) -> di
         sparse_logits = model(input_ids=ids).logits.float()
     sparse = measure(model, model.config.vocab_size, prompt, new_tokens)
     return {
-        "model": model_name, "device": torch.cuda.get_device_name(), "dtype": str(dtype).removeprefix("torch."),
-        "converted_linears": len(report.converted), "dense_linears": len(report.skipped),
+        "model": model_name,
+        "device": torch.cuda.get_device_name(),
+        "dtype": str(dtype).removeprefix("torch."),
+        "converted_linears": len(report.converted),
+        "dense_linears": len(report.skipped),
         "max_logit_difference": round((dense_logits - sparse_logits).abs().max().item(), 4),
-        "dense": dense, "two_four": sparse,
+        "dense": dense,
+        "two_four": sparse,
         "speedup": {k: round(sparse[k] / dense[k], 3) for k in dense},
-    }  # fmt: skip
+    }
 
 
 def markdown(rows: list[dict], command: str) -> str:
-    lines = ["# 2:4 sparse kernels vs dense on GPU", "", f"Command: `{command}`", "",
-             "| model | device | dtype | linears on 2:4 | prefill tok/s dense | 2:4 | x | decode b1 dense | 2:4 | x | decode b16 dense | 2:4 | x |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "# 2:4 sparse kernels vs dense on GPU",
+        "",
+        f"Command: `{command}`",
+        "",
+        "| model | device | dtype | linears on 2:4 | prefill tok/s dense | 2:4 | x | decode b1 dense | 2:4 | x | decode b16 dense | 2:4 | x |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         cells = []
         for key in ("prefill_tokens_per_s", "decode_tokens_per_s_batch1", "decode_tokens_per_s_batch16"):

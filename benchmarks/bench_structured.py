@@ -66,13 +66,21 @@ def _gemma_path() -> Path:
 
 #: name -> (folder, description, calibration samples per language, batch size, depths)
 MODELS: dict[str, tuple[Any, str, int, int, tuple[int, ...]]] = {
-    "tiny": (tiny_model_path, "hfprune's tiny trained Llama (2 blocks, hidden 128, MLP 352, 8 languages)", 16, 16, (1,)),
+    "tiny": (
+        tiny_model_path,
+        "hfprune's tiny trained Llama (2 blocks, hidden 128, MLP 352, 8 languages)",
+        16,
+        16,
+        (1,),
+    ),
     "gemma3-270m": (
         _gemma_path,
         "Gemma 3 270M (pretrained, 18 blocks, hidden 640, MLP 2048, 262k vocabulary, tied embeddings; from the PyPI GGUF)",
-        4, 4, (2, 4),
+        4,
+        4,
+        (2, 4),
     ),
-}  # fmt: skip
+}
 WIDTHS = (0.1, 0.2, 0.3)
 
 
@@ -106,9 +114,15 @@ class Bench:
         model = copy.deepcopy(self.dense)
         started = time.perf_counter()
         result = hfprune.prune(
-            model, self.tokenizer, structure=structure, calibration=self.calibration(mix), lang_agg=agg, refit=refit,
-            batch_size=self.batch, input_cache=self._caches.setdefault(mix, {}),
-        )  # fmt: skip
+            model,
+            self.tokenizer,
+            structure=structure,
+            calibration=self.calibration(mix),
+            lang_agg=agg,
+            refit=refit,
+            batch_size=self.batch,
+            input_cache=self._caches.setdefault(mix, {}),
+        )
         return model, result.structured or {}, time.perf_counter() - started
 
 
@@ -207,10 +221,13 @@ def run_quality(bench: Bench, report: dict, save, lock: BenchLock, aggs: tuple[s
                 "refit_errors": _refit_errors(record),
                 "ppl": {lang: round(v["ppl"], 3) for lang, v in evaluation.items()},
                 "bits_per_byte": {lang: round(v["bits_per_byte"], 4) for lang, v in evaluation.items()},
-                **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in summarise(evaluation, report["dense"]).items()},
+                **{
+                    k: (round(v, 4) if isinstance(v, float) else v)
+                    for k, v in summarise(evaluation, report["dense"]).items()
+                },
                 "mean_bpb": round(sum(v["bits_per_byte"] for v in evaluation.values()) / len(evaluation), 4),
                 "worst_bpb": round(max(v["bits_per_byte"] for v in evaluation.values()), 4),
-            }  # fmt: skip
+            }
             report["cells"].append(row)
             done[_key(cell)] = row
             if cell["structure"].startswith("depth"):
@@ -371,22 +388,26 @@ def markdown(report: dict) -> str:
         out += [
             f"## FLORES perplexity, calibration {calib} (`{mix}`)",
             "",
-            "| structure | lang-agg | refit | " + " | ".join(langs) + " | mean | worst | mean x dense | mean bpb | worst bpb | refit error dropped → refit |",
+            "| structure | lang-agg | refit | "
+            + " | ".join(langs)
+            + " | mean | worst | mean x dense | mean bpb | worst bpb | refit error dropped → refit |",
             "|" + "---|" * (9 + len(langs)),
-            "| dense | | | " + " | ".join(f"{dense[l]['ppl']:.2f}" for l in langs)
+            "| dense | | | "
+            + " | ".join(f"{dense[l]['ppl']:.2f}" for l in langs)
             + f" | {sum(dense[l]['ppl'] for l in langs) / len(langs):.2f} | {max(dense[l]['ppl'] for l in langs):.2f} | 1 | "
             f"{sum(dense[l]['bits_per_byte'] for l in langs) / len(langs):.4f} | {max(dense[l]['bits_per_byte'] for l in langs):.4f} | |",
-        ]  # fmt: skip
+        ]
         for r in rows:
             errors = r.get("refit_errors")
             refit = ("on" if r["refit"] else "off") if r["structure"].startswith("width") else "n/a"
             out.append(
-                f"| {r['structure']} | {r['agg']} | {refit} | " + " | ".join(f"{r['ppl'][l]:.2f}" for l in langs)
+                f"| {r['structure']} | {r['agg']} | {refit} | "
+                + " | ".join(f"{r['ppl'][l]:.2f}" for l in langs)
                 + f" | {r['mean_ppl']:.2f} | {r['worst_ppl']:.2f} ({r['worst_lang']}) | {r['mean_ratio']:.3f} | "
                 f"{r['mean_bpb']:.4f} | {r['worst_bpb']:.4f} | "
                 + (f"{errors['dropped']:.4f} → {errors['refit']:.4f}" if errors else "")
                 + " |"
-            )  # fmt: skip
+            )
         out.append("")
     out += ["## Notes", "", *NOTES, ""]
     return "\n".join(out)
@@ -435,14 +456,21 @@ def main() -> None:
     report: dict[str, Any] = {
         **previous,
         "setup": {
-            "model": args.model, "description": bench.description, "command": command,
+            "model": args.model,
+            "description": bench.description,
+            "command": command,
             "calibration": f"{bench.samples} samples x {SEQLEN} tokens per language (8 languages: {', '.join(LANGUAGES)}), "
             f"or {bench.samples * len(LANGUAGES)} x {SEQLEN} English; seed 0; shared calibration text, never FLORES",
-            "sentences": args.sentences, "languages": list(LANGUAGES), "torch": torch.__version__,
-            "transformers": __import__("transformers").__version__, "threads": torch.get_num_threads(),
-            "cpus": os.cpu_count(), "machine": platform.machine(), "hfprune": hfprune.__version__,
+            "sentences": args.sentences,
+            "languages": list(LANGUAGES),
+            "torch": torch.__version__,
+            "transformers": __import__("transformers").__version__,
+            "threads": torch.get_num_threads(),
+            "cpus": os.cpu_count(),
+            "machine": platform.machine(),
+            "hfprune": hfprune.__version__,
         },
-    }  # fmt: skip
+    }
     lock = BenchLock(args.lock, args.lock_minutes)
     if "dense" not in report:
         with lock.cell():

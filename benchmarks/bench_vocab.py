@@ -61,8 +61,11 @@ def configurations() -> dict[str, dict]:
     configs["en,de,sw · frequency + wanda 50%"] = {"langs": LANG_SETS["en,de,sw"], "scripts": False, "wanda": True}
     configs["en,de,sw · scripts + wanda 50%"] = {"langs": LANG_SETS["en,de,sw"], "scripts": True, "wanda": True}
     configs["untrimmed + wanda 50% (en,de,sw calibration)"] = {
-        "langs": LANG_SETS["en,de,sw"], "wanda": True, "trim": False, "others": ("es", "ar"),
-    }  # fmt: skip
+        "langs": LANG_SETS["en,de,sw"],
+        "wanda": True,
+        "trim": False,
+        "others": ("es", "ar"),
+    }
     return configs
 
 

@@ -52,9 +52,15 @@ def main(model_dir: str, method: str, out: str, batch: str = str(BATCH)) -> None
         raise SystemExit(f"unknown method {method}")
     started = time.perf_counter()
     oneshot(
-        model=model, dataset=dataset, recipe=recipe, num_calibration_samples=SAMPLES, max_seq_length=SEQLEN,
-        batch_size=int(batch), pipeline="sequential", shuffle_calibration_samples=False,
-    )  # fmt: skip
+        model=model,
+        dataset=dataset,
+        recipe=recipe,
+        num_calibration_samples=SAMPLES,
+        max_seq_length=SEQLEN,
+        batch_size=int(batch),
+        pipeline="sequential",
+        shuffle_calibration_samples=False,
+    )
     seconds = time.perf_counter() - started
     weights = {
         name: param.detach().contiguous().clone()
@@ -62,10 +68,19 @@ def main(model_dir: str, method: str, out: str, batch: str = str(BATCH)) -> None
         if ".layers." in name and param.dim() == 2
     }
     save_file(weights, out)
-    print(json.dumps({
-        "tool": "llm-compressor", "version": llmcompressor.__version__, "transformers": transformers.__version__,
-        "torch": torch.__version__, "method": method, "seconds": round(seconds, 2), "peak_rss_mb": round(_peak_rss_mb(), 1),
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "tool": "llm-compressor",
+                "version": llmcompressor.__version__,
+                "transformers": transformers.__version__,
+                "torch": torch.__version__,
+                "method": method,
+                "seconds": round(seconds, 2),
+                "peak_rss_mb": round(_peak_rss_mb(), 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -42,11 +42,36 @@ def soak(kills: int, seed: int, work: Path) -> dict:
 
     def command(root: Path) -> list[str]:  # the same folder names in both runs: their records must be equal
         return [
-            sys.executable, "-m", "hfprune", "run", str(base), "--method", "sparsegpt", "--sparsity", "0.5",
-            "--calib", "en:8,de:8,fr:8", "--seqlen", "128", "--batch-size", "1", "--eval-langs", langs,
-            "--eval-limit", "30", "--context-length", "128", "--out", str(root / "out"), "--push-to", "local/soak",
-            "--local-hub", str(root / "hub"), "--device", "cpu",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "hfprune",
+            "run",
+            str(base),
+            "--method",
+            "sparsegpt",
+            "--sparsity",
+            "0.5",
+            "--calib",
+            "en:8,de:8,fr:8",
+            "--seqlen",
+            "128",
+            "--batch-size",
+            "1",
+            "--eval-langs",
+            langs,
+            "--eval-limit",
+            "30",
+            "--context-length",
+            "128",
+            "--out",
+            str(root / "out"),
+            "--push-to",
+            "local/soak",
+            "--local-hub",
+            str(root / "hub"),
+            "--device",
+            "cpu",
+        ]
 
     for root in (work / "reference", work / "soak"):
         root.mkdir(parents=True)

@@ -37,26 +37,53 @@ QUEUE_SIZE = int(os.environ.get("COMPARE_QUEUE_SIZE", "16"))
 #: Example prompts for the languages of the shared FLORES evaluation set: code -> (name, prompts).
 EXAMPLES: dict[str, tuple[str, list[str]]] = {
     "en": ("English", ["The best way to learn a new language is", "Once upon a time, in a small village by the sea,"]),
-    "de": ("German", ["Der beste Weg, eine neue Sprache zu lernen, ist", "Es war einmal ein kleines Dorf am Meer, in dem"]),
-    "fr": ("French", ["La meilleure façon d'apprendre une nouvelle langue, c'est", "Il était une fois, dans un petit village au bord de la mer,"]),
-    "es": ("Spanish", ["La mejor manera de aprender un idioma nuevo es", "Había una vez, en un pequeño pueblo junto al mar,"]),
-    "it": ("Italian", ["Il modo migliore per imparare una nuova lingua è", "C'era una volta, in un piccolo villaggio sul mare,"]),
-    "pt": ("Portuguese", ["A melhor maneira de aprender uma nova língua é", "Era uma vez, numa pequena aldeia à beira-mar,"]),
+    "de": (
+        "German",
+        ["Der beste Weg, eine neue Sprache zu lernen, ist", "Es war einmal ein kleines Dorf am Meer, in dem"],
+    ),
+    "fr": (
+        "French",
+        [
+            "La meilleure façon d'apprendre une nouvelle langue, c'est",
+            "Il était une fois, dans un petit village au bord de la mer,",
+        ],
+    ),
+    "es": (
+        "Spanish",
+        ["La mejor manera de aprender un idioma nuevo es", "Había una vez, en un pequeño pueblo junto al mar,"],
+    ),
+    "it": (
+        "Italian",
+        ["Il modo migliore per imparare una nuova lingua è", "C'era una volta, in un piccolo villaggio sul mare,"],
+    ),
+    "pt": (
+        "Portuguese",
+        ["A melhor maneira de aprender uma nova língua é", "Era uma vez, numa pequena aldeia à beira-mar,"],
+    ),
     "ru": ("Russian", ["Лучший способ выучить новый язык —", "Жила-была в маленькой деревне у моря"]),
     "zh": ("Chinese", ["学习一门新语言最好的方法是", "很久以前，在海边的一个小村庄里，"]),
     "ja": ("Japanese", ["新しい言語を学ぶ一番の方法は", "昔々、海辺の小さな村に"]),
     "ar": ("Arabic", ["أفضل طريقة لتعلم لغة جديدة هي", "كان يا ما كان، في قرية صغيرة على شاطئ البحر،"]),
     "hi": ("Hindi", ["नई भाषा सीखने का सबसे अच्छा तरीका है", "बहुत समय पहले, समुद्र के किनारे एक छोटे से गाँव में"]),
-    "sw": ("Swahili", ["Njia bora ya kujifunza lugha mpya ni", "Hapo zamani za kale, katika kijiji kidogo kando ya bahari,"]),
+    "sw": (
+        "Swahili",
+        ["Njia bora ya kujifunza lugha mpya ni", "Hapo zamani za kale, katika kijiji kidogo kando ya bahari,"],
+    ),
     "tr": ("Turkish", ["Yeni bir dil öğrenmenin en iyi yolu", "Bir zamanlar, deniz kenarındaki küçük bir köyde"]),
-    "vi": ("Vietnamese", ["Cách tốt nhất để học một ngôn ngữ mới là", "Ngày xửa ngày xưa, ở một ngôi làng nhỏ bên bờ biển,"]),
-    "id": ("Indonesian", ["Cara terbaik untuk belajar bahasa baru adalah", "Pada suatu hari, di sebuah desa kecil di tepi laut,"]),
+    "vi": (
+        "Vietnamese",
+        ["Cách tốt nhất để học một ngôn ngữ mới là", "Ngày xửa ngày xưa, ở một ngôi làng nhỏ bên bờ biển,"],
+    ),
+    "id": (
+        "Indonesian",
+        ["Cara terbaik untuk belajar bahasa baru adalah", "Pada suatu hari, di sebuah desa kecil di tepi laut,"],
+    ),
     "th": ("Thai", ["วิธีที่ดีที่สุดในการเรียนภาษาใหม่คือ"]),
     "ta": ("Tamil", ["ஒரு புதிய மொழியைக் கற்றுக்கொள்ள சிறந்த வழி"]),
     "et": ("Estonian", ["Parim viis uut keelt õppida on", "Elas kord väikeses külas mere ääres"]),
     "ht": ("Haitian Creole", ["Pi bon fason pou aprann yon nouvo lang se"]),
     "qu": ("Quechua", ["Ñawpa pachapi, huk uchuy llaqtapi"]),
-}  # fmt: skip
+}
 
 LANGUAGE_CHOICES = [(f"{name} ({code})", code) for code, (name, _) in EXAMPLES.items()]
 SCORE_COLUMNS = ["position", "token", "dense_logprob", "pruned_logprob", "delta", "dense_top1", "pruned_top1"]

@@ -220,10 +220,20 @@ def _input_device(model: Any) -> torch.device:
 
 #: What the page needs from a model repo (never pickled weights, never code).
 DOWNLOAD_PATTERNS = [
-    "*.safetensors", "*.safetensors.index.json", "config.json", "generation_config.json", "tokenizer*",
-    "special_tokens_map.json", "added_tokens.json", "*.model", "vocab.*", "merges.txt", "chat_template.*",
-    METADATA_FILE, PLOT_FILE,
-]  # fmt: skip
+    "*.safetensors",
+    "*.safetensors.index.json",
+    "config.json",
+    "generation_config.json",
+    "tokenizer*",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "*.model",
+    "vocab.*",
+    "merges.txt",
+    "chat_template.*",
+    METADATA_FILE,
+    PLOT_FILE,
+]
 
 
 def _download(model_id: str) -> str:
