@@ -31,6 +31,11 @@ SWAP_MARKER = ".hfprune-swap"
 WRITTEN_RECORD = ".hfprune-files.json"
 #: A trimmed vocabulary's map: for every new token id, its id in the base model and why it was kept.
 VOCAB_MAP_FILE = "vocab_map.json"
+#: ``hfprune heal``'s checkpoints while it trains: a sibling of ``--out`` named ``<out>`` + this suffix.
+HEAL_CHECKPOINT_SUFFIX = ".hfprune-heal"
+#: Inside that folder: what hfprune wrote it for (step, settings, fingerprints), so --resume can check and success
+#: can remove it (a folder without it is never touched).
+HEAL_CHECKPOINT_RECORD = "hfprune-heal.json"
 #: The index of sharded safetensors weights (transformers' name).
 WEIGHTS_INDEX = "model.safetensors.index.json"
 #: The model card template in ``model_cards/``.
@@ -56,6 +61,10 @@ DEFAULT_LANG_AGG = "pooled"
 #: Structured pruning: the prompt length of the tokens/s measurement recorded in hfprune.json (a calibration sample's start).
 SPEED_PROMPT_TOKENS = 64
 DEFAULT_MAX_SHARD_SIZE = "2GB"
+#: ``hfprune heal``: tokens of healing text (128 samples of 512), the KD temperature and the KD share of the loss.
+DEFAULT_HEAL_TOKENS = 65_536
+DEFAULT_HEAL_TEMPERATURE = 2.0
+DEFAULT_KD_WEIGHT = 0.5
 #: Perplexity window (tokens, BOS included) and texts per forward in evaluation.
 DEFAULT_CONTEXT_LENGTH = 512
 DEFAULT_EVAL_BATCH_SIZE = 8

@@ -251,6 +251,41 @@ class VocabVerificationError(VocabError):
     """The trimmed model does not reproduce the original's logits: the output is not written."""
 
 
+# --- healing (distilling a pruned model from its dense teacher) ---------------------------------------------
+class HealingError(HfpruneError):
+    """A pruned model that cannot be healed as asked."""
+
+
+class HealingSettingsError(HealingError, InvalidOptionError):
+    """A healing setting out of range (``--tokens 0``, ``--kd-weight 2``, an unknown ``--heal-mode``)."""
+
+
+class TeacherTokenizerMismatchError(HealingError):
+    """The teacher reads text with other token ids than the student (and no ``vocab_map.json`` relates them)."""
+
+
+class NotEnoughHealingTextError(HealingError, NotEnoughCalibrationTextError):
+    """Too few windows of text are left for the healing samples once the mask's own samples are set aside."""
+
+
+class TeacherDoesNotFitError(HealingError):
+    """Student (weights, gradients, AdamW state) and teacher together need more device memory than is free."""
+
+
+class HealCheckpointError(HealingError):
+    """A healing checkpoint that cannot be used: none to resume, one of another run, or a folder not hfprune's."""
+
+
+class HealingInterruptedError(HealingError):
+    """Ctrl-C during healing: a checkpoint was saved; the message says how to resume."""
+
+    exit_code = 130
+
+
+class MaskNotKeptError(HealingError):
+    """A weight the pruning set to zero is not zero after healing: the output is not written."""
+
+
 # --- evaluation -----------------------------------------------------------------------------------------
 class EvaluationError(HfpruneError):
     """An evaluation that cannot run on the data or settings given."""

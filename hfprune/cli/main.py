@@ -26,13 +26,13 @@ from .. import distributed
 from ..constants import VERSION
 from ..errors import HfpruneError, HfpruneWarning, InvalidOptionError, LauncherEnvironmentError
 from ..system import return_large_buffers_promptly
-from . import analyze, card, demo, eval, methods, prune, pull, push, run, space, sweep, tiny_model, trim_vocab
+from . import analyze, card, demo, eval, heal, methods, prune, pull, push, run, space, sweep, tiny_model, trim_vocab
 
 Handler = Callable[[argparse.Namespace], int]
 #: In the order ``hfprune --help`` lists them.
-COMMANDS = (prune, methods, tiny_model, eval, pull, card, push, run, demo, sweep, analyze, space, trim_vocab)
+COMMANDS = (prune, methods, tiny_model, eval, pull, card, push, run, demo, sweep, analyze, space, trim_vocab, heal)
 #: The commands that share their work over the processes of a launch; the others refuse to run under one.
-SHARED_COMMANDS = ("prune", "eval", "run", "sweep")
+SHARED_COMMANDS = ("prune", "eval", "run", "sweep", "heal")
 
 
 class Parser(argparse.ArgumentParser):

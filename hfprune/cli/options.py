@@ -581,3 +581,67 @@ def sparsities(values: list[str] | None) -> list[float]:
 def _flag(parameter: str) -> str:
     flags = {field.name: str(field.metadata["flag"]) for _, field in method_options()}
     return flags.get(parameter, "--" + parameter.replace("_", "-"))
+
+
+# --- hfprune heal -----------------------------------------------------------------------------------------
+def add_heal_options(parser: argparse.ArgumentParser) -> None:
+    """How a pruned model is healed: the training run (its text options come from ``--calib``/``--calib-source``)."""
+    from ..constants import DEFAULT_HEAL_TEMPERATURE, DEFAULT_HEAL_TOKENS, DEFAULT_KD_WEIGHT
+
+    group = parser.add_argument_group("healing")
+    group.add_argument(
+        "--heal-mode",
+        default="full",
+        choices=("full", "lora"),
+        help="train all weights (zeros kept) or LoRA adapters merged at the end (default full)",
+    )
+    group.add_argument(
+        "--tokens",
+        type=int,
+        default=DEFAULT_HEAL_TOKENS,
+        help=f"tokens of healing text (default {DEFAULT_HEAL_TOKENS:,})",
+    )
+    group.add_argument(
+        "--seqlen", type=whole_number(2), default=DEFAULT_SEQLEN, help=f"tokens per sample (default {DEFAULT_SEQLEN})"
+    )
+    group.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"samples per forward (default {DEFAULT_BATCH_SIZE})",
+    )
+    group.add_argument("--grad-accum", type=positive_int, default=1, help="forwards per optimizer step (default 1)")
+    group.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default 2e-5 full, 2e-4 lora)")
+    group.add_argument(
+        "--temperature",
+        type=float,
+        default=DEFAULT_HEAL_TEMPERATURE,
+        help=f"distillation temperature (default {DEFAULT_HEAL_TEMPERATURE})",
+    )
+    group.add_argument(
+        "--kd-weight",
+        type=float,
+        default=DEFAULT_KD_WEIGHT,
+        help=f"share of the KD loss; the rest is next-token cross-entropy (default {DEFAULT_KD_WEIGHT})",
+    )
+    group.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULT_SEED,
+        help=f"training seed; the text is drawn with seed + 1 (default {DEFAULT_SEED})",
+    )
+    group.add_argument("--device", default="auto", help="compute device: auto, cpu, cuda, cuda:1 (default auto)")
+    group.add_argument(
+        "--gradient-checkpointing", action="store_true", help="recompute activations in the backward (less memory)"
+    )
+    group.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        default=None,
+        help="save a resumable checkpoint every K optimizer steps",
+    )
+    group.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the checkpoint of an interrupted run with the same settings",
+    )

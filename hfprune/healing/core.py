@@ -1,0 +1,146 @@
+"""Healing in memory: :func:`heal` a pruned student against its dense teacher (what ``heal_pretrained`` and the
+CLI call once the models are loaded)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..calibration import open_source
+from ..models import all_prunable_layers
+from ..system import library_versions, peak_memory, resolve_device
+from . import lora
+from .alignment import align
+from .data import healing_samples
+from .masks import SparsityMasks
+from .memory import check_fits, estimate
+from .result import HealResult
+from .settings import HealSettings
+from .training import Checkpointing, StepCallback, train
+
+
+def heal(
+    student: nn.Module,
+    teacher: nn.Module,
+    tokenizer: Any,
+    settings: HealSettings | None = None,
+    *,
+    teacher_tokenizer: Any = None,
+    vocab_map: dict[str, Any] | None = None,
+    base_tokenizer_sha256: str | None = None,
+    exclude_hashes: Iterable[str] = (),
+    checkpointing: Checkpointing | None = None,
+    on_step: StepCallback | None = None,
+    progress: bool = False,
+) -> HealResult:
+    """Distil ``teacher`` into the pruned ``student`` on new text of ``settings``' languages, keeping its zeros.
+
+    Args:
+        tokenizer: the student's tokenizer (the healing text is cut with it).
+        teacher_tokenizer: checked against ``tokenizer`` (or, for a trimmed student, against
+            ``base_tokenizer_sha256``); ``None`` skips the check (the caller vouches for it).
+        vocab_map: a vocabulary-trimmed student's ``vocab_map.json`` (its ``old_ids`` are the teacher's ids).
+        exclude_hashes: the samples the mask was chosen on (``calibration.sample_hashes``): never healed on.
+        checkpointing, on_step: resumable checkpoints, and a callback after each optimizer step.
+
+    Raises:
+        HealingSettingsError, TeacherTokenizerMismatchError, CalibrationError, TeacherDoesNotFitError,
+        HealCheckpointError, HealingInterruptedError, MaskNotKeptError: see :mod:`hfprune.errors`.
+    """
+    settings = settings or HealSettings()
+    device = resolve_device(settings.device)
+    alignment = align(
+        tokenizer,
+        teacher_tokenizer,
+        student_rows=student.get_output_embeddings().weight.shape[0],
+        teacher_rows=teacher.get_output_embeddings().weight.shape[0],
+        vocab_map=vocab_map,
+        base_tokenizer_sha256=base_tokenizer_sha256,
+    )
+    masks = SparsityMasks.capture(student)
+    zeros_before = _prunable_zeros(student)
+    mix = settings.mix
+    source = open_source(settings.calib_source, langs=mix.languages)
+    data = healing_samples(
+        tokenizer,
+        source,
+        mix,
+        total=settings.samples,
+        seqlen=settings.seqlen,
+        seed=settings.seed,
+        exclude=exclude_hashes,
+    )
+    dtype = next(student.parameters()).dtype
+    if settings.mode == "full" and dtype != torch.float32:
+        student = student.float()  # AdamW on bf16 weights loses small updates; saved in the original dtype
+    lora_params = 0
+    if settings.mode == "lora":
+        student, lora_params = lora.add_adapters(student, settings)
+    memory = check_fits(estimate(student, teacher, mode=settings.mode, lora_params=lora_params), device)
+    started = time.time()
+    student, stats = train(
+        student,
+        teacher,
+        data,
+        alignment,
+        masks,
+        settings,
+        device,
+        checkpointing=checkpointing,
+        on_step=on_step,
+        progress=progress,
+    )
+    lora_done = None
+    if settings.mode == "lora":
+        student = lora.merge(student)
+        masks.rebind(student)
+        masks.apply()
+        lora_done = "merged, then re-masked" if masks else "merged"
+    masks.verify()
+    student = student.to(device="cpu", dtype=dtype)
+    zeros_after = _prunable_zeros(student)
+    record = {
+        "mode": settings.mode,
+        **({"lora": lora_done, "lora_settings": settings.describe()["lora"]} if lora_done else {}),
+        "settings": settings.describe(),
+        "languages": mix.languages,
+        "data": data.record,
+        "alignment": alignment.describe(),
+        "tokens_seen": stats.tokens_seen,
+        "steps": stats.steps,
+        "total_steps": stats.total_steps,
+        "seqlen": settings.seqlen,
+        "lr": settings.learning_rate,
+        "temperature": settings.temperature,
+        "kd_weight": settings.kd_weight,
+        "seeds": {"training": settings.seed, "data_draw": settings.seed + 1, "data_order": settings.seed},
+        "started": started,
+        "time_s": stats.elapsed_s,
+        "tokens_per_s": stats.tokens_per_s,
+        "device": str(device),
+        "processes": stats.processes,
+        "mixed_precision": stats.mixed_precision,
+        "resumed_from_step": stats.resumed_from_step,
+        "loss_start": stats.loss_start,
+        "loss_end": stats.loss_end,
+        "masked_weights": masks.zeros,
+        "zeros_before": zeros_before,
+        "zeros_after": zeros_after,
+        "achieved_sparsity": zeros_after["sparsity"],
+        "memory_estimate": memory,
+        "peak_memory": peak_memory(device),
+        "versions": library_versions(),
+    }
+    return HealResult(student, record)
+
+
+def _prunable_zeros(model: nn.Module) -> dict[str, Any]:
+    """Zeros over all prunable layers' weights (what ``achieved_sparsity`` of a pruning record counts)."""
+    layers = all_prunable_layers(model)
+    zeros = sum(int((layer.module.weight == 0).sum()) for layer in layers)
+    total = sum(layer.module.weight.numel() for layer in layers)
+    return {"zeros": zeros, "weights": total, "sparsity": zeros / total if total else 0.0}

@@ -1,0 +1,188 @@
+"""Healing: zeros stay zero to the last weight, the KD loss falls on held-out text, the healing text is never the
+mask's, a trimmed student heals against its untrimmed teacher, and a resumed run ends where an unbroken one does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import hfprune
+from hfprune.calibration import build_calibration, open_source
+from hfprune.constants import HEAL_CHECKPOINT_RECORD, METADATA_FILE, VOCAB_MAP_FILE
+from hfprune.errors import HealCheckpointError, HealingInterruptedError, HealingSettingsError
+from hfprune.healing import HealSettings, heal, heal_pretrained
+from hfprune.healing.checkpoints import checkpoint_folder_for
+from hfprune.healing.loss import kd_loss
+from hfprune.models import all_prunable_layers, load_model
+
+from .factory import SEQLEN, dense_folder, pruned_folder, small_source
+
+FAST = dict(seqlen=SEQLEN, batch_size=2, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("heal")
+    source = small_source(root / "text")
+    dense = dense_folder(root / "dense")
+    return {
+        "root": root,
+        "source": source,
+        "dense": dense,
+        "unstructured": pruned_folder(dense, root / "p50", source=source),
+        "2:4": pruned_folder(dense, root / "p24", structure="2:4"),
+    }
+
+
+def _prunable(folder: Path) -> dict[str, torch.Tensor]:
+    loaded = load_model(folder)
+    return {layer.name: layer.module.weight.detach().clone() for layer in all_prunable_layers(loaded.model)}
+
+
+def _record(folder: Path) -> dict:
+    return json.loads((folder / METADATA_FILE).read_text())
+
+
+def _assert_zeros_kept_and_rest_trained(student: Path, healed: Path) -> None:
+    before, after = _prunable(student), _prunable(healed)
+    assert before.keys() == after.keys()
+    for name, weight in before.items():
+        zeros = weight == 0
+        assert zeros.any(), name
+        assert torch.equal(after[name][zeros], torch.zeros_like(after[name][zeros])), f"{name}: a zero moved"
+        assert (after[name] == 0).sum() == zeros.sum(), f"{name}: the zeros are not the same set"
+        assert (after[name][~zeros] != weight[~zeros]).float().mean() > 0.9, f"{name}: did not train"
+    assert _record(healed)["healing"]["achieved_sparsity"] == pytest.approx(_record(student)["achieved_sparsity"])
+    assert _record(healed)["achieved_sparsity"] == _record(student)["achieved_sparsity"]
+
+
+@pytest.mark.parametrize("kind", ["unstructured", "2:4"])
+def test_full_healing_keeps_every_zero_and_trains_the_rest(models, kind, tmp_path):
+    out = tmp_path / "healed"
+    settings = HealSettings(calibration="en:1,sw:1", tokens=SEQLEN * 8, lr=1e-3, calib_source=models["source"], **FAST)
+    result = heal_pretrained(models[kind], str(models["dense"]), out, settings)
+    _assert_zeros_kept_and_rest_trained(models[kind], out)
+    record = _record(out)["healing"]
+    assert record["mode"] == "full" and record["steps"] == 4 and record["tokens_seen"] == SEQLEN * 8
+    assert record["teacher"]["id"] == "dense" and "/" not in json.dumps(record["teacher"]).replace('"/', "")
+    assert result.record["loss_start"]["loss"] > 0 and "loss" in result.record["loss_end"]
+    assert not checkpoint_folder_for(out).exists()
+
+
+def test_lora_healing_merges_then_masks_again(models, tmp_path):
+    out = tmp_path / "lora"
+    settings = HealSettings(
+        calibration="en:1,sw:1", tokens=SEQLEN * 8, mode="lora", lr=2e-2, calib_source=models["source"], **FAST
+    )
+    heal_pretrained(models["unstructured"], str(models["dense"]), out, settings)
+    _assert_zeros_kept_and_rest_trained(models["unstructured"], out)
+    record = _record(out)["healing"]
+    assert record["mode"] == "lora" and record["lora"] == "merged, then re-masked"
+    assert not any("lora" in key for key in load_file(out / "model.safetensors"))  # merged: plain weights
+
+
+def test_the_healing_text_is_never_the_masks_and_both_are_recorded(models, tmp_path):
+    out = tmp_path / "healed"
+    # 20 samples per language from a small text: the draw meets the mask's 8 per language
+    settings = HealSettings(calibration="en:1,sw:1", tokens=SEQLEN * 40, calib_source=models["source"], **FAST)
+    heal_pretrained(models["unstructured"], str(models["dense"]), out, settings)
+    mask = set(_record(models["unstructured"])["calibration"]["sample_hashes"])
+    data = _record(out)["healing"]["data"]
+    assert len(mask) == 16 and set(data["mask_sample_hashes"]) == mask
+    assert len(data["sample_hashes"]) == 40 and not set(data["sample_hashes"]) & mask
+    assert sum(data["dropped_as_mask_samples"].values()) > 0, "the test text should make the draws collide"
+
+
+def test_the_kd_loss_on_held_out_text_goes_down(models):
+    student = load_model(models["unstructured"])
+    teacher = load_model(models["dense"])
+    source = open_source(models["source"])
+    held_out = build_calibration(student.tokenizer, source, "en:4,sw:4", seqlen=SEQLEN, seed=1234).input_ids
+
+    def held_out_kd(model) -> float:
+        with torch.no_grad():
+            return float(kd_loss(model(held_out).logits, teacher.model(held_out).logits, 2.0))
+
+    before = held_out_kd(student.model)
+    settings = HealSettings(
+        calibration="en:1,sw:1", tokens=SEQLEN * 40, kd_weight=1.0, lr=2e-4, calib_source=models["source"], **FAST
+    )
+    result = heal(student.model, teacher.model, student.tokenizer, settings, teacher_tokenizer=teacher.tokenizer)
+    after = held_out_kd(result.model)
+    assert after < 0.8 * before, (before, after)
+
+
+def _stop_at(step: int):
+    def callback(done: int) -> None:
+        if done == step:
+            raise KeyboardInterrupt
+
+    return callback
+
+
+def test_resume_after_ctrl_c_ends_where_an_unbroken_run_does(models, tmp_path):
+    settings = HealSettings(
+        calibration="en:1,sw:1", tokens=SEQLEN * 12, lr=1e-3, checkpoint_every=2, calib_source=models["source"], **FAST
+    )
+    student, teacher = models["unstructured"], str(models["dense"])
+    heal_pretrained(student, teacher, tmp_path / "whole", settings)
+
+    out = tmp_path / "resumed"
+    with pytest.raises(HealingInterruptedError, match="--resume"):
+        heal_pretrained(student, teacher, out, settings, on_step=_stop_at(3))
+    checkpoints = checkpoint_folder_for(out)
+    assert json.loads((checkpoints / HEAL_CHECKPOINT_RECORD).read_text())["step"] == 3 and not out.exists()
+    with pytest.raises(HealCheckpointError, match="--resume to continue it"):
+        heal_pretrained(student, teacher, out, settings)  # neither --resume nor --overwrite
+    with pytest.raises(HealCheckpointError, match="settings that changed: lr"):
+        heal_pretrained(student, teacher, out, settings.with_overrides(lr=5e-4), resume=True)
+    heal_pretrained(student, teacher, out, settings, resume=True)
+
+    whole, resumed = load_file(tmp_path / "whole" / "model.safetensors"), load_file(out / "model.safetensors")
+    assert whole.keys() == resumed.keys()
+    for name in whole:
+        assert torch.equal(whole[name], resumed[name]), name
+    record = _record(out)["healing"]
+    assert record["resumed_from_step"] == 3 and record["steps"] == 6
+    assert record["loss_start"] == _record(tmp_path / "whole")["healing"]["loss_start"]
+    assert not checkpoints.exists()  # removed once the output was written
+
+
+def test_settings_out_of_range_are_refused_before_any_work():
+    for bad, says in (
+        (dict(tokens=0), "--tokens must be a positive"),
+        (dict(tokens=-5), "--tokens must be a positive"),
+        (dict(kd_weight=1.5), "--kd-weight"),
+        (dict(mode="qlora"), "--heal-mode"),
+        (dict(temperature=0), "--temperature"),
+    ):
+        with pytest.raises(HealingSettingsError, match=says):
+            HealSettings(**bad)
+
+
+def test_a_trimmed_student_heals_against_its_untrimmed_teacher(tmp_path):
+    from ..vocab.factory import make_model as vocab_model
+    from ..vocab.factory import make_tokenizer as vocab_tokenizer
+    from ..vocab.factory import save_folder
+
+    tokenizer = vocab_tokenizer("byte_level")
+    dense = save_folder(vocab_model(tokenizer, tied=False), tokenizer, tmp_path / "dense")
+    trimmed, student = tmp_path / "trimmed", tmp_path / "trimmed-24"
+    vocab = hfprune.VocabSettings(langs=("en",), list_words=2000, verify_sentences=50, measure_speed=False)
+    hfprune.trim_vocab_pretrained(str(dense), trimmed, vocab)
+    hfprune.prune_pretrained(str(dense), student, method="magnitude", structure="2:4", vocab=vocab)
+    assert (student / VOCAB_MAP_FILE).is_file()
+    out = tmp_path / "healed"
+    settings = HealSettings(calibration="en:1", tokens=SEQLEN * 4, lr=1e-3, **FAST)
+    # the trimmed (unpruned) model reproduces the teacher's logits on the kept tokens: KD starts at about 0
+    exact = heal_pretrained(trimmed, str(dense), tmp_path / "exact", settings.with_overrides(lr=1e-9))
+    assert exact.record["alignment"]["kind"].startswith("trimmed") and exact.record["loss_start"]["kd"] < 1e-3
+    heal_pretrained(student, str(dense), out, settings)
+    assert (out / VOCAB_MAP_FILE).read_bytes() == (student / VOCAB_MAP_FILE).read_bytes()
+    _assert_zeros_kept_and_rest_trained(student, out)
+    healed, before = load_model(out).model, load_model(student).model
+    assert healed.get_input_embeddings().weight.shape == before.get_input_embeddings().weight.shape
