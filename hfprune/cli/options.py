@@ -36,7 +36,7 @@ from ..pruning.structured import LANG_AGGS, StructuredSpec, parse_structure
 from ..system import resolve_device
 from ..vocab import VocabSettings
 from ..vocab.frequency import DEFAULT_LIST_WORDS
-from ..vocab.settings import DEFAULT_VOCAB_CHARS
+from ..vocab.settings import DEFAULT_VOCAB_CHARS, WIKIPEDIA
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 #: namespace attribute prefix of method parameters (``--percdamp`` -> ``m_percdamp``)
@@ -278,8 +278,9 @@ def add_vocab_options(parser: argparse.ArgumentParser, *, with_pruning: bool = T
     group.add_argument(
         "--vocab-source",
         default=None,
-        help="text that decides the kept tokens: a folder of {lang}.txt/.jsonl or a datasets id "
-        "(default: --calib-source, else hfprune's default calibration text)",
+        help="text that decides the kept tokens: a folder of {lang}.txt/.jsonl, a datasets id, or 'wikipedia' "
+        "(each language's Wikipedia streamed from the Hub, --vocab-chars far) (default: --calib-source, else "
+        "hfprune's default calibration text)",
     )
     group.add_argument("--vocab-config", default="{lang}", help="datasets config pattern of --vocab-source")
     group.add_argument("--vocab-split", default="train", help="datasets split of --vocab-source (default train)")
@@ -488,8 +489,8 @@ def vocab_settings(args: argparse.Namespace, langs: str | None = None) -> VocabS
             split=args.vocab_split,
             text_field=args.vocab_text_field,
         )
-        if args.vocab_source
-        else None
+        if args.vocab_source and args.vocab_source != WIKIPEDIA
+        else args.vocab_source
     )
     langs, weights = _weighted_langs(chosen)
     return VocabSettings(

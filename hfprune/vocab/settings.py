@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from ..calibration import CalibrationSource, SourceSpec, normalize
+from ..data_sources import HUB_TEXT
 from ..errors import VocabSizeError
 from .frequency import DEFAULT_LIST_WORDS
 
+#: ``source="wikipedia"`` (``--vocab-source wikipedia``): each language's Wikipedia, streamed from the Hub.
+WIKIPEDIA = "wikipedia"
 #: Characters of vocabulary text read per language (a ``datasets`` source is streamed only this far).
 DEFAULT_VOCAB_CHARS = 2_000_000
 #: Identically tokenized held-out sentences per kept language on which the logits are compared.
@@ -28,7 +31,8 @@ class VocabSettings:
         langs: languages whose text decides the kept tokens; ``None``: the calibration mix's languages (or
             every language of the source when there is no mix).
         source: the vocabulary corpus, anything the calibration accepts (a folder, a ``datasets`` id, a
-            ``SourceSpec``); ``None``: the calibration source (by default hfprune's default calibration text).
+            ``SourceSpec``), or ``"wikipedia"`` for Wikipedia in each language streamed from the Hub (only
+            ``chars`` far); ``None``: the calibration source (by default hfprune's default calibration text).
         weights: each language's share of the frequency budget (``--langs en:2,sw:1``); ``None``: equal shares.
             Each language's frequencies are normalised first, so a language with more text gets no more room.
         min_count: a token seen fewer times than this in the running text is not kept for being seen there.
@@ -66,6 +70,10 @@ class VocabSettings:
     measure_speed: bool = True
 
     def __post_init__(self) -> None:
+        if isinstance(self.source, str) and self.source == WIKIPEDIA:
+            wiki = HUB_TEXT["calibration"]
+            spec = SourceSpec(wiki.dataset, config_pattern=wiki.config, split=wiki.split, text_field=wiki.column)
+            object.__setattr__(self, "source", spec)
         if isinstance(self.langs, str) and ":" in self.langs:
             langs, weights = _weighted(self.langs)
             object.__setattr__(self, "langs", langs)

@@ -156,3 +156,16 @@ def test_one_trim_gives_the_size_coverage_curve_and_the_card_plots_it(tiny_model
     card = write_card(out).read_text()
     assert f"]({CURVE_FILE})" in card and "What each kept language kept" in card
     assert "| en | 50% |" in card and "wordfreq" in card and "| sw | 50% |" in card
+
+
+def test_wikipedia_is_a_named_streamed_source_and_offline_says_so(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    from hfprune.calibration import SourceSpec
+
+    source = hfprune.VocabSettings(langs="en", source="wikipedia").source
+    assert isinstance(source, SourceSpec) and source.location == "wikimedia/wikipedia"
+    assert source.config_pattern == "20231101.{lang}" and source.text_field == "text"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "o"
+    code = main(["trim-vocab", str(tiny_model_dir), "--langs", "en", "--vocab-source", "wikipedia", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "wikimedia/wikipedia" in err and "OfflineModeIsEnabled" in err and not out.exists()
