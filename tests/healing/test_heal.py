@@ -186,3 +186,18 @@ def test_a_trimmed_student_heals_against_its_untrimmed_teacher(tmp_path):
     _assert_zeros_kept_and_rest_trained(student, out)
     healed, before = load_model(out).model, load_model(student).model
     assert healed.get_input_embeddings().weight.shape == before.get_input_embeddings().weight.shape
+
+
+def test_the_card_of_a_healed_model_says_who_taught_it_on_what(models, tmp_path):
+    from hfprune.card import write_card
+
+    out = tmp_path / "healed"
+    settings = HealSettings(calibration="en:1,sw:1", tokens=SEQLEN * 8, lr=1e-3, calib_source=models["source"], **FAST)
+    heal_pretrained(models["unstructured"], str(models["dense"]), out, settings, command=["hfprune", "heal", "x"])
+    card = write_card(out).read_text()
+    section = card.split("## Healing")[1].split("\n## ")[0]
+    record = _record(out)["healing"]
+    assert "distillation from **dense**" in section and "256 tokens of en, sw text" in section
+    assert f"{record['steps']} steps of {SEQLEN}-token samples" in section and "full fine-tuning" in section
+    assert f"| distillation (KL) | {record['loss_start']['kd']:.4f} | {record['loss_end']['kd']:.4f} |" in section
+    assert "Every weight pruning set to zero is still zero" in section and "`hfprune heal x`" in section

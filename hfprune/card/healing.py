@@ -1,0 +1,54 @@
+"""The card's view of healing: who taught the pruned model, on what, for how long, and what it changed.
+
+Everything comes from the ``healing`` record of ``hfprune.json`` (written by ``hfprune heal``); per-language
+quality before pruning, after pruning and after healing is shown where the evaluation results hold it (``hfprune
+eval`` of the healed folder against the dense base gives the healed column; the record's losses say what the
+training itself saw).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def healing_view(metadata: dict[str, Any]) -> dict[str, Any] | None:
+    """What the template's healing section shows, or ``None`` when the model was not healed."""
+    record = metadata.get("healing")
+    if not record:
+        return None
+    teacher = record.get("teacher") or {}
+    data = record.get("data") or {}
+    start, end = record.get("loss_start") or {}, record.get("loss_end") or {}
+    return {
+        "teacher": teacher.get("id", "the dense model"),
+        "teacher_commit": teacher.get("commit"),
+        "mode": record.get("mode", "full"),
+        "lora": record.get("lora"),
+        "languages": record.get("languages", []),
+        "tokens": record.get("tokens_seen"),
+        "steps": record.get("steps"),
+        "seqlen": record.get("seqlen"),
+        "lr": record.get("lr"),
+        "temperature": record.get("temperature"),
+        "kd_weight": record.get("kd_weight"),
+        "seconds": record.get("time_s"),
+        "tokens_per_s": record.get("tokens_per_s"),
+        "device": record.get("device"),
+        "seeds": record.get("seeds") or {},
+        "losses": [
+            {"name": name, "start": f"{start[key]:.4f}", "end": f"{end[key]:.4f}"}
+            for key, name in (("loss", "total"), ("kd", "distillation (KL)"), ("ce", "language modelling"))
+            if key in start and key in end
+        ],
+        "sparsity": record.get("achieved_sparsity"),
+        "excluded": _excluded(data),
+        "command": " ".join(record.get("command") or []),
+    }
+
+
+def _excluded(data: dict[str, Any]) -> str:
+    """How the healing text was kept apart from the mask's samples."""
+    dropped = data.get("dropped_as_mask_samples")
+    total = sum(dropped.values()) if isinstance(dropped, dict) else dropped
+    base = "drawn from the calibration sources with another seed, the mask's samples dropped by hash"
+    return base + (f" ({total} dropped)" if total else "")
