@@ -77,7 +77,41 @@ def main() -> None:
             points[key] = measure(dense, kept, others, share, args.sentences)
             _save(report, path)
             print(json.dumps({key: points[key]}, default=str)[:400], flush=True)
+    write_outputs(report)
+
+
+def write_outputs(report: dict) -> None:
+    """The table and the plot (bits per byte change against parameters, per kept language)."""
     (RESULTS / f"{STEM}.md").write_text(markdown(report))
+    plot(report, RESULTS / f"{STEM}.png")
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dense = report["dense_bits_per_byte"]
+    figure, axis = plt.subplots(figsize=(6.4, 4))
+    for name, (kept, _) in SETS.items():
+        points = sorted(
+            (p for key, p in report["points"].items() if key.startswith(f"{name} ·")), key=lambda p: p["parameters"]
+        )
+        for lang in kept:
+            xs = [p["parameter_share"] for p in points]
+            ys = [p["bits_per_byte"][lang] / dense[lang] - 1 for p in points]
+            axis.plot(xs, ys, marker="o", label=f"{lang} (kept: {name})")
+    axis.axhline(0.02, color="grey", linestyle=":", linewidth=1)
+    axis.set_yscale("symlog", linthresh=0.01)
+    axis.set_xlabel("parameters (share of Gemma 3 270M)")
+    axis.set_ylabel("bits per byte change vs untrimmed")
+    axis.set_title("Frequency vocabularies: size against quality (FLORES devtest)", fontsize=10)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 def measure(dense: Path, kept: tuple, others: tuple, share: float | str, sentences: int) -> dict:
@@ -182,7 +216,9 @@ def markdown(report: dict) -> str:
             )
             + " |"
         )
-    lines += ["", "## Targets (en,de,sw)", "", *targets(report)]
+    lines += ["", f"![size against quality]({STEM}.png)", "", "## Targets (en,de,sw)", "", *targets(report)]
+    if report.get("note"):
+        lines += ["", report["note"]]
     return "\n".join(lines) + "\n"
 
 

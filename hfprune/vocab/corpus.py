@@ -48,12 +48,6 @@ class CorpusCounts:
     languages: dict[str, LanguageCounts]
     source: dict[str, Any] = field(default_factory=dict)
 
-    def total(self) -> Counter[int]:
-        total: Counter[int] = Counter()
-        for entry in self.languages.values():
-            total.update(entry.counts)
-        return total
-
 
 def count_tokens(tokenizer: Any, source: TextSource, langs: Sequence[str], chars: int) -> CorpusCounts:
     """Count the tokens of up to ``chars`` characters of each language's text (no special tokens added).
