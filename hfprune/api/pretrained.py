@@ -10,6 +10,7 @@ from typing import Any
 from .. import distributed
 from ..constants import DEFAULT_MAX_SHARD_SIZE
 from ..errors import InvalidOptionError, StreamingUnsupportedError
+from ..healing import HealSettings, heal
 from ..io import check_output, portable_command
 from ..models import ModelSource, release
 from ..system import peak_memory
@@ -59,6 +60,8 @@ def prune_pretrained(
             f"--structure {settings.structure} changes tensor shapes and the config as a whole, which --stream "
             "(one block written at a time) cannot; run without --stream"
         )
+    if settings.heal is not None:
+        _check_can_heal(stream, source, group)
     if stream:
         if source.placement is not None:
             raise InvalidOptionError("--stream reads one block at a time and needs no --device-map; give one of them")
@@ -67,6 +70,8 @@ def prune_pretrained(
     loaded = source.load()
     load_s = time.perf_counter() - started
     result = prune_resolved(loaded.model, loaded.tokenizer, settings, progress=progress)
+    if settings.heal is not None:
+        loaded.model, result.healing = _heal(loaded.model, loaded.tokenizer, source, result, settings.heal, progress)
     result.base_model = loaded.source
     result.timings["load_s"] = load_s
     _record_ranks(result, group, settings)
@@ -92,6 +97,46 @@ def prune_pretrained(
     finally:
         release(loaded.model)  # offloaded weights (pruned ones included) are in the output now
     return result
+
+
+def _check_can_heal(stream: bool, source: ModelSource, group: distributed.Group) -> None:
+    """``--heal`` trains the whole model after pruning: refused, before any work, where that cannot run."""
+    if stream:
+        raise InvalidOptionError("--heal trains the whole pruned model, which --stream never holds; drop one of them")
+    if source.placement is not None:
+        raise InvalidOptionError(
+            "--heal trains the model on one device; drop --device-map, or heal the output with `hfprune heal`"
+        )
+    if group.size > 1:
+        raise InvalidOptionError(
+            "--heal after pruning runs in one process; prune under the launcher, then heal the output with "
+            "`accelerate launch -m hfprune heal ...`"
+        )
+
+
+def _heal(
+    model: Any, tokenizer: Any, source: ModelSource, result: PruneResult, settings: HealSettings, progress: bool
+) -> tuple[Any, dict[str, Any]]:
+    """Distil the dense base (loaded again as the teacher) into the pruned model, on text that is not the mask's;
+    a trimmed vocabulary is aligned through its map (:mod:`hfprune.healing`)."""
+    teacher = source.load()
+    trimmed = result.trimmed
+    try:
+        healed = heal(
+            model,
+            teacher.model,
+            trimmed.tokenizer if trimmed is not None else tokenizer,
+            settings,
+            teacher_tokenizer=teacher.tokenizer,
+            vocab_map=trimmed.id_map() if trimmed is not None else None,
+            base_tokenizer_sha256=trimmed.record.get("tokenizer_sha256_before") if trimmed is not None else None,
+            exclude_hashes=result.calibration.get("sample_hashes") or (),
+            progress=progress,
+        )
+    finally:
+        release(teacher.model)
+    teacher_record = {key: value for key, value in teacher.source.items() if key != "hfprune"}
+    return healed.model, {"teacher": teacher_record, **healed.record}
 
 
 _LOADING_FIELDS = frozenset(f.name for f in dataclasses.fields(ModelSource)) - {"model"}

@@ -12,6 +12,7 @@ import torch
 from .. import distributed
 from ..calibration import CalibrationSet, CalibrationSource, Mix
 from ..constants import DEFAULT_BATCH_SIZE, DEFAULT_LANG_AGG, DEFAULT_METHOD, DEFAULT_SEED, DEFAULT_SEQLEN, VERSION
+from ..healing import HealSettings
 from ..pruning.engine import LayerReport
 from ..pruning.profiles import SparsityProfile
 from ..pruning.sparsity_pattern import Structure
@@ -53,6 +54,8 @@ class PruneSettings:
             on the calibration activations (``False`` for the ablation).
         measure_speed: structured pruning only: measure prefill and decode tokens/s on CPU before and after
             (``hfprune prune`` does; recorded in ``hfprune.json`` and shown on the card).
+        heal: heal the pruned model by distillation from the dense one before it is saved
+            (:func:`prune_pretrained` only; :mod:`hfprune.healing`, the base model as teacher).
     """
 
     method: str = DEFAULT_METHOD
@@ -72,6 +75,7 @@ class PruneSettings:
     lang_agg: str | None = None
     refit: bool = True
     measure_speed: bool = False
+    heal: HealSettings | None = None
 
     def with_overrides(self, **overrides: Any) -> PruneSettings:
         """A copy with ``overrides``: names of fields set those fields, any other name is a method parameter
@@ -104,6 +108,7 @@ class PruneSettings:
             "profile": profile,
             "pipeline": self.pipeline,
             **({"vocab": self.vocab.describe()} if self.vocab is not None else {}),
+            **({"heal": self.heal.describe()} if self.heal is not None else {}),
         }
 
 
@@ -128,6 +133,8 @@ class PruneResult:
     trimmed: VocabTrimResult | None = None
     #: structured pruning: what was removed, sizes and speed (``None`` for zero-making pruning)
     structured: dict[str, Any] | None = None
+    #: healing after pruning (``settings.heal``): the ``healing`` record of ``hfprune.json``
+    healing: dict[str, Any] | None = None
     #: the processes that pruned (``hfprune.distributed.describe``): launcher and world size
     distributed: dict[str, Any] = field(default_factory=lambda: {"launcher": "none", "world_size": 1})
 
@@ -150,27 +157,31 @@ class PruneResult:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "hfprune_version": VERSION,
-            "method": self.method,
-            "params": self.params,
-            "target_sparsity": self.target_sparsity,
-            "structure": self.structure,
-            "pipeline": self.pipeline,
-            "achieved_sparsity": self.sparsity,
-            "seed": self.seed,
-            "device": self.device,
-            "base_model": self.base_model,
-            "calibration": self.calibration,
-            "sparsity_profile": self.sparsity_profile,
-            "sparsity_by_kind": self.by_kind(),
-            "layers": [asdict(layer) for layer in self.layers],
-            "timings": self.timings,
-            "peak_memory": self.peak_memory,
-            "distributed": self.distributed,
-            "versions": library_versions(),
-            **({"vocab": self.trimmed.record} if self.trimmed is not None else {}),
-        } | ({"structured": self.structured} if self.structured is not None else {})
+        return (
+            {
+                "hfprune_version": VERSION,
+                "method": self.method,
+                "params": self.params,
+                "target_sparsity": self.target_sparsity,
+                "structure": self.structure,
+                "pipeline": self.pipeline,
+                "achieved_sparsity": self.sparsity,
+                "seed": self.seed,
+                "device": self.device,
+                "base_model": self.base_model,
+                "calibration": self.calibration,
+                "sparsity_profile": self.sparsity_profile,
+                "sparsity_by_kind": self.by_kind(),
+                "layers": [asdict(layer) for layer in self.layers],
+                "timings": self.timings,
+                "peak_memory": self.peak_memory,
+                "distributed": self.distributed,
+                "versions": library_versions(),
+                **({"vocab": self.trimmed.record} if self.trimmed is not None else {}),
+            }
+            | ({"structured": self.structured} if self.structured is not None else {})
+            | ({"healing": self.healing} if self.healing is not None else {})
+        )
 
 
 def resolved(settings: PruneSettings) -> PruneSettings:

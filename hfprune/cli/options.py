@@ -19,6 +19,7 @@ from ..constants import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CONTEXT_LENGTH,
     DEFAULT_EVAL_BATCH_SIZE,
+    DEFAULT_HEAL_TOKENS,
     DEFAULT_LANG_AGG,
     DEFAULT_MAX_SHARD_SIZE,
     DEFAULT_METHOD,
@@ -389,6 +390,68 @@ def add_pruning_options(parser: argparse.ArgumentParser, *, grid: bool = False) 
     add_structured_options(parser)
     add_engine_options(parser)
     add_vocab_options(parser)
+    if not grid:
+        add_heal_after_pruning_options(parser)
+
+
+def add_heal_after_pruning_options(parser: argparse.ArgumentParser) -> None:
+    """``--heal`` on ``prune`` and ``run``: distil from the dense model right after pruning (``hfprune heal``
+    with the base model as teacher, the pruning's device, seed and calibration source)."""
+    group = parser.add_argument_group("healing after pruning (hfprune heal has every option)")
+    group.add_argument(
+        "--heal", action="store_true", help="heal the pruned model by distillation from the dense one before saving"
+    )
+    group.add_argument(
+        "--heal-tokens",
+        type=positive_int,
+        default=DEFAULT_HEAL_TOKENS,
+        help=f"tokens of healing text (default {DEFAULT_HEAL_TOKENS:,})",
+    )
+    group.add_argument(
+        "--heal-calib",
+        default=None,
+        help="languages of the healing text with relative weights, e.g. en:1,sw:1 (default: --calib's languages, "
+        "equal weights); never the samples the mask was chosen on",
+    )
+    group.add_argument("--heal-mode", default="full", choices=("full", "lora"), help="full (default) or lora")
+    group.add_argument("--heal-lr", type=float, default=None, help="learning rate (default 2e-5 full, 2e-4 lora)")
+
+
+def heal_after_pruning(args: argparse.Namespace) -> Any:
+    """The :class:`~hfprune.healing.HealSettings` of ``--heal`` (``None`` without it)."""
+    from ..healing import HealSettings
+
+    given = [flag for flag, name, default in _HEAL_FLAGS if getattr(args, name, default) != default]
+    if not getattr(args, "heal", False):
+        if given:
+            raise InvalidOptionError(f"{', '.join(given)} only apply with --heal; add --heal or drop them")
+        return None
+    if args.heal_calib:
+        mix = Mix.parse(args.heal_calib)
+    elif args.calib:
+        mix = Mix.parse(",".join(f"{entry.language}:1" for entry in Mix.parse(args.calib)))
+    else:
+        raise InvalidOptionError("--heal needs the languages of its text: give --calib or --heal-calib")
+    return HealSettings(
+        calibration=mix,
+        tokens=args.heal_tokens,
+        calib_source=source_spec(args),
+        mode=args.heal_mode,
+        seqlen=args.seqlen,
+        batch_size=args.batch_size,
+        lr=args.heal_lr,
+        seed=args.seed,
+        device=args.device,
+    )
+
+
+#: ``--heal-*`` flags, their destinations and defaults: given without ``--heal`` they would do nothing.
+_HEAL_FLAGS = (
+    ("--heal-tokens", "heal_tokens", DEFAULT_HEAL_TOKENS),
+    ("--heal-calib", "heal_calib", None),
+    ("--heal-mode", "heal_mode", "full"),
+    ("--heal-lr", "heal_lr", None),
+)
 
 
 # --- reading --------------------------------------------------------------------------------------------
@@ -445,6 +508,7 @@ def prune_settings(args: argparse.Namespace) -> PruneSettings:
         lang_agg=args.lang_agg,
         refit=not args.no_refit,
         measure_speed=not args.no_speed,
+        heal=heal_after_pruning(args),
     )
 
 

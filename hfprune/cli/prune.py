@@ -8,6 +8,7 @@ from typing import Any
 
 from ..api import prune_pretrained
 from . import options
+from .heal import print_heal_summary
 from .summary import print_prune_summary
 from .trim_vocab import print_vocab_summary
 
@@ -45,4 +46,6 @@ def handle(args: argparse.Namespace) -> int:
         print_prune_summary(result, args.out)
         if result.trimmed is not None:
             print_vocab_summary(result.trimmed.record, None)
+        if result.healing is not None:
+            print_heal_summary(result.healing, None)
     return 0
