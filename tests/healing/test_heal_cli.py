@@ -33,10 +33,25 @@ def _argv(
     folders: dict[str, Path], out: Path, *extra: str, student: str = "pruned", teacher: str = "dense"
 ) -> list[str]:
     return [
-        "heal", str(folders[student]), "--teacher", str(folders[teacher]), "--calib", "en:1,sw:1",
-        "--calib-source", str(folders["source"]), "--tokens", str(SEQLEN * 4), "--seqlen", str(SEQLEN),
-        "--device", "cpu", "--out", str(out), "--quiet", *extra,
-    ]  # fmt: skip
+        "heal",
+        str(folders[student]),
+        "--teacher",
+        str(folders[teacher]),
+        "--calib",
+        "en:1,sw:1",
+        "--calib-source",
+        str(folders["source"]),
+        "--tokens",
+        str(SEQLEN * 4),
+        "--seqlen",
+        str(SEQLEN),
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--quiet",
+        *extra,
+    ]
 
 
 def test_heal_writes_the_healed_model_and_prints_its_record(folders, tmp_path, capsys):
