@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gemma3_270m import gemma_path  # noqa: E402
 
 from hfprune import constants  # noqa: E402
-from hfprune.models.speed import compare_speeds  # noqa: E402
+from hfprune.models.speed import compare_speeds, summed  # noqa: E402
 from hfprune.vocab.verify import held_out_folder  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -154,22 +154,20 @@ def load_rss_mb(folder: Path) -> float:
 
 def side_by_side(models: dict, prompts: list[str]) -> dict:
     """hfprune's speed meter (``models.speed.compare_speeds``: the models timed in turns, best of REPEATS rounds)
-    on each prompt, in each model's own tokens; summed over the prompts as ``measure_prompts`` sums them."""
+    on each prompt, in each model's own tokens; summed over the prompts as ``measure_prompts`` sums them
+    (``speed.summed``)."""
     per_prompt = []
     for prompt in prompts:
         turns = {name: (model, torch.tensor([tok(prompt)["input_ids"]])) for name, (model, tok) in models.items()}
         per_prompt.append(compare_speeds(turns, rounds=REPEATS, new_tokens=NEW_TOKENS))
     out = {}
     for name in models:
-        best = [found[name] for found in per_prompt]
-        tokens = sum(b["setup"]["prompt_tokens"] for b in best)
-        prefill_s = sum(b["setup"]["prompt_tokens"] / b["prefill_tokens_per_s"] for b in best)
-        decode_s = sum(b["decode_ms_per_token"] / 1e3 for b in best)
+        total = summed([found[name] for found in per_prompt])
         out[name] = {
-            "prompt_tokens": tokens,
-            "prefill_s": round(prefill_s, 3),
-            "prefill_tokens_per_s": round(tokens / prefill_s, 1),
-            "decode_tokens_per_s": round(len(best) / decode_s, 2),
+            "prompt_tokens": total["prompt_tokens"],
+            "prefill_s": round(total["prefill_s"], 3),
+            "prefill_tokens_per_s": round(total["prefill_tokens_per_s"], 1),
+            "decode_tokens_per_s": round(total["decode_tokens_per_s"], 2),
         }
     return out
 

@@ -10,7 +10,7 @@ from typing import Any
 from .. import distributed
 from ..constants import DEFAULT_MAX_SHARD_SIZE
 from ..errors import InvalidOptionError, StreamingUnsupportedError
-from ..healing import HealSettings, heal
+from ..healing import HealSettings, heal, teacher_record
 from ..io import check_output, portable_command
 from ..models import ModelSource, release
 from ..system import peak_memory
@@ -135,8 +135,7 @@ def _heal(
         )
     finally:
         release(teacher.model)
-    teacher_record = {key: value for key, value in teacher.source.items() if key != "hfprune"}
-    return healed.model, {"teacher": teacher_record, **healed.record}
+    return healed.model, {"teacher": teacher_record(teacher.source), **healed.record}
 
 
 _LOADING_FIELDS = frozenset(f.name for f in dataclasses.fields(ModelSource)) - {"model"}

@@ -28,6 +28,7 @@ from ..constants import (
     DEFAULT_SPARSITY,
 )
 from ..errors import InvalidMethodParameterError, InvalidOptionError, InvalidSparsityError
+from ..healing import HEAL_MODES, HealSettings
 from ..models import DEVICE_MAPS, ModelSource, Placement
 from ..pruning.engine import PIPELINES
 from ..pruning.methods import available, method_options, parameter_names
@@ -413,18 +414,24 @@ def add_heal_after_pruning_options(parser: argparse.ArgumentParser) -> None:
         help="languages of the healing text with relative weights, e.g. en:1,sw:1 (default: --calib's languages, "
         "equal weights); never the samples the mask was chosen on",
     )
-    group.add_argument("--heal-mode", default="full", choices=("full", "lora"), help="full (default) or lora")
+    add_heal_mode(group)
     group.add_argument("--heal-lr", type=float, default=None, help="learning rate (default 2e-5 full, 2e-4 lora)")
 
 
-def heal_after_pruning(args: argparse.Namespace) -> Any:
-    """The :class:`~hfprune.healing.HealSettings` of ``--heal`` (``None`` without it)."""
-    from ..healing import HealSettings
+def add_heal_mode(group: Any) -> None:
+    """``--heal-mode``, as ``heal``, ``prune --heal`` and ``run --heal`` share it."""
+    group.add_argument(
+        "--heal-mode",
+        default=HEAL_MODES[0],
+        choices=HEAL_MODES,
+        help="train all weights (zeros kept) or LoRA adapters merged at the end (default full)",
+    )
 
-    given = [flag for flag, name, default in _HEAL_FLAGS if getattr(args, name, default) != default]
+
+def heal_after_pruning(args: argparse.Namespace) -> HealSettings | None:
+    """The :class:`~hfprune.healing.HealSettings` of ``--heal`` (``None`` without it)."""
     if not getattr(args, "heal", False):
-        if given:
-            raise InvalidOptionError(f"{', '.join(given)} only apply with --heal; add --heal or drop them")
+        refuse_stray_options(args, _HEAL_DEFAULTS, "--heal")
         return None
     if args.heal_calib:
         mix = Mix.parse(args.heal_calib)
@@ -445,13 +452,8 @@ def heal_after_pruning(args: argparse.Namespace) -> Any:
     )
 
 
-#: ``--heal-*`` flags, their destinations and defaults: given without ``--heal`` they would do nothing.
-_HEAL_FLAGS = (
-    ("--heal-tokens", "heal_tokens", DEFAULT_HEAL_TOKENS),
-    ("--heal-calib", "heal_calib", None),
-    ("--heal-mode", "heal_mode", "full"),
-    ("--heal-lr", "heal_lr", None),
-)
+#: ``--heal-*`` destinations and their defaults: given without ``--heal`` they would do nothing.
+_HEAL_DEFAULTS = {"heal_tokens": DEFAULT_HEAL_TOKENS, "heal_calib": None, "heal_mode": HEAL_MODES[0], "heal_lr": None}
 
 
 # --- reading --------------------------------------------------------------------------------------------
@@ -540,10 +542,7 @@ def vocab_settings(args: argparse.Namespace, langs: str | None = None) -> VocabS
     default the calibration mix's languages (resolved by the library).
     """
     if not getattr(args, "trim_vocab", True):
-        stray = [name for name, default in _VOCAB_DEFAULTS.items() if getattr(args, name, default) != default]
-        if stray:
-            flags = ", ".join("--" + name.replace("_", "-") for name in stray)
-            raise InvalidOptionError(f"{flags} only apply with --trim-vocab; add --trim-vocab or drop them")
+        refuse_stray_options(args, _VOCAB_DEFAULTS, "--trim-vocab")
         return None
     chosen = langs if langs is not None else getattr(args, "vocab_langs", None)
     source = (
@@ -583,6 +582,18 @@ def _weighted_langs(text: str | None) -> tuple[tuple[str, ...] | None, tuple[flo
         return tuple(comma_list(text)) or None, None
     settings = VocabSettings(langs=text)
     return settings.langs, settings.weights
+
+
+def refuse_stray_options(args: argparse.Namespace, defaults: dict[str, Any], switch: str) -> None:
+    """Options of a step that is off (``switch`` not given) would do nothing: name them rather than ignore them.
+
+    Raises:
+        InvalidOptionError: one of ``defaults``' destinations differs from its default.
+    """
+    stray = [name for name, default in defaults.items() if getattr(args, name, default) != default]
+    if stray:
+        flags = ", ".join("--" + name.replace("_", "-") for name in stray)
+        raise InvalidOptionError(f"{flags} only apply with {switch}; add {switch} or drop them")
 
 
 def check_sparsity_given(sparsity: float | None) -> None:
@@ -654,12 +665,7 @@ def add_heal_options(parser: argparse.ArgumentParser) -> None:
     from ..constants import DEFAULT_HEAL_TEMPERATURE, DEFAULT_HEAL_TOKENS, DEFAULT_KD_WEIGHT
 
     group = parser.add_argument_group("healing")
-    group.add_argument(
-        "--heal-mode",
-        default="full",
-        choices=("full", "lora"),
-        help="train all weights (zeros kept) or LoRA adapters merged at the end (default full)",
-    )
+    add_heal_mode(group)
     group.add_argument(
         "--tokens",
         type=int,

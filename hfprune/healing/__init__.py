@@ -11,8 +11,16 @@ keeps every pruned zero at zero; ``lora`` adds and merges adapters; ``memory`` c
 """
 
 from .core import heal
-from .pretrained import heal_pretrained, read_student_record
+from .pretrained import heal_pretrained, read_student_record, teacher_record
 from .result import HealResult
 from .settings import HEAL_MODES, HealSettings
 
-__all__ = ["HEAL_MODES", "HealResult", "HealSettings", "heal", "heal_pretrained", "read_student_record"]
+__all__ = [
+    "HEAL_MODES",
+    "HealResult",
+    "HealSettings",
+    "heal",
+    "heal_pretrained",
+    "read_student_record",
+    "teacher_record",
+]

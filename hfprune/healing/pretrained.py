@@ -70,7 +70,7 @@ def heal_pretrained(
     vocab_map = _vocab_map(student_loaded.folder)
     identity = {
         "student": {"weights_sha256": weights_sha256(student_loaded.folder), "record_sha256": _sha(record)},
-        "teacher": _sha(_without_lineage(teacher_loaded.source)),
+        "teacher": _sha(teacher_record(teacher_loaded.source)),
     }
     checkpointing = Checkpointing(store, settings.checkpoint_every, resume_from, identity)
     result = heal(
@@ -86,7 +86,7 @@ def heal_pretrained(
         on_step=on_step,
         progress=progress,
     )
-    result.record = {"teacher": _without_lineage(teacher_loaded.source), **result.record}
+    result.record = {"teacher": teacher_record(teacher_loaded.source), **result.record}
     result.record["achieved_sparsity_before"] = record.get("achieved_sparsity")
     metadata = {**record, "healing": result.record}
     if command:
@@ -115,7 +115,7 @@ def _vocab_map(folder: Path) -> dict[str, Any] | None:
         raise NotAPrunedFolderError(f"{err}: the student's {VOCAB_MAP_FILE} is broken; trim the model again") from None
 
 
-def _without_lineage(source: dict[str, Any]) -> dict[str, Any]:
+def teacher_record(source: dict[str, Any]) -> dict[str, Any]:
     """The teacher as recorded (id and commit, or a local folder's name and hashes), without an earlier record."""
     return {key: value for key, value in source.items() if key != "hfprune"}
 

@@ -145,20 +145,28 @@ def measure_prompts(
         )
         for p in prompts
     ]
-    prompt_tokens = sum(r.setup["prompt_tokens"] for r in reports)
-    prefill_s = sum(r.setup["prompt_tokens"] / r.prefill_tokens_per_s for r in reports)
-    decode_s = sum(r.decode_ms_per_token / 1e3 for r in reports)
     setup = reports[0].setup
     return {
         "prompts": len(prompts),
-        "prompt_tokens": prompt_tokens,
         "new_tokens": new_tokens,
         "repeats": repeats,
-        "prefill_s": prefill_s,
-        "prefill_tokens_per_s": prompt_tokens / prefill_s,
-        "decode_tokens_per_s": len(reports) / decode_s,
+        **summed([report.to_dict() for report in reports]),
         **{key: setup[key] for key in ("device", "dtype", "threads", "machine", "statistic")},
         "how": f"{setup['how']}; {setup['statistic']}, summed over {len(prompts)} prompt(s)",
+    }
+
+
+def summed(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Several prompts' figures (``measure_speed`` reports or ``compare_speeds`` bests, as dicts) as one: all
+    prompt tokens over all prefill time, and one decoded token per prompt over the sum of their times per token."""
+    prompt_tokens = sum(run["setup"]["prompt_tokens"] for run in runs)
+    prefill_s = sum(run["setup"]["prompt_tokens"] / run["prefill_tokens_per_s"] for run in runs)
+    decode_s = sum(run["decode_ms_per_token"] / 1e3 for run in runs)
+    return {
+        "prompt_tokens": prompt_tokens,
+        "prefill_s": prefill_s,
+        "prefill_tokens_per_s": prompt_tokens / prefill_s,
+        "decode_tokens_per_s": len(runs) / decode_s,
     }
 
 

@@ -177,10 +177,7 @@ def trim_vocab(
             plan.selection.order,
             plan.selection.mandatory,
             len(plan.selection.keep),
-            {
-                lang: tokenizer(lines, add_special_tokens=False, verbose=False)["input_ids"]
-                for lang, lines in plan.held_out.sentences.items()
-            },
+            {lang: report.ids_before for lang, report in checks["reports"].items()},
             (surgery["rows_before"], surgery["rows_after"], surgery["parameters_before"], surgery["parameters_after"]),
         ),
         "verification": {**checks["record"], "logits": logits},
@@ -297,6 +294,7 @@ def _check_tokenization(tokenizer: Any, plan: _Plan, settings: VocabSettings) ->
             "not_kept": {lang: report.describe() for lang, report in others.items()},
             "chat_template": _chat_template_check(tokenizer, plan.tokenizer, mapping, _identical(plan.held_out, kept)),
         },
+        "reports": kept,
         "probe": logit_probe(tokenizer, plan.tokenizer, mapping, plan.held_out, kept, settings.logit_sentences),
         "prompts": [_speed_prompt(plan.held_out)],
     }

@@ -161,6 +161,8 @@ class TokenizationReport:
     #: original token occurrences whose token was kept (the share of the text the kept set covers)
     covered: int = 0
     identical_indices: list[int] = field(default_factory=list, repr=False)
+    #: the sentences in the original tokenizer's ids (no special tokens): what the size/coverage curve reads
+    ids_before: list[list[int]] = field(default_factory=list, repr=False)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -196,6 +198,7 @@ def compare_tokenization(before: Any, after: Any, mapping: dict[int, int], lines
         unknown_after=_count(plain_after, after.unk_token_id),
         covered=sum(1 for ids in plain_before for t in ids if t in mapping),
         identical_indices=identical,
+        ids_before=plain_before,
     )
 
 
