@@ -310,7 +310,7 @@ def write(results: dict, argv: list[str]) -> None:
         "## Bad input",
         "",
         f"`tests/test_bad_input.py` holds {results['bad_inputs']} bad inputs across prune, run, eval, pull, push, card,",
-        "sweep, analyze, space, demo and trim-vocab (structured pruning and placement options included); each must",
+        "sweep, analyze, space, demo, trim-vocab and export (structured pruning and placement options included); each must",
         "give exactly one `error:` line naming the problem, exit code 2, no",
         "traceback, and leave the scratch folder and the model folder byte-for-byte as they were (the test checks all",
         "four for every row; `python -m pytest tests/test_bad_input.py` runs it). Its files-and-paths part covers",

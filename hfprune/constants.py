@@ -36,6 +36,12 @@ HEAL_CHECKPOINT_SUFFIX = ".hfprune-heal"
 #: Inside that folder: what hfprune wrote it for (step, settings, fingerprints), so --resume can check and success
 #: can remove it (a folder without it is never touched).
 HEAL_CHECKPOINT_RECORD = "hfprune-heal.json"
+#: hfprune's record of an export (``hfprune export``): settings, verification, sizes, speeds; marks the folder.
+EXPORT_RECORD = "hfprune_export.json"
+#: Beside an exported IR: the OpenVINO properties to compile it with (sparse decompression), and why.
+OPENVINO_RUNTIME_FILE = "openvino_runtime.json"
+#: Where ``run --export openvino`` puts the export: a subfolder of the model, so a push publishes both.
+OPENVINO_SUBFOLDER = "openvino"
 #: The index of sharded safetensors weights (transformers' name).
 WEIGHTS_INDEX = "model.safetensors.index.json"
 #: The model card template in ``model_cards/``.

@@ -286,6 +286,23 @@ class MaskNotKeptError(HealingError):
     """A weight the pruning set to zero is not zero after healing: the output is not written."""
 
 
+# --- export (OpenVINO through optimum-intel) -----------------------------------------------------------
+class ExportError(HfpruneError):
+    """A model that cannot be exported as asked."""
+
+
+class ExportUnavailableError(ExportError, InstallationError):
+    """The export stack (optimum-intel, openvino, nncf) is missing, or is not the version pair hfprune tested."""
+
+
+class ExportSettingsError(ExportError, InvalidOptionError):
+    """An export option that cannot work (``--weights int3``, a sparse rate outside (0, 1], int4 without text)."""
+
+
+class ExportVerificationError(ExportError):
+    """The exported model does not reproduce the PyTorch model within its format's tolerance: nothing is kept."""
+
+
 # --- evaluation -----------------------------------------------------------------------------------------
 class EvaluationError(HfpruneError):
     """An evaluation that cannot run on the data or settings given."""

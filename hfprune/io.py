@@ -24,6 +24,7 @@ from typing import Any
 
 from .constants import (
     CARD_FILE,
+    EXPORT_RECORD,
     LEDGER_FILE,
     LOCAL_RECORD,
     METADATA_FILE,
@@ -289,16 +290,31 @@ def foreign_files(folder: Path) -> list[str]:
         recorded = set(read_json_object(folder / WRITTEN_RECORD)["files"])
     except (ValueError, KeyError, TypeError):  # none (an output from before the record), or a broken one
         recorded = None
+    exported = _export_files(folder)
     foreign = []
     for name in written_files(folder):
         if name in _LATER_FILES or name.startswith(".hfprune-"):
             continue
-        if recorded is not None and name in recorded:
+        if (recorded is not None and name in recorded) or name in exported:
             continue
         if recorded is None and _looks_like_model_file(name):
             continue
         foreign.append(name)
     return foreign
+
+
+def _export_files(folder: Path) -> set[str]:
+    """The files of exports made into direct subfolders (``DIR/openvino``): each subfolder's own record of what
+    its export wrote, plus that record (a subfolder without :data:`EXPORT_RECORD` is the user's)."""
+    found: set[str] = set()
+    for record in folder.glob(f"*/{EXPORT_RECORD}"):
+        try:
+            files = read_json_object(record.parent / WRITTEN_RECORD)["files"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        prefix = record.parent.name
+        found.update(f"{prefix}/{name}" for name in [*files, WRITTEN_RECORD] if isinstance(name, str))
+    return found
 
 
 def _looks_like_model_file(name: str) -> bool:

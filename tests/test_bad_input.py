@@ -41,6 +41,11 @@ def _user_folder(scratch: Path, model: Path) -> None:
     (scratch / "mine" / "notes.txt").write_text("mine")
 
 
+def _user_folder_at(folder: Path) -> None:
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+
+
 def _text_folder(scratch: Path, model: Path) -> None:
     (scratch / "text").mkdir()
     for lang in ("en", "de", "fr"):
@@ -111,6 +116,7 @@ def _read_only_dir(scratch: Path, model: Path) -> None:
 
 P = ["prune", "{model}", "--out", "{out}", "--quiet"]
 TRIM = ["trim-vocab", "{model}", "--langs", "en", "--out", "{out}"]
+EXPORT = ["export", "{model}", "--to", "openvino", "--out", "{out}"]
 SWEEP = ["sweep", "{model}", "--methods", "wanda", "--calib", "en:2", "--eval-langs", "en", "--out", "{out}"]
 CASES: dict[str, Case] = {
     # --- prune: the pruning parameters ---
@@ -242,6 +248,30 @@ CASES: dict[str, Case] = {
         ["space", "deploy", "--pruned", "me/x", "--hardware", "quantum-xl"], "unknown Space hardware"
     ),
     "demo sparsity": Case(["demo", "--out", "{out}", "--sparsity", "1.5"], "must be above 0 and below 1"),
+    # --- export ---
+    "export weights unknown": Case([*EXPORT, "--weights", "int3"], "invalid choice: 'int3'"),
+    "export target unknown": Case(
+        ["export", "{model}", "--to", "tflite", "--out", "{out}"], "invalid choice: 'tflite'"
+    ),
+    "export sparse rate above 1": Case([*EXPORT, "--sparse-rate", "1.5"], "--sparse-rate 1.5 is outside (0, 1]"),
+    "export sparse rate with fp16": Case(
+        [*EXPORT, "--weights", "fp16", "--sparse-rate", "0.5"], "--sparse-rate needs --weights int8"
+    ),
+    "export calib without int4": Case([*EXPORT, "--calib", "en:4"], "use it with --weights int4"),
+    "export bad calib mix": Case([*EXPORT, "--weights", "int4", "--calib", "en:x"], "en:x"),
+    "export group size 0": Case([*EXPORT, "--weights", "int4", "--group-size", "0"], "--group-size 0 must be positive"),
+    "export verify language without text": Case([*EXPORT, "--verify-langs", "yo"], "no held-out text to verify"),
+    "export over the model": Case(["export", "{model}", "--to", "openvino", "--out", "{model}"], "never writes into"),
+    "export deep inside the model": Case(
+        ["export", "{model}", "--to", "openvino", "--out", "{model}/a/b"], "never writes into"
+    ),
+    "export into an existing folder": Case(
+        EXPORT, "already exists", lambda scratch, model: _user_folder_at(scratch / "out")
+    ),
+    "export missing model": Case(["export", "{scratch}/nowhere", "--to", "openvino", "--out", "{out}"], "nowhere"),
+    "run export options without --export": Case(
+        ["run", "{model}", "--out", "{out}", "--export-weights", "int4"], "only apply with --export openvino"
+    ),
     # --- vocabulary trimming ---
     "vocab option without --trim-vocab": Case(
         [*P, "--calib", "en:2", "--vocab-scripts"], "only apply with --trim-vocab"

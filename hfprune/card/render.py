@@ -21,6 +21,7 @@ from ..constants import CARD_FILE, CARD_TEMPLATE, METADATA_FILE, PLOT_FILE, RESU
 from ..errors import CardTemplateError, NotAPrunedFolderError, OutputExistsError
 from ..io import atomic_write_text, read_json_object
 from .base_model import BaseModelCard, read_base_model_card
+from .export import exports_view
 from .healing import healing_view
 from .results import CardResults, check_results_match, load_results
 from .structured import structured_view
@@ -129,6 +130,7 @@ def render_card(
         "pruned": bool(metadata.get("method")),
         "vocab": vocab,
         "healing": healing_view(metadata),
+        "exports": exports_view(folder),
         "structured": structured_view(metadata),
         "pct": _pct,
         "signed_pct": _signed_pct,

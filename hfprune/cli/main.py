@@ -26,11 +26,43 @@ from .. import distributed
 from ..constants import VERSION
 from ..errors import HfpruneError, HfpruneWarning, InvalidOptionError, LauncherEnvironmentError
 from ..system import return_large_buffers_promptly
-from . import analyze, card, demo, eval, heal, methods, prune, pull, push, run, space, sweep, tiny_model, trim_vocab
+from . import (
+    analyze,
+    card,
+    demo,
+    eval,
+    export,
+    heal,
+    methods,
+    prune,
+    pull,
+    push,
+    run,
+    space,
+    sweep,
+    tiny_model,
+    trim_vocab,
+)
 
 Handler = Callable[[argparse.Namespace], int]
 #: In the order ``hfprune --help`` lists them.
-COMMANDS = (prune, methods, tiny_model, eval, pull, card, push, run, demo, sweep, analyze, space, trim_vocab, heal)
+COMMANDS = (
+    prune,
+    methods,
+    tiny_model,
+    eval,
+    pull,
+    card,
+    push,
+    run,
+    demo,
+    sweep,
+    analyze,
+    space,
+    trim_vocab,
+    heal,
+    export,
+)
 #: The commands that share their work over the processes of a launch; the others refuse to run under one.
 SHARED_COMMANDS = ("prune", "eval", "run", "sweep", "heal")
 

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidOptionError
+from ..export.settings import TARGETS
 from ..repo_id import check_repo_id
 from ..workflow.run import RunOptions, run_job
 from . import options
+from .export import add_export_options, export_defaults, export_settings
 
 
 def register(subparsers: Any) -> None:
@@ -35,6 +37,9 @@ def register(subparsers: Any) -> None:
         "($HFPRUNE_DATA_DIR, the data shipped with hfprune, the Hub when online)",
     )
     options.add_eval_options(group)
+    group = parser.add_argument_group("export (after evaluation, into OUT/openvino: a push publishes it too)")
+    group.add_argument("--export", choices=TARGETS, help="also export the pruned model to this runtime")
+    add_export_options(group, prefix="export-")
     group = parser.add_argument_group("publishing")
     group.add_argument("--push-to", metavar="REPO_ID", help="publish to this Hub repo at the end")
     group.add_argument("--local-hub", type=Path, help="publish into this folder (Hub mirror layout) instead of the Hub")
@@ -51,6 +56,8 @@ def handle(args: argparse.Namespace) -> int:
         raise InvalidOptionError("--local-hub says where to publish; also pass --push-to OWNER/NAME")
     if args.push_to:
         check_repo_id(args.push_to)  # before minutes of pruning
+    if not args.export:
+        options.refuse_stray_options(args, export_defaults("export-"), "--export openvino")
     settings = options.prune_settings(args)
     out = args.out or Path(options.run_folder_name(args))
     run = RunOptions(
@@ -71,6 +78,7 @@ def handle(args: argparse.Namespace) -> int:
         create_pr=args.create_pr,
         push_revision=args.push_revision,
         license=args.license,
+        export=export_settings(args, prefix="export-") if args.export else None,
         command=args.invocation,
         overwrite=args.overwrite,
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -175,11 +175,70 @@ def compare_speeds(
 ) -> dict[str, dict[str, Any]]:
     """Several models timed in turns (one :func:`measure_speed` run each per round, so a disturbance of the
     machine falls on all of them alike); per model the best round of each figure, the median and every round."""
+    runs = _in_turns(models, rounds, lambda m, p: measure_speed(m, p, new_tokens=new_tokens, repeats=1).to_dict())
+    return {name: _best(found) for name, found in runs.items()}
+
+
+def _in_turns(
+    models: Mapping[str, tuple[Any, torch.Tensor]], rounds: int, measure: Callable[[Any, torch.Tensor], dict[str, Any]]
+) -> dict[str, list[dict[str, Any]]]:
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in models}
     for _ in range(rounds):
         for name, (model, prompt) in models.items():
-            runs[name].append(measure_speed(model, prompt, new_tokens=new_tokens, repeats=1).to_dict())
-    return {name: _best(found) for name, found in runs.items()}
+            runs[name].append(measure(model, prompt))
+    return runs
+
+
+@torch.no_grad()
+def measure_generate(model: Any, prompt: torch.Tensor, *, new_tokens: int = 32) -> dict[str, Any]:
+    """Speed of anything with ``generate`` (a PyTorch model, an OpenVINO one), batch 1, greedy, from the outside:
+    decode = (time of ``new_tokens`` tokens - time of 1) / (new_tokens - 1); prefill = the time of 1 token
+    (the prompt's forward and one step). No hooks, so runtimes without modules are timed alike."""
+
+    def generate(tokens: int) -> float:
+        started = time.perf_counter()
+        model.generate(
+            prompt,
+            attention_mask=torch.ones_like(prompt),
+            max_new_tokens=tokens,
+            min_new_tokens=tokens,
+            do_sample=False,
+            pad_token_id=0,
+        )
+        return time.perf_counter() - started
+
+    generate(2)  # warm-up
+    first, total = generate(1), generate(new_tokens)
+    per_token = max(total - first, 1e-9) / (new_tokens - 1)
+    return {
+        "prefill_tokens_per_s": prompt.shape[1] / first,
+        "decode_tokens_per_s": 1.0 / per_token,
+        "decode_ms_per_token": per_token * 1e3,
+        "setup": {
+            "prompt_tokens": int(prompt.shape[1]),
+            "new_tokens": new_tokens,
+            "batch": 1,
+            "machine": machine(),
+            "how": "generate from outside: decode = (t(new_tokens) - t(1)) / (new_tokens - 1), after a warm-up",
+        },
+    }
+
+
+def compare_generate_speeds(
+    models: Mapping[str, tuple[Any, torch.Tensor]], *, rounds: int = 3, new_tokens: int = 32
+) -> dict[str, dict[str, Any]]:
+    """:func:`measure_generate` of several models (of any runtime) in turns; per model its best round."""
+    runs = _in_turns(models, rounds, lambda m, p: measure_generate(m, p, new_tokens=new_tokens))
+    return {
+        name: {
+            "decode_tokens_per_s": max(r["decode_tokens_per_s"] for r in found),
+            "prefill_tokens_per_s": max(r["prefill_tokens_per_s"] for r in found),
+            "median_decode_tokens_per_s": sorted(r["decode_tokens_per_s"] for r in found)[len(found) // 2],
+            "setup": found[0]["setup"] | {"rounds": len(found), "statistic": "best round of models timed in turns"},
+            "rounds": found,
+        }
+        for name, found in runs.items()
+    }
 
 
 def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:

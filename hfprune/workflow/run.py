@@ -30,8 +30,10 @@ from ..constants import (
     DEFAULT_CONTEXT_LENGTH,
     DEFAULT_EVAL_BATCH_SIZE,
     DEFAULT_MAX_SHARD_SIZE,
+    EXPORT_RECORD,
     LEDGER_FILE,
     METADATA_FILE,
+    OPENVINO_SUBFOLDER,
     PLOT_FILE,
     RESULTS_FILE,
     VERSION,
@@ -39,6 +41,7 @@ from ..constants import (
 from ..errors import OutputExistsError
 from ..evaluation.plot import plot_comparison
 from ..evaluation.runner import check_evaluation_data, compare, evaluate_model
+from ..export import ExportSettings, export_openvino
 from ..hub.local_push import push_to_local_hub, verify_local_hub
 from ..hub.manifest import local_manifest
 from ..hub.push import push_folder, verify_published
@@ -82,6 +85,8 @@ class RunOptions:
     create_pr: bool = False
     push_revision: str | None = None
     license: str | None = None
+    #: export the pruned model into ``out/openvino`` after evaluation (published with it); ``None``: no export
+    export: ExportSettings | None = None
     command: list[str] = field(default_factory=list)
     #: replace an existing ``out`` that hfprune wrote but that is not this run's folder
     overwrite: bool = False
@@ -168,9 +173,15 @@ def run_job(options: RunOptions, log: Log = _to_stderr) -> RunOutcome:
         step("eval", eval_key, lambda: ([RESULTS_FILE], _evaluate(options, Path(base["folder"]))), shared=True)
         results = out / RESULTS_FILE
         eval_id = group.agree(lambda: sha256_file(results), "[eval] hashing")
+    export_id = None
+    if options.export is not None:
+        export_key = input_key({"pruned": pruned_id, **options.export.to_dict(), "hfprune": VERSION})
+        step("export", export_key, lambda: _export(options))
+        export_id = group.agree(lambda: sha256_file(out / OPENVINO_SUBFOLDER / EXPORT_RECORD), "[export] hashing")
     card_inputs = {
         "pruned": pruned_id,
         "eval": eval_id,
+        "export": export_id,
         "template": sha256_file(default_template()),
         "repo_id": options.push_to,
         "license": options.license,
@@ -320,6 +331,18 @@ def _evaluate(options: RunOptions, base_folder: Path) -> dict[str, Any]:
 
     distributed.current().agree(write, "[eval] writing the results (rank 0)")
     return {"rows": len(comparison.rows)}
+
+
+def _export(options: RunOptions) -> tuple[list[str], dict[str, Any]]:
+    """Export the pruned folder into its ``openvino/`` subfolder (replacing an earlier run's export)."""
+    assert options.export is not None
+    result = export_openvino(
+        options.out, options.out / OPENVINO_SUBFOLDER, options.export, overwrite=True, command=options.command or None
+    )
+    prefix = f"{OPENVINO_SUBFOLDER}/"
+    written = sorted(path for path in local_manifest(options.out) if path.startswith(prefix))
+    sizes = result.record["sizes"]
+    return written, {"ir_bytes": sizes["ir_bytes"], "passed": result.record["verification"]["passed"]}
 
 
 def _card(options: RunOptions, results: Path | None) -> dict[str, Any]:

@@ -131,3 +131,30 @@ def local_hub_module_files(repo: Path) -> set[str]:
 
 def local_hub_resolve(repo: Path) -> str | None:
     return local_hub.resolve(repo, "main")
+
+
+def test_run_exports_beside_the_weights_and_a_user_runs_the_published_export(local_hub, base_dir, tmp_path):
+    """``run --export openvino``: the IR lands in OUT/openvino, the card says how to run it, the push publishes
+    it (not hfprune's dot-files), a user downloads it through the Hub and generates with it; a re-run skips it."""
+    from huggingface_hub import snapshot_download
+
+    from hfprune.constants import EXPORT_RECORD
+    from hfprune.export import ExportSettings, load_openvino
+
+    export = ExportSettings(verify_langs=("en",), verify_sentences=2, greedy_tokens=4, speed=False)
+    out = tmp_path / "out"
+    first = run_job(options(base_dir, out, local_hub=local_hub.mirror_root, export=export), log=lambda line: None)
+
+    assert first.ran == ["pull", "prune", "eval", "export", "card", "push"]
+    assert json.loads((out / "openvino" / EXPORT_RECORD).read_text())["weights"] == "int8"
+    assert "### Run it with OpenVINO (int8, in `openvino/`)" in first.card.read_text()
+    published = local_hub_module_files(local_hub.mirror_root / "models" / "tester" / "run-local")
+    assert {"openvino/openvino_model.xml", "openvino/openvino_model.bin", "openvino/openvino_runtime.json"} <= published
+    assert not any(name.startswith("openvino/.") for name in published)
+    downloaded = Path(snapshot_download("tester/run-local", allow_patterns="openvino/*", cache_dir=tmp_path / "user"))
+    model = load_openvino(downloaded / "openvino")
+    prompt = torch.tensor([[1, 5, 9, 12]])
+    assert model.generate(prompt, max_new_tokens=3, min_new_tokens=3, do_sample=False).shape == (1, 7)
+
+    again = run_job(options(base_dir, out, local_hub=local_hub.mirror_root, export=export), log=lambda line: None)
+    assert again.ran == [] and "export" in again.skipped
