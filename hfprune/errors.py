@@ -444,6 +444,10 @@ class UnknownHardwareError(SpaceError):
     """A Space hardware flavor the Hub does not offer."""
 
 
+class NoExportToServeError(SpaceError):
+    """``--pruned-runtime openvino`` for a pruned repo without an OpenVINO export in its ``openvino/`` folder."""
+
+
 # --- analysis -------------------------------------------------------------------------------------------
 class AnalysisError(HfpruneError):
     """A sweep or an analysis that cannot run on what was given."""

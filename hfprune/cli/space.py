@@ -10,7 +10,7 @@ import argparse
 import json
 from typing import Any
 
-from ..hub.space import deploy_space
+from ..hub.space import PRUNED_RUNTIMES, deploy_space
 from ..space.serve import serve
 from ..system import resolve_device
 from . import options
@@ -44,8 +44,19 @@ def _add_serve(commands: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for a LAN)")
     p.add_argument("--port", type=whole_number(1, 65535), default=7860, help="port (default 7860)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: a GPU when there is one)")
+    _add_runtime(p)
     options.add_placement_options(p)
     p.set_defaults(handler=run_serve)
+
+
+def _add_runtime(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--pruned-runtime",
+        choices=PRUNED_RUNTIMES,
+        default="pytorch",
+        help="run the pruned side with PyTorch (default) or from its OpenVINO export in PRUNED/openvino "
+        "(`hfprune export PRUNED --to openvino --out PRUNED/openvino`), on the CPU: what a user would run",
+    )
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -59,6 +70,7 @@ def run_serve(args: argparse.Namespace) -> int:
         device=args.device,
         block=True,
         placement=options.placement(args),
+        pruned_runtime=args.pruned_runtime,
     )
     return 0
 
@@ -79,13 +91,19 @@ def _add_deploy(commands: Any) -> None:
         metavar="FLAVOR",
         help="Space hardware, e.g. cpu-basic, t4-small (default: leave as is; new Spaces get cpu-basic)",
     )
+    _add_runtime(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=run_deploy)
 
 
 def run_deploy(args: argparse.Namespace) -> int:
     result = deploy_space(
-        args.pruned, space_id=args.space_id, dense=args.dense, private=args.private, hardware=args.hardware
+        args.pruned,
+        space_id=args.space_id,
+        dense=args.dense,
+        private=args.private,
+        hardware=args.hardware,
+        pruned_runtime=args.pruned_runtime,
     )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))

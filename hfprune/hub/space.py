@@ -22,9 +22,11 @@ from huggingface_hub import errors as hf_errors
 
 from ..assets import asset_path
 from ..constants import CARD_FILE as README
-from ..constants import METADATA_FILE, SPACE_APP_FILE, SPACE_FOLDER
+from ..constants import METADATA_FILE, OPENVINO_SUBFOLDER, SPACE_APP_FILE, SPACE_FOLDER
 from ..errors import (
     DenseModelUnknownError,
+    InvalidOptionError,
+    NoExportToServeError,
     PrunedRepoNotFoundError,
     SpaceHardwareError,
     UnknownHardwareError,
@@ -49,6 +51,11 @@ SHORT_DESCRIPTION_MAX = 60
 #: The app code is hfprune's (Apache-2.0); the models keep their own licences, which their cards state.
 SPACE_LICENSE = "apache-2.0"
 HARDWARE_CHOICES = tuple(flavor.value for flavor in SpaceHardware)
+#: How the page runs the pruned model: PyTorch, or its OpenVINO export (``PRUNED/openvino``).
+PRUNED_RUNTIMES = ("pytorch", "openvino")
+#: Added to the Space's requirements for the OpenVINO runtime: on a Space, pip picks a transformers<5.6 beside
+#: it, where optimum-intel runs without hfprune's adjustments.
+OPENVINO_REQUIREMENT = "optimum-intel[openvino]==2.2.0"
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 
 
@@ -77,6 +84,7 @@ def deploy_space(
     private: bool = False,
     hardware: str | None = None,
     token: str | None = None,
+    pruned_runtime: str = "pytorch",
 ) -> DeployResult:
     """Create (or update) the Space ``space_id`` comparing ``dense`` with ``pruned`` and return its URL.
 
@@ -86,6 +94,8 @@ def deploy_space(
         dense: default the base model recorded in the pruned repo's ``hfprune.json`` (or its card's ``base_model``).
         private: create the Space private (an existing Space keeps its visibility).
         hardware: a Space hardware flavor such as ``cpu-basic`` or ``t4-small``; ``None`` leaves it as it is.
+        pruned_runtime: ``openvino`` runs the pruned side from the repo's ``openvino/`` export (the Space variable
+            ``PRUNED_RUNTIME``, and optimum-intel added to its requirements).
         token: a token; ``None`` means ``HF_TOKEN`` or the one saved by ``hf auth login``.
 
     Raises:
@@ -101,21 +111,23 @@ def deploy_space(
         check_repo_id(dense)
     if hardware is not None and hardware not in HARDWARE_CHOICES:
         raise UnknownHardwareError(f"unknown Space hardware '{hardware}'; choose one of {', '.join(HARDWARE_CHOICES)}")
+    if pruned_runtime not in PRUNED_RUNTIMES:
+        raise InvalidOptionError(f"unknown runtime '{pruned_runtime}'; choose one of {', '.join(PRUNED_RUNTIMES)}")
     api = HfApi(token=token)  # a fresh client reads HF_ENDPOINT now
     dense = dense or base_model_of(api, pruned)
+    if pruned_runtime == "openvino":
+        _check_export(api, pruned)
     readme = render_readme(dense, pruned)
     operations = [CommitOperationAdd(README, readme.encode("utf-8"))]
     folder = asset_path(SPACE_FOLDER)
-    operations += [CommitOperationAdd(name, str(folder / name)) for name in SPACE_FILES]
-    variables = {"DENSE_MODEL": dense, "PRUNED_MODEL": pruned}
+    operations += [_space_file(folder, name, pruned_runtime) for name in SPACE_FILES]
+    variables = {"DENSE_MODEL": dense, "PRUNED_MODEL": pruned, "PRUNED_RUNTIME": pruned_runtime}
     user = None
     try:
         user = api.whoami()["name"]
         api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
         for key, value in variables.items():
-            api.add_space_variable(
-                space_id, key, value, description=f"{key.split('_')[0].lower()} model compared by app.py"
-            )
+            api.add_space_variable(space_id, key, value, description=VARIABLE_DESCRIPTIONS[key])
         info = api.create_commit(
             space_id,
             operations,
@@ -140,6 +152,37 @@ def deploy_space(
         variables=variables,
         hardware=hardware,
     )
+
+
+VARIABLE_DESCRIPTIONS = {
+    "DENSE_MODEL": "dense model compared by app.py",
+    "PRUNED_MODEL": "pruned model compared by app.py",
+    "PRUNED_RUNTIME": "how app.py runs the pruned model: pytorch, or openvino (its openvino/ export)",
+}
+
+
+def _check_export(api: HfApi, pruned: str) -> None:
+    """The page would fail at start on a repo without the export: say so before anything is created."""
+    try:
+        found = api.file_exists(pruned, f"{OPENVINO_SUBFOLDER}/openvino_model.xml")
+    except Exception as error:  # noqa: BLE001 - translated, re-raised untouched otherwise
+        ours = translate(error, pruned)
+        if ours is None:
+            raise
+        raise ours from error
+    if not found:
+        raise NoExportToServeError(
+            f"'{pruned}' has no OpenVINO export ({OPENVINO_SUBFOLDER}/openvino_model.xml): export it with "
+            f"`hfprune export FOLDER --to openvino --out FOLDER/{OPENVINO_SUBFOLDER}`, push the folder again, or "
+            "deploy with --pruned-runtime pytorch"
+        )
+
+
+def _space_file(folder: Path, name: str, pruned_runtime: str) -> CommitOperationAdd:
+    if name == "requirements.txt" and pruned_runtime == "openvino":
+        text = (folder / name).read_text(encoding="utf-8").rstrip("\n") + f"\n{OPENVINO_REQUIREMENT}\n"
+        return CommitOperationAdd(name, text.encode("utf-8"))
+    return CommitOperationAdd(name, str(folder / name))
 
 
 def base_model_of(api: HfApi, pruned: str) -> str:

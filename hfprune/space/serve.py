@@ -24,6 +24,7 @@ from ..errors import (
     PortInUseError,
     SpaceModelLoadError,
 )
+from ..export import compat
 from ..models import Placement
 
 _MODULE_NAME = "hfprune_space_compare_app"
@@ -75,18 +76,31 @@ def load_app_module() -> ModuleType:
     return module
 
 
-def build_page(dense: str | None, pruned: str, *, device: str | None = None, placement: Placement | None = None) -> Any:
+def build_page(
+    dense: str | None,
+    pruned: str,
+    *,
+    device: str | None = None,
+    placement: Placement | None = None,
+    pruned_runtime: str = "pytorch",
+) -> Any:
     """The queued gradio Blocks comparing ``dense`` (default: the pruned model's base) with ``pruned``.
 
     ``placement``: spread both models over the GPUs, CPU and disk (the page's ``device_map`` arguments).
+    ``pruned_runtime="openvino"``: the pruned side runs its OpenVINO export (``PRUNED/openvino``), as a CPU user
+    would; optimum-intel is first adjusted for this transformers (:func:`hfprune.export.compat.prepare`).
     """
     check_model_source(pruned, "--pruned")
     if dense is not None:
         check_model_source(dense, "--dense")
+    if pruned_runtime == "openvino":
+        compat.prepare()  # refuses a missing or untested optimum-intel before loading anything
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry calls from a local run
     app = load_app_module()
     try:
-        return app.build_app(dense=dense, pruned=pruned, device=device, **_page_placement(placement))
+        return app.build_app(
+            dense=dense, pruned=pruned, device=device, pruned_runtime=pruned_runtime, **_page_placement(placement)
+        )
     except app.ModelLoadError as err:
         raise SpaceModelLoadError(str(err)) from err
 
@@ -120,6 +134,7 @@ def serve(
     device: str | None = None,
     block: bool = True,
     placement: Placement | None = None,
+    pruned_runtime: str = "pytorch",
 ) -> RunningPage:
     """Serve the page on ``http://host:port``; with ``block`` it runs until Ctrl+C.
 
@@ -127,7 +142,7 @@ def serve(
         ModelSourceError, SpaceModelLoadError: a model that is not there or cannot be loaded.
         PortInUseError: something already listens on ``port``.
     """
-    blocks = build_page(dense, pruned, device=device, placement=placement)
+    blocks = build_page(dense, pruned, device=device, placement=placement, pruned_runtime=pruned_runtime)
     try:
         blocks.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True, show_error=False)
     except OSError as err:

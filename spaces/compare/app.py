@@ -12,6 +12,11 @@ transformers, torch, huggingface_hub), never hfprune. Two ways in:
   names a base model on the Hub;
 - from Python (``hfprune space serve``): ``build_app(dense=..., pruned=...)`` returns the queued Blocks.
 
+``PRUNED_RUNTIME=openvino`` (``hfprune space serve|deploy --pruned-runtime openvino``) runs the pruned side from
+its OpenVINO export (the repo's ``openvino/`` folder, written by ``hfprune export``) on the CPU, with the runtime
+settings beside it: users compare what they would actually run. The Space then needs optimum-intel, which
+``deploy`` adds to its requirements.
+
 Each model is loaded once per process (safetensors only, never remote code) and shared by every request; the
 queue bounds concurrency so a CPU Space is not asked to run many generations at once.
 

@@ -42,7 +42,8 @@ class TokenStream:
         self.loaded, self.settings = loaded, settings
         self.generator = torch.Generator(device=loaded.device).manual_seed(settings.seed)
         self.next_input = torch.tensor([prompt_ids], device=loaded.device)
-        self.cache: Any = DynamicCache()
+        # OpenVINO keeps its cache inside the compiled model: no cache on the first step starts a new sequence.
+        self.cache: Any = None if loaded.runtime == "openvino" else DynamicCache()
         self.ids: list[int] = []
         self.seconds = 0.0
         self.done = False
@@ -71,7 +72,8 @@ class TokenStream:
     def stats(self) -> str:
         rate = len(self.ids) / self.seconds if self.seconds > 0 else 0.0
         state = "done" if self.done else "generating"
-        return f"{len(self.ids)} tokens · **{rate:.1f} tokens/s** · {state}"
+        runtime = " · OpenVINO" if self.loaded.runtime == "openvino" else ""
+        return f"{len(self.ids)} tokens · **{rate:.1f} tokens/s** · {state}{runtime}"
 
 
 def sample_next(logits: torch.Tensor, settings: Settings, generator: torch.Generator) -> int:

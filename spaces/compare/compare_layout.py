@@ -97,12 +97,14 @@ def build_app(
     device_map: str | None = None,
     max_memory: str | None = None,
     offload_folder: str | None = None,
+    pruned_runtime: str | None = None,
 ) -> gr.Blocks:
     """Load both models (once per process) and return the queued page comparing them.
 
     ``None`` reads ``DENSE_MODEL`` / ``PRUNED_MODEL`` from the environment; a missing dense model defaults to the
     base model recorded in the pruned model's ``hfprune.json``. ``device_map`` (or ``COMPARE_DEVICE_MAP``) with
-    ``max_memory`` and ``offload_folder`` spreads each model over the GPUs, CPU and disk.
+    ``max_memory`` and ``offload_folder`` spreads each model over the GPUs, CPU and disk. ``pruned_runtime``
+    (or ``PRUNED_RUNTIME``) ``openvino`` serves the pruned side from its OpenVINO export, on the CPU.
 
     A model the Hub fails to serve right now does not stop the page: it starts with a status line and keeps
     retrying in the background (see :class:`ModelPair`).
@@ -123,7 +125,8 @@ def build_app(
         max_memory or os.environ.get("COMPARE_MAX_MEMORY"),
         offload_folder or os.environ.get("COMPARE_OFFLOAD_FOLDER"),
     )
-    models = ModelPair(dense, pruned, where, placement)
+    runtime = pruned_runtime or os.environ.get("PRUNED_RUNTIME") or "pytorch"
+    models = ModelPair(dense, pruned, where, placement, pruned_runtime=runtime)
     if not models.load():
         models.keep_trying()
     plot = model_file(pruned, PLOT_FILE)

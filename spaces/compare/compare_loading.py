@@ -8,6 +8,7 @@ over the GPUs, the CPU and the disk.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -52,9 +53,16 @@ class LoadedModel:
     tokenizer: Any
     device: torch.device
     eos_ids: frozenset[int] = field(default_factory=frozenset)
+    #: "pytorch", or "openvino": the model's OpenVINO export (``hfprune export``), what a CPU user would run
+    runtime: str = "pytorch"
 
 
 DEVICE_MAPS = ("auto", "balanced", "sequential")
+RUNTIMES = ("pytorch", "openvino")
+#: Where ``hfprune run --export openvino`` / ``hfprune export DIR --out DIR/openvino`` put the export, and the
+#: runtime settings beside it (sparse decompression), as hfprune names them.
+OPENVINO_SUBFOLDER = "openvino"
+OPENVINO_RUNTIME_FILE = "openvino_runtime.json"
 
 
 @dataclass(frozen=True)
@@ -102,8 +110,20 @@ class ModelPair:
     keeps retrying. Errors that a retry cannot fix are raised at once.
     """
 
-    def __init__(self, dense: str, pruned: str, device: torch.device, placement: Placement | None = None) -> None:
+    def __init__(
+        self,
+        dense: str,
+        pruned: str,
+        device: torch.device,
+        placement: Placement | None = None,
+        pruned_runtime: str = "pytorch",
+    ) -> None:
+        if pruned_runtime not in RUNTIMES:
+            raise ModelLoadError(
+                f"unknown runtime {pruned_runtime!r} for the pruned model; choose one of {', '.join(RUNTIMES)}"
+            )
         self.ids, self.device, self.placement = (dense, pruned), device, placement
+        self.runtimes = ("pytorch", pruned_runtime)
         self.models: tuple[LoadedModel, LoadedModel] | None = None
         self.status = "loading the models ..."
         self._lock = threading.Lock()
@@ -114,7 +134,10 @@ class ModelPair:
         backoff_s = LOAD_BACKOFF_S if backoff_s is None else backoff_s
         for attempt in range(max(1, attempts)):
             try:
-                loaded = tuple(load_model(model_id, self.device, self.placement) for model_id in self.ids)
+                loaded = tuple(
+                    load_model(model_id, self.device, self.placement, runtime)
+                    for model_id, runtime in zip(self.ids, self.runtimes)
+                )
             except ModelLoadError as err:
                 if err.permanent:
                     raise
@@ -161,12 +184,14 @@ _MODELS: dict[str, LoadedModel] = {}
 _LOAD_LOCK = threading.Lock()
 
 
-def load_model(model_id: str, device: torch.device, placement: Placement | None = None) -> LoadedModel:
+def load_model(
+    model_id: str, device: torch.device, placement: Placement | None = None, runtime: str = "pytorch"
+) -> LoadedModel:
     """The model for ``model_id`` (a folder or a Hub id), loading it only the first time it is asked for."""
     with _LOAD_LOCK:
-        key = f"{model_id}@{device}@{placement}"
+        key = f"{model_id}@{device}@{placement}@{runtime}"
         if key not in _MODELS:
-            _MODELS[key] = _load(model_id, device, placement)
+            _MODELS[key] = _load_openvino(model_id) if runtime == "openvino" else _load(model_id, device, placement)
         return _MODELS[key]
 
 
@@ -200,11 +225,50 @@ def _load(model_id: str, device: torch.device, placement: Placement | None = Non
     else:
         device = _input_device(model)
     model.eval()
+    return LoadedModel(model_id, model, tokenizer, device, _eos_ids(model, tokenizer))
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
     eos = model.generation_config.eos_token_id
     eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
     if tokenizer.eos_token_id is not None:
         eos_ids.add(tokenizer.eos_token_id)
-    return LoadedModel(model_id, model, tokenizer, device, frozenset(eos_ids))
+    return frozenset(eos_ids)
+
+
+def _load_openvino(model_id: str) -> LoadedModel:
+    """The OpenVINO export in ``model_id``'s ``openvino/`` folder (or ``model_id`` itself when it is one), on the
+    CPU, compiled with the properties of its ``openvino_runtime.json`` (sparse decompression). optimum-intel runs
+    it unchanged beside transformers<5.6 (a Space's requirements); ``hfprune space serve`` adjusts it for newer."""
+    folder = Path(model_id).expanduser()
+    try:
+        if not folder.is_dir():
+            folder = Path(_download(model_id, [f"{OPENVINO_SUBFOLDER}/*"]))
+        if (folder / OPENVINO_SUBFOLDER / "openvino_model.xml").is_file():
+            folder = folder / OPENVINO_SUBFOLDER
+        if not (folder / "openvino_model.xml").is_file():
+            raise ModelLoadError(
+                f"'{model_id}' has no OpenVINO export ({OPENVINO_SUBFOLDER}/openvino_model.xml); make one with "
+                f"`hfprune export MODEL --to openvino --out MODEL/{OPENVINO_SUBFOLDER}` and push it, or serve the "
+                "pruned model with the pytorch runtime"
+            )
+        from optimum.intel import OVModelForCausalLM
+
+        runtime_file = folder / OPENVINO_RUNTIME_FILE
+        ov_config = json.loads(runtime_file.read_text(encoding="utf-8"))["ov_config"] if runtime_file.is_file() else {}
+        model = OVModelForCausalLM.from_pretrained(str(folder), export=False, ov_config=ov_config)
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
+    except ModelLoadError:
+        raise
+    except ImportError as err:
+        raise ModelLoadError("the openvino runtime needs optimum-intel: pip install 'optimum-intel[openvino]'") from err
+    except Exception as err:  # noqa: BLE001 - sorted like the PyTorch load's
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelLoadError(
+            f"cannot load the OpenVINO export of '{model_id}' ({first_line})",
+            permanent=Path(model_id).expanduser().is_dir() or _is_permanent(err),
+        ) from err
+    return LoadedModel(model_id, model, tokenizer, torch.device("cpu"), _eos_ids(model, tokenizer), runtime="openvino")
 
 
 def _input_device(model: Any) -> torch.device:
@@ -236,9 +300,9 @@ DOWNLOAD_PATTERNS = [
 ]
 
 
-def _download(model_id: str) -> str:
+def _download(model_id: str, patterns: list[str] | None = None) -> str:
     """The repo's snapshot in the Hub cache (only what the page needs), downloaded once."""
-    return snapshot_download(model_id, revision="main", allow_patterns=DOWNLOAD_PATTERNS)
+    return snapshot_download(model_id, revision="main", allow_patterns=patterns or DOWNLOAD_PATTERNS)
 
 
 def _is_permanent(error: BaseException | None) -> bool:

@@ -67,7 +67,11 @@ def test_deploy_creates_the_space_with_its_files_front_matter_and_variables(writ
     assert 0 < len(meta["short_description"]) <= SHORT_DESCRIPTION_MAX
     assert f"`{PRUNED}`" in readme and "$pruned" not in readme
     variables = api.get_space_variables(SPACE)
-    assert {k: v.value for k, v in variables.items()} == {"DENSE_MODEL": "acme/base-llama", "PRUNED_MODEL": PRUNED}
+    assert {k: v.value for k, v in variables.items()} == {
+        "DENSE_MODEL": "acme/base-llama",
+        "PRUNED_MODEL": PRUNED,
+        "PRUNED_RUNTIME": "pytorch",
+    }
     assert write_hub.spaces[SPACE]["sdk"] == "gradio" and write_hub.spaces[SPACE]["hardware"] == "t4-small"
 
 
