@@ -129,6 +129,49 @@ def test_sweep_runs_the_grid_reuses_and_restores(tokenizer, text_dir, tmp_path):
     assert json.loads((tmp_path / "out" / "sweep.json").read_text())["cells"][0]["eval"]["sw"]["ppl"] > 1
 
 
+def test_sweep_with_heal_adds_a_healed_row_per_cell_that_equals_healing_the_cell_alone(tokenizer, text_dir):
+    """``sweep --heal``: each cell is healed from the dense model on its own mix's languages (a copy; the next
+    cell still starts dense) and its row equals pruning, healing and evaluating that cell alone."""
+    from hfprune.healing import HealSettings, heal
+
+    model = make_model("llama", seed=9)
+    dense = DenseWeights(model)
+    heal_settings = HealSettings(tokens=24 * 4, seqlen=24, batch_size=2, lr=1e-3, calib_source=text_dir, device="cpu")
+    spec = SweepSpec(
+        methods=["wanda"],
+        sparsities=[0.5],
+        mixes=["en:3", "sw:3"],
+        eval_langs=list(LANGS),
+        seqlen=24,
+        eval_sentences=4,
+        context_length=32,
+        batch_size=2,
+        heal=heal_settings,
+    )
+    result = run_sweep(model, tokenizer, spec, calib_source=text_dir)
+
+    assert [(c.method, c.calib) for c in result.cells] == [
+        ("wanda", "en:3"),
+        ("wanda+heal", "en:3"),
+        ("wanda", "sw:3"),
+        ("wanda+heal", "sw:3"),
+    ]
+    assert dense.check_restored()
+    healed_sw = result.cells[3]
+    assert healed_sw.healing["languages"] == ["sw"] and healed_sw.healing["tokens_seen"] >= 96
+    assert healed_sw.achieved_sparsity == pytest.approx(result.cells[2].achieved_sparsity)
+    assert healed_sw.eval != result.cells[2].eval
+    # the same cell by hand: prune, heal on sw (the mask's samples excluded), evaluate
+    calib = build_calibration(tokenizer, FolderSource(text_dir), "sw:3", seqlen=24)
+    hfprune.prune(model, tokenizer, method="wanda", sparsity=0.5, calibration=calib, batch_size=2)
+    teacher = make_model("llama", seed=9)
+    settings = heal_settings.with_overrides(calibration="sw:1", quality_sentences=0)
+    alone = heal(model, teacher, tokenizer, settings, teacher_tokenizer=tokenizer, exclude_hashes=calib.sample_hashes)
+    direct = flores_perplexities(alone.model, tokenizer, list(LANGS), sentences=4, context_length=32, batch_size=2)
+    for lang in LANGS:
+        assert healed_sw.eval[lang]["ppl"] == pytest.approx(direct[lang]["ppl"], rel=1e-4)
+
+
 def test_sweep_refuses_bad_grids():
     with pytest.raises(SweepSpecError):
         SweepSpec(methods=["wanda"], sparsities=[0.5], mixes=[], eval_langs=["en"]).check()

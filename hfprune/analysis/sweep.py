@@ -15,6 +15,7 @@ exactly what one process computes (see ``pruning.engine`` and ``evaluation.shard
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -33,6 +34,7 @@ from ..constants import (
     DEFAULT_SEQLEN,
 )
 from ..errors import SweepSpecError
+from ..healing import HealSettings, heal
 from ..pruning.engine import PIPELINES
 from ..pruning.methods import get_method
 from ..pruning.profiles import (
@@ -71,6 +73,10 @@ class SweepSpec:
     #: structured removal only (``structure="width:0.2"``, ...): language aggregation and the least-squares refit
     lang_agg: str | None = None
     refit: bool = True
+    #: ``--heal``: every cell is also healed from the dense model (a copy of the pruned cell; a second row
+    #: ``METHOD+heal``); without ``heal_calib`` the text follows each cell's mix, equal weights
+    heal: HealSettings | None = None
+    heal_calib: str | None = None
 
     def check(self) -> None:
         """Fail before any minute is spent: unknown methods, bad sparsities or mixes, nothing to evaluate."""
@@ -135,6 +141,8 @@ class SweepCell:
     structured: dict[str, Any] | None = None
     #: the world ranks that pruned and evaluated this cell (``[0]`` in a single process)
     ranks: list[int] = field(default_factory=lambda: [0])
+    #: a ``METHOD+heal`` row: what healing did (tokens, steps, time, losses, zeros kept)
+    healing: dict[str, Any] | None = None
 
 
 @dataclass
@@ -151,7 +159,7 @@ class SweepResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "spec": asdict(self.spec),
+            "spec": {**asdict(self.spec), "heal": self.spec.heal.describe() if self.spec.heal else None},
             "dense": self.dense,
             "cells": [asdict(c) for c in self.cells],
             "timings": self.timings,
@@ -186,6 +194,7 @@ def run_sweep(
         texts=texts,
     )
     dense_weights = DenseWeights(model)
+    teacher = copy.deepcopy(model) if spec.heal is not None else None  # the dense model, whatever the cells do
     result = SweepResult(spec, evaluate())
     result.timings["dense_eval_s"] = time.perf_counter() - started
     grid = [(mix, name, sparsity) for mix in spec.mixes for name in spec.methods for sparsity in spec.sparsities]
@@ -202,15 +211,20 @@ def run_sweep(
                 )
                 reuses[mix] = _MixReuse(calibration_set(tokenizer, mix_settings))
             dense_weights.restore()
-            done[index] = _run_cell(model, tokenizer, spec, name, sparsity, mix, reuses[mix], evaluate)
-            done[index].ranks = list(group.ranks)
+            cell, pruned_model = _run_cell(model, tokenizer, spec, name, sparsity, mix, reuses[mix], evaluate)
+            cells = [cell]
+            if teacher is not None:
+                cells.append(_heal_cell(cell, pruned_model, teacher, tokenizer, spec, reuses[mix], evaluate))
+            for each in cells:
+                each.ranks = list(group.ranks)
+            done[index] = cells
             if on_cell and world.is_main:
-                result.cells = [done[i] for i in sorted(done)]
+                result.cells = [cell for i in sorted(done) for cell in done[i]]
                 on_cell(result)
     dense_weights.restore()
     for gathered in world.all_gather_object(done, "gathering the sweep's cells"):
         done.update(gathered)
-    result.cells = [done[i] for i in range(len(grid))]
+    result.cells = [cell for i in range(len(grid)) for cell in done[i]]
     result.distributed = {**distributed.describe(world), "groups": parts}
     result.timings["total_s"] = time.perf_counter() - started
     return result
@@ -246,7 +260,8 @@ def _run_cell(
     mix: str,
     reuse: _MixReuse,
     evaluate: Callable[..., dict[str, dict[str, float]]],
-) -> SweepCell:
+) -> tuple[SweepCell, nn.Module]:
+    """One cell, and the model it pruned (the shared model itself, or a structured copy)."""
     if isinstance(parse_structure(spec.structure), StructuredSpec):
         return _run_structured_cell(model, tokenizer, spec, name, mix, reuse, evaluate)
     params = spec.method_params.get(name, {})
@@ -259,7 +274,7 @@ def _run_cell(
     pruned = prune(model, tokenizer, settings, sparsity_fn=allocation, input_cache=reuse.input_cache)
     prune_s = time.perf_counter() - started
     evaluation = evaluate()
-    return SweepCell(
+    cell = SweepCell(
         method=name,
         sparsity=pruned.target_sparsity,
         calib=mix,
@@ -269,6 +284,7 @@ def _run_cell(
         eval_s=time.perf_counter() - started - prune_s,
         eval=evaluation,
     )
+    return cell, model
 
 
 def _run_structured_cell(
@@ -279,7 +295,7 @@ def _run_structured_cell(
     mix: str,
     reuse: _MixReuse,
     evaluate: Callable[..., dict[str, dict[str, float]]],
-) -> SweepCell:
+) -> tuple[SweepCell, nn.Module]:
     """Structured removal changes shapes and drops blocks, which restoring dense weights cannot undo: the cell
     prunes a copy of the dense model and evaluates the copy."""
     started = time.perf_counter()
@@ -289,7 +305,7 @@ def _run_structured_cell(
     evaluation = evaluate(smaller)
     record = pruned.structured or {}
     summary = {key: record.get(key) for key in ("spec", "lang_agg", "refit", "params_before", "params_after")}
-    return SweepCell(
+    cell = SweepCell(
         method=f"{name}[{record.get('spec')},{record.get('lang_agg')}{'' if spec.refit else ',no-refit'}]",
         sparsity=0.0,
         calib=mix,
@@ -299,4 +315,52 @@ def _run_structured_cell(
         eval_s=time.perf_counter() - started - prune_s,
         eval=evaluation,
         structured=summary,
+    )
+    return cell, smaller
+
+
+def _heal_cell(
+    cell: SweepCell,
+    pruned: nn.Module,
+    teacher: nn.Module,
+    tokenizer: Any,
+    spec: SweepSpec,
+    reuse: _MixReuse,
+    evaluate: Callable[..., dict[str, dict[str, float]]],
+) -> SweepCell:
+    """The cell healed: a copy of the pruned model distilled from the dense one on text that is not the mask's,
+    evaluated like every cell (the shared model stays as pruned, so restoring it for the next cell still works)."""
+    assert spec.heal is not None
+    settings = spec.heal.with_overrides(quality_sentences=0)  # the sweep's own evaluation measures it
+    if spec.heal_calib is None:
+        settings = settings.with_overrides(calibration=Mix.parse(cell.calib).with_equal_weights())
+    started = time.perf_counter()
+    healed = heal(
+        copy.deepcopy(pruned),
+        teacher,
+        tokenizer,
+        settings,
+        teacher_tokenizer=tokenizer,
+        exclude_hashes=reuse.calibration.sample_hashes,
+    )
+    heal_s = time.perf_counter() - started
+    evaluation = evaluate(healed.model)
+    record = healed.record
+    return dataclasses.replace(
+        cell,
+        method=f"{cell.method}+heal",
+        achieved_sparsity=record["achieved_sparsity"] if cell.structured is None else cell.achieved_sparsity,
+        prune_s=cell.prune_s + heal_s,
+        eval_s=time.perf_counter() - started - heal_s,
+        eval=evaluation,
+        healing={
+            "languages": record["languages"],
+            "tokens_seen": record["tokens_seen"],
+            "steps": record["steps"],
+            "heal_s": heal_s,
+            "mode": record["mode"],
+            "lr": record["lr"],
+            "loss_start": record["loss_start"],
+            "loss_end": record["loss_end"],
+        },
     )

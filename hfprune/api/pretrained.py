@@ -88,7 +88,7 @@ def prune_pretrained(
             max_shard_size=max_shard_size,
             extra=extra,
             local_base=local_base,
-            base_folder=loaded.folder if result.trimmed is not None else None,
+            base_folder=loaded.folder,
         )
         return time.perf_counter() - began, peak_memory(settings.device)
 

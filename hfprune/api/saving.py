@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from ..constants import DEFAULT_MAX_SHARD_SIZE, METADATA_FILE
+from ..constants import DEFAULT_MAX_SHARD_SIZE, METADATA_FILE, VOCAB_MAP_FILE
 from ..errors import InvalidOptionError
-from ..io import atomic_folder, write_json, write_local_record
+from ..healing.quality import QUALITY_PLOT, plot_quality
+from ..io import atomic_folder, read_json_object, write_json, write_local_record
 from ..models import is_dispatched
 from ..vocab import save_trimmed
 from .settings import PruneResult
@@ -60,11 +62,29 @@ def save_pruned(
         model.tie_weights()
     with atomic_folder(out, overwrite=overwrite) as tmp:
         model.save_pretrained(tmp, safe_serialization=True, max_shard_size=max_shard_size)
+        metadata = {**result.to_dict(), **(extra or {})}
         if result.trimmed is not None:
             save_trimmed(tmp, result.trimmed, Path(base_folder) if base_folder else None)
             tokenizer = None
-        _finish_folder(tmp, tokenizer, {**result.to_dict(), **(extra or {})}, local_base)
+        elif base_folder is not None:
+            carry_vocabulary(Path(base_folder), tmp, metadata)
+        _finish_folder(tmp, tokenizer, metadata, local_base)
     return Path(out)
+
+
+def carry_vocabulary(base_folder: Path, folder: Path, metadata: dict[str, Any]) -> None:
+    """A base that hfprune trimmed earlier keeps what says so: its ``vocab_map.json`` (the kept tokens' ids in the
+    original model, which healing needs to read the original teacher's logits) and its ``vocab`` record (the
+    card's vocabulary section, the tokenizer hash the teacher must have). Pruning does not touch the vocabulary,
+    so both stay true of the pruned model."""
+    source = base_folder / VOCAB_MAP_FILE
+    if not source.is_file() or "vocab" in metadata:
+        return
+    shutil.copyfile(source, folder / VOCAB_MAP_FILE)
+    base_record = base_folder / METADATA_FILE
+    vocab = read_json_object(base_record).get("vocab") if base_record.is_file() else None
+    if vocab:
+        metadata["vocab"] = {**vocab, "carried_from_base": True}
 
 
 def _generation_config(folder: Path) -> Any:
@@ -83,5 +103,8 @@ def _finish_folder(folder: Path, tokenizer: Any, metadata: dict[str, Any], local
     if tokenizer is not None:
         tokenizer.save_pretrained(folder)
     write_json(folder / METADATA_FILE, metadata)
+    quality = (metadata.get("healing") or {}).get("quality")
+    if quality:  # pruned with --heal: the card's plot of dense, pruned and healed per language
+        plot_quality(quality, folder / QUALITY_PLOT)
     if local_base is not None:
         write_local_record(folder, local_base)

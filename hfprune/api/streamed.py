@@ -30,7 +30,7 @@ from ..vocab import save_trimmed
 from .memory import prune_resolved
 from .preparation import trim_for_pruning
 from .ranks import _after_rank0_wrote, _record_ranks
-from .saving import _finish_folder, _generation_config
+from .saving import _finish_folder, _generation_config, carry_vocabulary
 from .settings import PruneResult, PruneSettings
 
 
@@ -100,5 +100,8 @@ def _prune_streamed(
         result.timings["save_s"] = time.perf_counter() - started
         result.peak_memory = peak_memory(settings.device)
         local_base = folder if result.base_model.get("local") else None
-        _finish_folder(tmp, None if trimmed else tokenizer, {**result.to_dict(), "streamed": True, **extra}, local_base)
+        metadata = {**result.to_dict(), "streamed": True, **extra}
+        if trimmed is None:
+            carry_vocabulary(folder, tmp, metadata)
+        _finish_folder(tmp, None if trimmed else tokenizer, metadata, local_base)
     return _after_rank0_wrote(result, group)

@@ -51,6 +51,10 @@ class Mix:
             tuple(MixEntry(lang, base + (i < extra)) for i, lang in enumerate(ordered) if base + (i < extra) > 0)
         )
 
+    def with_equal_weights(self) -> Mix:
+        """The same languages with weight 1 each (healing text that follows a pruning mix)."""
+        return Mix(tuple(MixEntry(entry.language, 1) for entry in self.entries))
+
     @property
     def languages(self) -> list[str]:
         return [entry.language for entry in self.entries]

@@ -8,14 +8,19 @@ training itself saw).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from ..healing.quality import QUALITY_PLOT
+from ..io import is_hfprune_plot
 
-def healing_view(metadata: dict[str, Any]) -> dict[str, Any] | None:
+
+def healing_view(metadata: dict[str, Any], folder: Path | None = None) -> dict[str, Any] | None:
     """What the template's healing section shows, or ``None`` when the model was not healed."""
     record = metadata.get("healing")
     if not record:
         return None
+    quality = record.get("quality") or {}
     teacher = record.get("teacher") or {}
     data = record.get("data") or {}
     start, end = record.get("loss_start") or {}, record.get("loss_end") or {}
@@ -43,6 +48,19 @@ def healing_view(metadata: dict[str, Any]) -> dict[str, Any] | None:
         "sparsity": record.get("achieved_sparsity"),
         "excluded": _excluded(data),
         "command": " ".join(record.get("command") or []),
+        "quality": [
+            {
+                "lang": lang,
+                "dense": f"{row['dense']:.4f}",
+                "pruned": f"{row['pruned']:.4f}",
+                "healed": f"{row['healed']:.4f}",
+                "won_back": "n/a" if row.get("won_back") is None else f"{row['won_back']:.0%}",
+            }
+            for lang, row in (quality.get("languages") or {}).items()
+        ],
+        "quality_files": ", ".join(sorted(set((quality.get("files") or {}).values()))),
+        "quality_sentences": (record.get("settings") or {}).get("quality_sentences"),
+        "quality_plot": QUALITY_PLOT if folder is not None and is_hfprune_plot(Path(folder) / QUALITY_PLOT) else None,
     }
 
 

@@ -129,7 +129,7 @@ def render_card(
         "versions": metadata.get("versions", {}),
         "pruned": bool(metadata.get("method")),
         "vocab": vocab,
-        "healing": healing_view(metadata),
+        "healing": healing_view(metadata, folder),
         "exports": exports_view(folder),
         "structured": structured_view(metadata),
         "pct": _pct,

@@ -71,6 +71,7 @@ def heal_settings(args: argparse.Namespace) -> HealSettings:
         device=args.device,
         gradient_checkpointing=args.gradient_checkpointing,
         checkpoint_every=args.checkpoint_every,
+        quality_sentences=args.quality_sentences,
     )
 
 

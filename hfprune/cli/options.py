@@ -428,15 +428,17 @@ def add_heal_mode(group: Any) -> None:
     )
 
 
-def heal_after_pruning(args: argparse.Namespace) -> HealSettings | None:
-    """The :class:`~hfprune.healing.HealSettings` of ``--heal`` (``None`` without it)."""
+def heal_after_pruning(args: argparse.Namespace, calib: str | None = None) -> HealSettings | None:
+    """The :class:`~hfprune.healing.HealSettings` of ``--heal`` (``None`` without it); ``calib``: the pruning mix
+    whose languages the text follows without ``--heal-calib`` (default ``--calib``; a sweep passes each mix)."""
     if not getattr(args, "heal", False):
         refuse_stray_options(args, _HEAL_DEFAULTS, "--heal")
         return None
+    calib = calib or args.calib
     if args.heal_calib:
         mix = Mix.parse(args.heal_calib)
-    elif args.calib:
-        mix = Mix.parse(",".join(f"{entry.language}:1" for entry in Mix.parse(args.calib)))
+    elif calib:
+        mix = Mix.parse(calib).with_equal_weights()
     else:
         raise InvalidOptionError("--heal needs the languages of its text: give --calib or --heal-calib")
     return HealSettings(
@@ -704,6 +706,13 @@ def add_heal_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--device", default="auto", help="compute device: auto, cpu, cuda, cuda:1 (default auto)")
     group.add_argument(
         "--gradient-checkpointing", action="store_true", help="recompute activations in the backward (less memory)"
+    )
+    group.add_argument(
+        "--quality-sentences",
+        type=whole_number(0),
+        default=16,
+        help="held-out FLORES sentences per language on which dense, pruned and healed are measured for the card "
+        "(default 16; 0 skips it)",
     )
     group.add_argument(
         "--checkpoint-every",

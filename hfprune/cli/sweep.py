@@ -33,6 +33,7 @@ def register(subparsers: Any) -> None:
     options.add_pruning_options(parser, grid=True)
     options.add_placement_options(parser)
     options.add_output_options(parser)
+    options.add_heal_after_pruning_options(parser)
     group = parser.add_argument_group("evaluation")
     group.add_argument(
         "--eval-sentences",
@@ -86,9 +87,16 @@ def handle(args: argparse.Namespace) -> int:
         lang_agg=args.lang_agg,
         refit=not args.no_refit,
     )
+    group = distributed.current()
+    spec.heal = options.heal_after_pruning(args, calib=args.calib[0] if args.calib else None)
+    spec.heal_calib = args.heal_calib
+    if spec.heal is not None and group.size > 1:
+        raise InvalidOptionError(
+            "a sweep with --heal runs in one process (each cell trains a copy of the model); start it without "
+            "torchrun or accelerate launch"
+        )
     spec.check()
     vocab = options.vocab_settings(args)
-    group = distributed.current()
     out = group.agree(
         lambda: check_output(args.out, args.overwrite, marker=SWEEP_FILE, whole=False, reads=args.model),
         "checking the output folder",

@@ -11,13 +11,13 @@ time, so only this probe catches it.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
 from ..errors import ExportVerificationError
+from ..models.quality import bits_per_byte, token_nll_sum
 from .settings import BPB_TOLERANCE, LOGIT_TOLERANCE, STRICT_FORMATS
 
 #: Tokens of each held-out sentence used as the greedy prompt.
@@ -34,16 +34,16 @@ def compare_language(torch_model: Any, exported: Any, tokenizer: Any, sentences:
         if ids.shape[1] < 2:
             continue
         mask = torch.ones_like(ids)
-        reference = torch_model(input_ids=ids, attention_mask=mask).logits.float()[0, :-1]
-        candidate = torch.as_tensor(exported(input_ids=ids, attention_mask=mask).logits).float()[0, :-1]
-        targets = ids[0, 1:]
+        reference = torch_model(input_ids=ids, attention_mask=mask).logits.float()[0]
+        candidate = torch.as_tensor(exported(input_ids=ids, attention_mask=mask).logits).float()[0]
         for name, logits in (("pytorch", reference), ("export", candidate)):
-            nll[name] += torch.nn.functional.cross_entropy(logits, targets, reduction="sum").item()
+            nll[name] += token_nll_sum(logits, ids[0])
+        reference, candidate, targets = reference[:-1], candidate[:-1], ids[0, 1:]
         agree += int((reference.argmax(-1) == candidate.argmax(-1)).sum())
         predicted += targets.numel()
         max_diff = max(max_diff, (reference - candidate).abs().max().item())
         n_bytes += len(sentence.encode("utf-8"))
-    bpb = {name: value / math.log(2) / n_bytes for name, value in nll.items()}
+    bpb = {name: bits_per_byte(value, n_bytes) for name, value in nll.items()}
     return {
         "sentences": len(sentences),
         "tokens_predicted": predicted,

@@ -18,6 +18,7 @@ from .alignment import align
 from .data import healing_samples
 from .masks import SparsityMasks
 from .memory import check_fits, estimate
+from .quality import held_out, measure, quality_record
 from .result import HealResult
 from .settings import HealSettings
 from .training import Checkpointing, StepCallback, train
@@ -74,6 +75,11 @@ def heal(
         seed=settings.seed,
         exclude=exclude_hashes,
     )
+    quality_text, quality_files = held_out(mix.languages, settings.quality_sentences)
+    before = {
+        "dense": measure(teacher, teacher_tokenizer or tokenizer, quality_text),
+        "pruned": measure(student, tokenizer, quality_text),
+    }
     dtype = next(student.parameters()).dtype
     if settings.mode == "full" and dtype != torch.float32:
         student = student.float()  # AdamW on bf16 weights loses small updates; saved in the original dtype
@@ -103,6 +109,11 @@ def heal(
     masks.verify()
     student = student.to(device="cpu", dtype=dtype)
     zeros_after = _prunable_zeros(student)
+    quality = None
+    if quality_text:
+        missing = [lang for lang in mix.languages if lang not in quality_text]
+        healed = measure(student, tokenizer, quality_text)
+        quality = quality_record(before["dense"], before["pruned"], healed, quality_files, missing)
     record = {
         "mode": settings.mode,
         **({"lora": lora_done, "lora_settings": settings.describe()["lora"]} if lora_done else {}),
@@ -131,6 +142,7 @@ def heal(
         "zeros_before": zeros_before,
         "zeros_after": zeros_after,
         "achieved_sparsity": zeros_after["sparsity"],
+        "quality": quality,
         "memory_estimate": memory,
         "peak_memory": peak_memory(device),
         "versions": library_versions(),

@@ -16,6 +16,7 @@ from ..io import atomic_folder, check_not_over_model, check_output, portable_com
 from ..models import ModelSource, weights_sha256
 from .checkpoints import CheckpointStore, checkpoint_folder_for
 from .core import heal
+from .quality import QUALITY_PLOT, plot_quality
 from .result import HealResult
 from .settings import HealSettings
 from .training import Checkpointing, StepCallback
@@ -99,6 +100,8 @@ def heal_pretrained(
             if vocab_map is not None:
                 shutil.copyfile(student_loaded.folder / VOCAB_MAP_FILE, tmp / VOCAB_MAP_FILE)
             write_json(tmp / METADATA_FILE, metadata)
+            if result.record.get("quality"):
+                plot_quality(result.record["quality"], tmp / QUALITY_PLOT)
         store.remove()
 
     distributed.current().agree(save, "writing the healed model (rank 0)")

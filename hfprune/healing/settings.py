@@ -49,6 +49,8 @@ class HealSettings:
         gradient_checkpointing: recompute activations in the backward (less memory, ~30% slower).
         checkpoint_every: save a resumable checkpoint every K optimizer steps (``None``: only on Ctrl-C).
         lora_rank, lora_alpha, lora_dropout: the adapters of ``mode="lora"``.
+        quality_sentences: held-out FLORES sentences per language on which the teacher, the student before and
+            the student after are measured (bits per byte; the card's three-way table); 0 skips it.
     """
 
     calibration: Mix | str = "en:1"
@@ -71,6 +73,7 @@ class HealSettings:
     lora_rank: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.0
+    quality_sentences: int = 16
 
     def __post_init__(self) -> None:
         _check(
@@ -90,6 +93,7 @@ class HealSettings:
             f"--checkpoint-every must be 1 or more steps, got {self.checkpoint_every}",
         )
         _check(self.lora_rank >= 1, f"lora_rank must be 1 or more, got {self.lora_rank}")
+        _check(self.quality_sentences >= 0, f"--quality-sentences must be 0 or more, got {self.quality_sentences}")
         self.mix  # parses the mix now: a bad one fails before any model loads  # noqa: B018
 
     @property

@@ -188,6 +188,30 @@ def test_a_trimmed_student_heals_against_its_untrimmed_teacher(tmp_path):
     assert healed.get_input_embeddings().weight.shape == before.get_input_embeddings().weight.shape
 
 
+def test_pruning_an_already_trimmed_folder_keeps_its_vocab_map_so_it_heals_against_the_original(tmp_path):
+    """trim-vocab, then prune the trimmed folder (two commands): the pruned folder still knows which original
+    ids its tokens are, so the original dense model can teach it."""
+    from ..vocab.factory import make_model as vocab_model
+    from ..vocab.factory import make_tokenizer as vocab_tokenizer
+    from ..vocab.factory import save_folder
+
+    tokenizer = vocab_tokenizer("byte_level")
+    dense = save_folder(vocab_model(tokenizer, tied=False), tokenizer, tmp_path / "dense")
+    trimmed, student = tmp_path / "trimmed", tmp_path / "trimmed-then-pruned"
+    vocab = hfprune.VocabSettings(langs=("en",), list_words=2000, verify_sentences=50, measure_speed=False)
+    hfprune.trim_vocab_pretrained(str(dense), trimmed, vocab)
+    hfprune.prune_pretrained(str(trimmed), student, method="magnitude", structure="2:4")
+
+    assert (student / VOCAB_MAP_FILE).read_bytes() == (trimmed / VOCAB_MAP_FILE).read_bytes()
+    carried = _record(student)["vocab"]
+    assert carried["carried_from_base"] is True
+    assert carried["tokenizer_sha256_before"] == _record(trimmed)["vocab"]["tokenizer_sha256_before"]
+    settings = HealSettings(calibration="en:1", tokens=SEQLEN * 4, lr=1e-3, **FAST)
+    healed = heal_pretrained(student, str(dense), tmp_path / "healed", settings)
+    assert healed.record["alignment"]["kind"].startswith("trimmed")
+    _assert_zeros_kept_and_rest_trained(student, tmp_path / "healed")
+
+
 def test_the_card_of_a_healed_model_says_who_taught_it_on_what(models, tmp_path):
     from hfprune.card import write_card
 
@@ -201,3 +225,20 @@ def test_the_card_of_a_healed_model_says_who_taught_it_on_what(models, tmp_path)
     assert f"{record['steps']} steps of {SEQLEN}-token samples" in section and "full fine-tuning" in section
     assert f"| distillation (KL) | {record['loss_start']['kd']:.4f} | {record['loss_end']['kd']:.4f} |" in section
     assert "Every weight pruning set to zero is still zero" in section and "`hfprune heal x`" in section
+    quality = record["quality"]
+    assert set(quality["languages"]) == {"en", "sw"} and quality["not_measured"] == []
+    # each figure is what the saved models score on the same held-out sentences, measured here independently
+    from hfprune.healing.quality import QUALITY_PLOT, held_out
+    from hfprune.io import is_hfprune_plot
+    from hfprune.models.quality import held_out_bits_per_byte
+
+    sentences, _ = held_out(["en", "sw"], 16)
+    assert all(len(lines) == 16 for lines in sentences.values())
+    for role, folder in (("dense", models["dense"]), ("pruned", models["unstructured"]), ("healed", out)):
+        loaded = load_model(folder)
+        for lang, lines in sentences.items():
+            expected = held_out_bits_per_byte(loaded.model, loaded.tokenizer, lines)["bits_per_byte"]
+            assert quality["languages"][lang][role] == pytest.approx(expected, rel=1e-5), (role, lang)
+    row = quality["languages"]["en"]
+    assert f"| en | {row['dense']:.4f} | {row['pruned']:.4f} | {row['healed']:.4f} |" in section
+    assert is_hfprune_plot(out / QUALITY_PLOT) and f"]({QUALITY_PLOT})" in section
