@@ -5,7 +5,8 @@
 Every model is made and exported as a user would (``python -m hfprune prune`` / ``hfprune export``, one process
 each): the dense model, Wanda 50% and Wanda 2:4 (calibrated on en:8,de:8,sw:8), magnitude 60% and 70% (the sparsity
 table), and the full recipe (``--structure width:0.2 --trim-vocab --vocab-scripts``) — all exported to int8
-(symmetric for the sparse ones: their zeros stay exact; the dense default is asymmetric). Speed: PyTorch fp32 and
+(symmetric for the sparse ones: their zeros stay exact; the dense default is asymmetric, and the dense model is
+also exported symmetric, so that sparsity's own effect can be told from symmetry's). Speed: PyTorch fp32 and
 every export in one process, timed in turns (``hfprune.models.speed.compare_generate_speeds``: greedy ``generate``
 of ``--new-tokens`` tokens after a 64-token English prompt at batch 1, the same threads for both runtimes, best
 round); each sparse export twice, with its runtime file's sparse decompression and with it off. Quality: each
@@ -38,6 +39,7 @@ PROMPT = 64
 #: name -> the prune arguments (None: the dense model itself)
 MODELS: dict[str, list[str] | None] = {
     "dense": None,
+    "dense, symmetric int8": None,
     "wanda 50%": ["--method", "wanda", "--sparsity", "0.5", "--calib", MIX],
     "wanda 2:4": ["--method", "wanda", "--sparsity", "0.5", "--structure", "2:4", "--calib", MIX],
     "magnitude 60%": ["--method", "magnitude", "--sparsity", "0.6"],
@@ -71,15 +73,22 @@ def gemma_path() -> Path:
     return path()
 
 
-def build(dense: Path, work: Path, name: str, prune_args: list[str] | None, sentences: int) -> dict[str, Any]:
-    """Prune (unless dense or already there) and export one model; the export's record and the timings."""
-    folder = dense if prune_args is None else work / name.replace(" ", "_").replace(":", "").replace("%", "")
+def build(
+    dense: Path, work: Path, name: str, prune_args: list[str] | None, sentences: int, reuse: bool
+) -> dict[str, Any]:
+    """Prune (unless dense or already there) and export one model (``reuse``: an export already there is kept);
+    the export's record and the timings."""
+    stem = name.replace(",", "").replace(" ", "_").replace(":", "").replace("%", "")
+    folder = dense if prune_args is None else work / stem
     timings: dict[str, float] = {}
     if prune_args is not None and not (folder / "hfprune.json").is_file():
         started = time.perf_counter()
         hfprune("prune", str(dense), *prune_args, "--seed", "0", "--no-speed", "--out", str(folder), "--overwrite")
         timings["prune_s"] = time.perf_counter() - started
-    out = work / "exports" / folder.name
+    out = work / "exports" / stem
+    if reuse and (out / "hfprune_export.json").is_file():
+        record = json.loads((out / "hfprune_export.json").read_text())
+        return {"folder": str(folder), "export": str(out), "record": record}
     started = time.perf_counter()
     record = json.loads(
         hfprune(
@@ -98,6 +107,7 @@ def build(dense: Path, work: Path, name: str, prune_args: list[str] | None, sent
             str(sentences),
             "--no-speed",
             "--json",
+            *(["--sym"] if "symmetric" in name else []),
         )
     )
     timings["export_s"] = time.perf_counter() - started
@@ -137,8 +147,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"batch 1, models timed in turns, best of {setup['rounds']} rounds. Quality: bits per byte on the first "
         f"{setup['sentences']} FLORES devtest sentences per language, from each export's own verification.",
         "",
-        "| model | runtime | file MB | x dense fp32 | decode tok/s | x PyTorch fp32 dense | x dense int8 |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| model | runtime | file MB | x dense fp32 | decode tok/s | every round | x PyTorch fp32 dense | x dense int8 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     speed = report["speed"]
     dense_fp32 = speed["PyTorch fp32: dense"]["decode_tokens_per_s"]
@@ -152,6 +162,8 @@ def markdown(report: dict[str, Any]) -> str:
         tps = row["decode_tokens_per_s"]
         lines.append(
             f"| {name} | {runtime} | {size / 1e6:,.0f} | {size / dense_bytes:.2f} | {tps:.1f} | "
+            + " / ".join(f"{r['decode_tokens_per_s']:.1f}" for r in row["rounds"])
+            + " | "
             f"{tps / dense_fp32:.2f} | {tps / dense_int8:.2f} |"
         )
     lines += ["", "Bits per byte (PyTorch fp32 dense on the same sentences first):", ""]
@@ -176,7 +188,7 @@ def markdown(report: dict[str, Any]) -> str:
         zeros = record["ir"]["block_zero_share"]
         eligible = record["ir"]["sparse_eligible"]
         lines.append(
-            f"| {name}, int8 | {zeros:.1%} | {eligible['rate'] or 'off'} | {eligible['matrices']} | "
+            f"| {name if 'int8' in name else name + ', int8'} | {zeros:.1%} | {eligible['rate'] or 'off'} | {eligible['matrices']} | "
             + " | ".join(f"{langs[lang]['bits_per_byte_export']:.3f}" for lang in LANGS)
             + f" | {change:+.1%} |"
         )
@@ -190,6 +202,7 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--work", default=str(Path.home() / ".cache/hfprune/bench-openvino"))
     parser.add_argument("--only", default=None, help="comma-separated model names (default: all)")
+    parser.add_argument("--reuse-exports", action="store_true", help="keep exports already in --work (speed only)")
     args = parser.parse_args()
     dense = gemma_path()
     work = Path(args.work)
@@ -197,9 +210,9 @@ def main() -> None:
     chosen = {n: a for n, a in MODELS.items() if args.only is None or n in args.only.split(",") or n == "dense"}
     built = {}
     for name, prune_args in chosen.items():
-        built[name] = build(dense, work, name, prune_args, args.sentences)
+        built[name] = build(dense, work, name, prune_args, args.sentences, args.reuse_exports)
         print(
-            f"{name}: built {built[name].get('prune_s', 0):.0f} s, exported {built[name]['export_s']:.0f} s",
+            f"{name}: built {built[name].get('prune_s', 0):.0f} s, exported {built[name].get('export_s', 0):.0f} s",
             file=sys.stderr,
         )
     from hfprune.export.compat import installed_versions
