@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from ..errors import ExportVerificationError
+from ..models.generation import greedy
 from ..models.quality import bits_per_byte, token_nll_sum
 from .settings import BPB_TOLERANCE, LOGIT_TOLERANCE, STRICT_FORMATS
 
@@ -62,14 +63,7 @@ def greedy_agreement(torch_model: Any, exported: Any, tokenizer: Any, sentence: 
     ids = torch.tensor([tokenizer(sentence)["input_ids"][:PROMPT_TOKENS]])
     generated = {}
     for name, model in (("pytorch", torch_model), ("export", exported)):
-        output = model.generate(
-            ids,
-            attention_mask=torch.ones_like(ids),
-            max_new_tokens=new_tokens,
-            min_new_tokens=new_tokens,
-            do_sample=False,
-            pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
-        )
+        output = greedy(model, ids, new_tokens, pad_token_id=_pad_id(tokenizer))
         generated[name] = torch.as_tensor(output)[0, ids.shape[1] :].tolist()
     same = 0
     for a, b in zip(generated["pytorch"], generated["export"]):
@@ -101,16 +95,14 @@ def decode_steps(exported: Any, tokenizer: Any, sentence: str, new_tokens: int =
 
     exported.forward = recording
     try:
-        exported.generate(
-            ids,
-            attention_mask=torch.ones_like(ids),
-            max_new_tokens=new_tokens,
-            min_new_tokens=new_tokens,
-            do_sample=False,
-        )
+        greedy(exported, ids, new_tokens, pad_token_id=_pad_id(tokenizer))
     finally:
         del exported.forward  # the class's own forward again
     return lengths
+
+
+def _pad_id(tokenizer: Any) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
 
 def verify(

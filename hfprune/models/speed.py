@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .discovery import find_block_stacks
+from .generation import greedy
 
 
 @dataclass
@@ -87,14 +88,7 @@ def measure_speed(model: nn.Module, prompt: torch.Tensor, *, new_tokens: int = 3
             prefill_s = time.perf_counter() - started
             clock.reset()
             started = time.perf_counter()
-            model.generate(
-                prompt,
-                max_new_tokens=new_tokens,
-                min_new_tokens=new_tokens,
-                do_sample=False,
-                attention_mask=torch.ones_like(prompt),
-                pad_token_id=0,
-            )
+            greedy(model, prompt, new_tokens)
             total = time.perf_counter() - started
             decode_steps = len(clock.steps) - 1
             if run and decode_steps > 0:
@@ -197,14 +191,7 @@ def measure_generate(model: Any, prompt: torch.Tensor, *, new_tokens: int = 32) 
 
     def generate(tokens: int) -> float:
         started = time.perf_counter()
-        model.generate(
-            prompt,
-            attention_mask=torch.ones_like(prompt),
-            max_new_tokens=tokens,
-            min_new_tokens=tokens,
-            do_sample=False,
-            pad_token_id=0,
-        )
+        greedy(model, prompt, tokens)
         return time.perf_counter() - started
 
     generate(2)  # warm-up
