@@ -253,6 +253,7 @@ CASES: dict[str, Case] = {
     "export target unknown": Case(
         ["export", "{model}", "--to", "tflite", "--out", "{out}"], "invalid choice: 'tflite'"
     ),
+    "export to onnx": Case(["export", "{model}", "--to", "onnx", "--out", "{out}"], "optimum-onnx"),
     "export sparse rate above 1": Case([*EXPORT, "--sparse-rate", "1.5"], "--sparse-rate 1.5 is outside (0, 1]"),
     "export sparse rate with fp16": Case(
         [*EXPORT, "--weights", "fp16", "--sparse-rate", "0.5"], "--sparse-rate needs --weights int8"
@@ -269,6 +270,7 @@ CASES: dict[str, Case] = {
         EXPORT, "already exists", lambda scratch, model: _user_folder_at(scratch / "out")
     ),
     "export missing model": Case(["export", "{scratch}/nowhere", "--to", "openvino", "--out", "{out}"], "nowhere"),
+    "run export to onnx": Case(["run", "{model}", "--out", "{out}", "--export", "onnx"], "optimum-onnx"),
     "run export options without --export": Case(
         ["run", "{model}", "--out", "{out}", "--export-weights", "int4"], "only apply with --export openvino"
     ),

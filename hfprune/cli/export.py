@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..export import WEIGHT_FORMATS, ExportSettings, export_openvino
-from ..export.settings import TARGETS
+from ..export.settings import KNOWN_TARGETS
 
 
 def register(subparsers: Any) -> None:
@@ -22,7 +22,7 @@ def register(subparsers: Any) -> None:
         "it against the PyTorch model on held-out text of its languages, and time both.",
     )
     parser.add_argument("model", metavar="DIR", help="a model folder (safetensors) or Hub repo id")
-    parser.add_argument("--to", required=True, choices=TARGETS, help="the runtime to export to")
+    parser.add_argument("--to", required=True, choices=KNOWN_TARGETS, help="the runtime to export to")
     parser.add_argument("--out", required=True, help="output folder; DIR/openvino puts it beside the weights for push")
     add_export_options(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out that hfprune exported")
@@ -90,7 +90,7 @@ def export_settings(args: argparse.Namespace, prefix: str = "") -> ExportSetting
 
     langs = value("verify_langs")
     return ExportSettings.build(
-        to=getattr(args, "to", None) or "openvino",
+        to=getattr(args, "to", None) or getattr(args, "export", None) or "openvino",
         weights=value("weights"),
         sym=value("sym"),
         group_size=value("group_size"),

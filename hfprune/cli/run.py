@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidOptionError
-from ..export.settings import TARGETS
+from ..export.settings import KNOWN_TARGETS
 from ..repo_id import check_repo_id
 from ..workflow.run import RunOptions, run_job
 from . import options
@@ -38,7 +38,7 @@ def register(subparsers: Any) -> None:
     )
     options.add_eval_options(group)
     group = parser.add_argument_group("export (after evaluation, into OUT/openvino: a push publishes it too)")
-    group.add_argument("--export", choices=TARGETS, help="also export the pruned model to this runtime")
+    group.add_argument("--export", choices=KNOWN_TARGETS, help="also export the pruned model to this runtime")
     add_export_options(group, prefix="export-")
     group = parser.add_argument_group("publishing")
     group.add_argument("--push-to", metavar="REPO_ID", help="publish to this Hub repo at the end")

@@ -7,9 +7,16 @@ from typing import Any
 
 from ..calibration import Mix, parse_mix
 from ..constants import DEFAULT_SEED
-from ..errors import ExportSettingsError
+from ..errors import ExportSettingsError, ExportUnavailableError
 
 TARGETS = ("openvino",)
+#: Targets a user may name: ``onnx`` is refused with why (optimum-onnx's versions disagree with this stack).
+KNOWN_TARGETS = (*TARGETS, "onnx")
+ONNX_UNAVAILABLE = (
+    "--to onnx needs optimum-onnx, whose newest release (0.1.0) requires transformers<4.58 and optimum~=2.1 and "
+    "does not import under transformers 5.x (it imports names transformers removed); use --to openvino, which "
+    "runs on the same CPUs"
+)
 WEIGHT_FORMATS = ("int8", "int4", "fp16", "fp32")
 #: Relative change of bits per byte (exported against PyTorch, per kept language) within which an export is
 #: "as good as the PyTorch model" for its format; measured on the tiny model and Gemma 3 270M (benchmarks/).
@@ -44,6 +51,8 @@ class ExportSettings:
     seed: int = DEFAULT_SEED
 
     def __post_init__(self) -> None:
+        if self.to == "onnx":
+            raise ExportUnavailableError(ONNX_UNAVAILABLE)
         if self.to not in TARGETS:
             raise ExportSettingsError(
                 f"--to {self.to!r} is not a target hfprune exports to; choose {', '.join(TARGETS)}"
