@@ -215,7 +215,7 @@ def main() -> None:
             f"{name}: built {built[name].get('prune_s', 0):.0f} s, exported {built[name].get('export_s', 0):.0f} s",
             file=sys.stderr,
         )
-    from hfprune.export.compat import installed_versions
+    from hfprune.models.openvino_compat import installed_versions
 
     versions = installed_versions()
     report = {

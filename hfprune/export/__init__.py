@@ -1,7 +1,7 @@
 """Export to a runtime that turns pruning and int8 into size and speed: OpenVINO through optimum-intel.
 
-``settings`` says what is asked; ``compat`` pins and adjusts optimum-intel for this transformers; ``openvino``
-exports; ``ir`` reads what the IR holds; ``runtime`` writes and reads its runtime settings; ``verify`` checks
+``settings`` says what is asked (``hfprune.models.openvino_compat`` pins and adjusts optimum-intel for this
+transformers, for the export and the Space alike); ``openvino`` exports; ``ir`` reads what the IR holds; ``runtime`` writes and reads its runtime settings; ``verify`` checks
 the export against the PyTorch model per language.
 """
 

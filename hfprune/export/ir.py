@@ -55,10 +55,10 @@ def block_zero_share(matrices: list[WeightMatrix]) -> float | None:
     return sum(m.parameters * (m.zero_share or 0.0) for m in blocks) / total
 
 
-def describe(folder: Path, sparse_rate: float | None) -> dict[str, Any]:
-    """Sizes and zeros for the export record: which matrices reach ``sparse_rate`` (by the CPU plugin's rule,
-    the int8 matrices it packs sparse; whether a kernel gains from it depends on the processor) and their size."""
-    matrices = weight_matrices(folder)
+def describe(folder: Path, matrices: list[WeightMatrix], sparse_rate: float | None) -> dict[str, Any]:
+    """Sizes and zeros for the export record (``matrices``: :func:`weight_matrices` of ``folder``): which matrices
+    reach ``sparse_rate`` (by the CPU plugin's rule, the int8 matrices it packs sparse; whether a kernel gains
+    from it depends on the processor) and their size."""
     packed = [m for m in matrices if sparse_rate is not None and (m.zero_share or 0.0) >= sparse_rate]
     return {
         "ir_bytes": sum((folder / name).stat().st_size for name in (IR_XML, IR_BIN)),

@@ -36,11 +36,12 @@ from ..io import (
     write_json,
 )
 from ..models import load_model
+from ..models import openvino_compat as compat
 from ..models.loading import checkpoint_folder, weights_sha256
 from ..models.speed import compare_generate_speeds
 from ..system import library_versions
 from ..vocab.verify import available_languages, held_out_folder, load_held_out
-from . import compat, ir
+from . import ir
 from .runtime import (
     EXPORT_RECORD,
     PRECISION_PROPERTY,
@@ -105,8 +106,9 @@ def export_openvino(
             exported.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         openvino_tokenizer = _openvino_tokenizer(tokenizer, tmp)
-        rate = _sparse_rate(settings, ir.block_zero_share(ir.weight_matrices(tmp)))
-        weights_record = ir.describe(tmp, rate)
+        matrices = ir.weight_matrices(tmp)  # the IR's constants, read once
+        rate = _sparse_rate(settings, ir.block_zero_share(matrices))
+        weights_record = ir.describe(tmp, matrices, rate)
         runtime = runtime_config(rate, weights_record["block_zero_share"], settings.weights)
         write_runtime(tmp, runtime)
         threads = settings.threads or torch.get_num_threads()

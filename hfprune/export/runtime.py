@@ -14,7 +14,7 @@ from typing import Any
 from ..constants import EXPORT_RECORD
 from ..constants import OPENVINO_RUNTIME_FILE as RUNTIME_FILE
 from ..io import read_json_object, write_json
-from . import compat
+from ..models import openvino_compat as compat
 
 __all__ = [
     "EXPORT_RECORD",

@@ -24,8 +24,8 @@ from ..errors import (
     PortInUseError,
     SpaceModelLoadError,
 )
-from ..export import compat
 from ..models import Placement
+from ..models import openvino_compat as compat
 
 _MODULE_NAME = "hfprune_space_compare_app"
 _REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
@@ -88,7 +88,7 @@ def build_page(
 
     ``placement``: spread both models over the GPUs, CPU and disk (the page's ``device_map`` arguments).
     ``pruned_runtime="openvino"``: the pruned side runs its OpenVINO export (``PRUNED/openvino``), as a CPU user
-    would; optimum-intel is first adjusted for this transformers (:func:`hfprune.export.compat.prepare`).
+    would; optimum-intel is first adjusted for this transformers (:func:`hfprune.models.openvino_compat.prepare`).
     """
     check_model_source(pruned, "--pruned")
     if dense is not None:

@@ -18,11 +18,12 @@ import pytest
 from hfprune.cli.main import main
 from hfprune.constants import EXPORT_RECORD
 from hfprune.errors import ExportUnavailableError, ExportVerificationError, OutputNotOursError
-from hfprune.export import ExportSettings, compat, export_openvino, load_openvino
+from hfprune.export import ExportSettings, export_openvino, load_openvino
 from hfprune.export.runtime import RUNTIME_FILE, SPARSE_PROPERTY
 from hfprune.export.verify import decode_steps, verify
 from hfprune.io import check_output
 from hfprune.models import load_model
+from hfprune.models import openvino_compat as compat
 
 FAST = {"verify_sentences": 4, "greedy_tokens": 8}
 
