@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from .constants import (
@@ -124,6 +124,25 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 def write_json(path: str | Path, data: Any) -> Path:
     """Write JSON atomically (UTF-8, non-ASCII kept readable, indented)."""
     return atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def publishable(data: Any) -> Any:
+    """``data`` with every value that is a path of this machine (a string or ``Path`` starting with ``/``, ``~``
+    or a drive) reduced to its last part, through nested dicts and lists: one gate for every record that is
+    published, so a field a room forgot to make portable cannot carry the user's folders to the Hub."""
+    if isinstance(data, dict):
+        return {key: publishable(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [publishable(value) for value in data]
+    if isinstance(data, (str, PurePath)):
+        return portable_path(str(data))
+    return data
+
+
+def write_record(path: str | Path, data: Any) -> Path:
+    """Write a record that may be published (``hfprune.json``, ``results.json``, an export's record) through
+    :func:`publishable`."""
+    return write_json(path, publishable(data))
 
 
 def read_text_file(path: str | Path) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..io import atomic_write_text, write_json
+from ..io import atomic_write_text, write_record
 from . import plots
 
 #: The analysis record; its presence marks a folder ``hfprune analyze`` wrote.
@@ -15,7 +15,7 @@ ANALYSIS_FILE = "analysis.json"
 def write_analysis(report: dict[str, Any], out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = [out / ANALYSIS_FILE, out / "analysis.md"]
-    write_json(written[0], report)
+    write_record(written[0], report)
     atomic_write_text(written[1], markdown(report))
     if report["overlap"]:
         pairs = {f"{p['a']} vs {p['b']}": [v["iou"] for v in p["by_block"].values()] for p in report["overlap"]}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..io import atomic_write_text, write_json
+from ..io import atomic_write_text, write_record
 from . import plots
 from .flores_eval import summarise
 from .sweep import SweepResult
@@ -20,7 +20,7 @@ SWEEP_FILE = "sweep.json"
 def write_sweep(result: SweepResult, out: Path, *, plots_too: bool = True) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = [out / SWEEP_FILE, out / "sweep.md"]
-    write_json(written[0], result.to_dict())
+    write_record(written[0], result.to_dict())
     atomic_write_text(written[1], markdown_table(result))
     if plots_too and result.cells:
         written += write_heatmaps(result, out)

@@ -11,7 +11,7 @@ from torch import nn
 from ..constants import DEFAULT_MAX_SHARD_SIZE, METADATA_FILE, VOCAB_MAP_FILE
 from ..errors import InvalidOptionError
 from ..healing.quality import QUALITY_PLOT, plot_quality
-from ..io import atomic_folder, read_json_object, write_json, write_local_record
+from ..io import atomic_folder, read_json_object, write_local_record, write_record
 from ..models import is_dispatched
 from ..vocab import save_trimmed
 from .settings import PruneResult
@@ -102,7 +102,7 @@ def _finish_folder(folder: Path, tokenizer: Any, metadata: dict[str, Any], local
     the never-published record of where it is."""
     if tokenizer is not None:
         tokenizer.save_pretrained(folder)
-    write_json(folder / METADATA_FILE, metadata)
+    write_record(folder / METADATA_FILE, metadata)
     quality = (metadata.get("healing") or {}).get("quality")
     if quality:  # pruned with --heal: the card's plot of dense, pruned and healed per language
         plot_quality(quality, folder / QUALITY_PLOT)

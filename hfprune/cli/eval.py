@@ -17,7 +17,7 @@ from ..evaluation.report import print_report, source_lines
 from ..evaluation.results import Comparison, EvalResult, is_results_file
 from ..evaluation.runner import compare, evaluate_model
 from ..evaluation.tasks import TASK_NAMES
-from ..io import check_output_file, is_hfprune_plot, portable_path, write_json
+from ..io import check_output_file, is_hfprune_plot, portable_path, write_record
 from ..models import input_device, load_model, release, weights_sha256
 from ..system import resolve_device
 from . import options
@@ -98,7 +98,7 @@ def handle(args: argparse.Namespace) -> int:
 
     def write() -> None:  # rank 0 writes; the other ranks (same numbers) print nothing
         if args.out:
-            write_json(args.out, payload)
+            write_record(args.out, payload)
         if plot_path:
             (plot_comparison if args.baseline else plot_result)(outcome, plot_path)
 

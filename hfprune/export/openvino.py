@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from ..calibration import Mix, default_source, parse_mix
+from ..calibration.held_out import HeldOut, available_languages, flores_folders, read_held_out
 from ..constants import METADATA_FILE, VERSION
 from ..errors import ExportError, ExportSettingsError, OutputOverlapsModelError
 from ..io import (
@@ -31,16 +32,14 @@ from ..io import (
     check_not_over_model,
     check_output,
     portable_command,
-    portable_path,
     read_json_object,
-    write_json,
+    write_record,
 )
 from ..models import load_model
 from ..models import openvino_compat as compat
 from ..models.loading import checkpoint_folder, weights_sha256
 from ..models.speed import compare_generate_speeds
 from ..system import library_versions
-from ..vocab.verify import available_languages, held_out_folder, load_held_out
 from . import ir
 from .runtime import (
     EXPORT_RECORD,
@@ -148,7 +147,7 @@ def export_openvino(
                 "ir_bytes": weights_record["ir_bytes"],
                 "ratio": weights_record["ir_bytes"] / safetensors_bytes,
             },
-            "verification": {"held_out": _portable(held_out.describe()), **checked},
+            "verification": {"held_out": held_out.describe(), **checked},
             "speed": speed,
             "threads": threads,
             "time_s": time.perf_counter() - started,
@@ -156,7 +155,7 @@ def export_openvino(
             "adjustments": adjustments,
             "command": portable_command(list(command)) if command else None,
         }
-        write_json(tmp / EXPORT_RECORD, record)
+        write_record(tmp / EXPORT_RECORD, record)
     return ExportResult(target, record)
 
 
@@ -174,11 +173,6 @@ def _check_out(model: str | Path, out: str | Path, overwrite: bool) -> Path:
             f"{target} is a folder of the model itself; export into a new subfolder (e.g. {source / 'openvino'})"
         )
     return check_output(target, overwrite, marker=EXPORT_RECORD)
-
-
-def _portable(held_out: dict[str, Any]) -> dict[str, Any]:
-    """The held-out files by name only: published records never carry this machine's paths."""
-    return {lang: {**row, "file": portable_path(row["file"])} for lang, row in held_out.items()}
 
 
 def _pruning_record(folder: Path) -> dict[str, Any]:
@@ -211,14 +205,14 @@ def _verify_languages(settings: ExportSettings, pruning: dict[str, Any]) -> list
     return list(kept) if kept else ["en"]
 
 
-def _held_out(langs: list[str], sentences: int) -> Any:
-    folder = held_out_folder(None)
-    found = load_held_out(folder, langs, sentences, required=False)
-    missing = [lang for lang in langs if lang not in found.sentences]
+def _held_out(langs: list[str], sentences: int) -> HeldOut:
+    found = read_held_out(langs, sentences)
+    missing = found.missing(langs)
     if missing:
+        there = sorted({lang for _, folder in flores_folders() for lang in available_languages(folder)})
         raise ExportSettingsError(
             f"no held-out text to verify the export in {', '.join(missing)} (the data has "
-            f"{', '.join(available_languages(folder))}); pass --verify-langs with languages it has"
+            f"{', '.join(there) or 'no FLORES text'}); pass --verify-langs with languages it has"
         )
     return found
 

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ..calibration import open_source
+from ..calibration.held_out import read_held_out
 from ..models import all_prunable_layers
 from ..system import library_versions, peak_memory, resolve_device
 from . import lora
@@ -18,7 +19,7 @@ from .alignment import align
 from .data import healing_samples
 from .masks import SparsityMasks
 from .memory import check_fits, estimate
-from .quality import held_out, measure, quality_record
+from .quality import measure, quality_record
 from .result import HealResult
 from .settings import HealSettings
 from .training import Checkpointing, StepCallback, train
@@ -75,7 +76,8 @@ def heal(
         seed=settings.seed,
         exclude=exclude_hashes,
     )
-    quality_text, quality_files = held_out(mix.languages, settings.quality_sentences)
+    held = read_held_out(mix.languages, settings.quality_sentences) if settings.quality_sentences else None
+    quality_text, quality_files = (held.sentences, held.files) if held else ({}, {})
     before = {
         "dense": measure(teacher, teacher_tokenizer or tokenizer, quality_text),
         "pruned": measure(student, tokenizer, quality_text),

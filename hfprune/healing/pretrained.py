@@ -12,7 +12,7 @@ from typing import Any
 from .. import distributed
 from ..constants import DEFAULT_MAX_SHARD_SIZE, METADATA_FILE, VOCAB_MAP_FILE
 from ..errors import NotAPrunedFolderError
-from ..io import atomic_folder, check_not_over_model, check_output, portable_command, read_json_object, write_json
+from ..io import atomic_folder, check_not_over_model, check_output, portable_command, read_json_object, write_record
 from ..models import ModelSource, weights_sha256
 from .checkpoints import CheckpointStore, checkpoint_folder_for
 from .core import heal
@@ -99,7 +99,7 @@ def heal_pretrained(
             student_loaded.tokenizer.save_pretrained(tmp)
             if vocab_map is not None:
                 shutil.copyfile(student_loaded.folder / VOCAB_MAP_FILE, tmp / VOCAB_MAP_FILE)
-            write_json(tmp / METADATA_FILE, metadata)
+            write_record(tmp / METADATA_FILE, metadata)
             if result.record.get("quality"):
                 plot_quality(result.record["quality"], tmp / QUALITY_PLOT)
         store.remove()

@@ -11,34 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..calibration import match
-from ..data_sources import data_roots
-from ..io import PLOT_METADATA, atomic_path, portable_path
+from ..io import PLOT_METADATA, atomic_path
 from ..models.quality import held_out_bits_per_byte
 
 #: Beside the healed weights: dense, pruned and healed bits per byte per language (hfprune-marked PNG).
 QUALITY_PLOT = "healing_quality.png"
-
-
-def held_out(langs: list[str], sentences: int) -> tuple[dict[str, list[str]], dict[str, str]]:
-    """The first ``sentences`` FLORES devtest lines of each language that has them (others are left out and
-    named in the record), and the file each came from."""
-    found: dict[str, list[str]] = {}
-    files: dict[str, str] = {}
-    if sentences == 0:
-        return found, files
-    for root in data_roots():
-        folder = root.path / "flores"
-        if not folder.is_dir():
-            continue
-        names = sorted({path.name.split(".")[0] for path in folder.glob("*.devtest.txt")})
-        for lang in langs:
-            key = match(lang, names)
-            if lang in found or key is None:
-                continue
-            lines = [line for line in (folder / f"{key}.devtest.txt").read_text(encoding="utf-8").splitlines() if line]
-            found[lang], files[lang] = lines[:sentences], f"{root.name}:flores/{key}.devtest.txt"
-    return found, files
 
 
 def measure(model: Any, tokenizer: Any, sentences: dict[str, list[str]]) -> dict[str, float]:
@@ -65,7 +42,7 @@ def quality_record(
     return {
         "metric": "bits_per_byte",
         "languages": rows,
-        "files": {lang: portable_path(name) for lang, name in files.items()},
+        "files": files,
         "not_measured": missing,
     }
 

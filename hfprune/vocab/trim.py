@@ -26,7 +26,15 @@ from ..calibration import CalibrationSource, FolderSource, open_source
 from ..constants import DEFAULT_MAX_SHARD_SIZE, METADATA_FILE, VERSION, VOCAB_MAP_FILE
 from ..errors import InvalidOptionError, VocabVerificationError
 from ..fingerprints import tokenizer_sha256
-from ..io import atomic_folder, check_output, portable_command, portable_path, write_json, write_local_record
+from ..io import (
+    atomic_folder,
+    check_output,
+    portable_command,
+    portable_path,
+    write_json,
+    write_local_record,
+    write_record,
+)
 from ..models import ModelSource
 from ..models.speed import measure_prompts
 from ..system import library_versions, peak_memory
@@ -334,7 +342,7 @@ def trim_vocab_pretrained(
             "versions": library_versions(),
             **({"command": portable_command(list(command))} if command else {}),
         }
-        write_json(tmp / METADATA_FILE, metadata)
+        write_record(tmp / METADATA_FILE, metadata)
         if loaded.source.get("local"):
             write_local_record(tmp, base_folder)
     return result

@@ -8,7 +8,6 @@ kept ids. Languages that were not kept are measured too: the card says what trim
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Any
 import torch
 
 from ..calibration import match
+from ..calibration.held_out import HeldOut, available_languages, flores_folders, folder_entry, read_held_out
 from ..constants import DATA_DIR_ENV
 from ..data_sources import data_roots, tried
 from ..errors import VocabSourceError
@@ -54,20 +54,6 @@ def coverage_advice(kept: dict[str, dict[str, Any]]) -> str | None:
     )
 
 
-@dataclass
-class HeldOut:
-    """Held-out sentences per language, and the file each came from."""
-
-    sentences: dict[str, list[str]]
-    files: dict[str, str]
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            lang: {"file": self.files[lang], "sentences": len(lines), "sha256": _digest(lines)}
-            for lang, lines in self.sentences.items()
-        }
-
-
 def held_out_folder(source: str | Path | None) -> Path:
     """``source``, or the FLORES devtest folder of the first data folder that has one (``$HFPRUNE_DATA_DIR``, then
     the data shipped with hfprune).
@@ -91,33 +77,30 @@ def held_out_folder(source: str | Path | None) -> Path:
     return folder
 
 
-def available_languages(folder: Path) -> list[str]:
-    return sorted({path.name.split(".")[0] for path in folder.glob("*.txt")})
-
-
 def load_held_out(folder: Path, langs: Sequence[str], sentences: int | None, *, required: bool = True) -> HeldOut:
-    """The first ``sentences`` lines of each language's file (``{lang}.devtest.txt`` or ``{lang}.txt``).
+    """The first ``sentences`` lines of each language's file in ``folder`` (``{lang}.devtest.txt`` or
+    ``{lang}.txt``), recorded by the data root's name or the folder's own name.
 
     Raises:
         VocabSourceError: ``required`` and a language has no file (the message lists those there are).
     """
-    names = available_languages(folder)
-    found: dict[str, list[str]] = {}
-    files: dict[str, str] = {}
-    for lang in langs:
-        key = match(lang, names)
-        path = next((p for p in (folder / f"{key}.devtest.txt", folder / f"{key}.txt") if key and p.is_file()), None)
-        if path is None:
-            if required:
-                raise VocabSourceError(
-                    f"no held-out text for kept language '{lang}' in {folder} (it has: {', '.join(names) or 'nothing'});"
-                    " pass --vocab-verify-source with a folder of {lang}.txt files"
-                )
-            continue
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        found[lang] = lines[:sentences] if sentences else lines
-        files[lang] = str(path)
-    return HeldOut(found, files)
+    held_out = read_held_out(langs, sentences, [_entry(folder)])
+    missing = held_out.missing(langs)
+    if required and missing:
+        raise VocabSourceError(
+            f"no held-out text for kept language '{missing[0]}' in {folder} (it has: "
+            f"{', '.join(available_languages(folder)) or 'nothing'}); pass --vocab-verify-source with a folder of "
+            "{lang}.txt files"
+        )
+    return held_out
+
+
+def _entry(folder: Path) -> tuple[str, Path]:
+    """A data root's FLORES folder by the root's name (``shipped:flores``), any other by its own name."""
+    for name, known in flores_folders():
+        if known.resolve() == folder.resolve():
+            return name, folder
+    return folder_entry(folder)
 
 
 def other_languages(folder: Path, kept: Sequence[str], wanted: int) -> list[str]:
@@ -286,7 +269,3 @@ def _longest_kept_run(encoded: list[list[int]], mapping: dict[int, int]) -> list
             if keep and len(run) > len(best):
                 best = run
     return best
-
-
-def _digest(lines: list[str]) -> str:
-    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()

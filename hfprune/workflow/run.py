@@ -45,7 +45,14 @@ from ..export import ExportSettings, export_openvino
 from ..hub.local_push import push_to_local_hub, verify_local_hub
 from ..hub.manifest import local_manifest
 from ..hub.push import push_folder, verify_published
-from ..io import check_not_over_model, check_output, check_writable, portable_path, sha256_file, write_json
+from ..io import (
+    check_not_over_model,
+    check_output,
+    check_writable,
+    portable_path,
+    sha256_file,
+    write_record,
+)
 from ..models import ModelSource, input_device, load_model, release, weights_sha256
 from ..models.pull import pull
 from .ledger import Ledger, input_key
@@ -326,7 +333,7 @@ def _evaluate(options: RunOptions, base_folder: Path) -> dict[str, Any]:
     comparison = compare(evaluations["pruned"], evaluations["dense"])
 
     def write() -> None:
-        write_json(options.out / RESULTS_FILE, comparison.to_dict())
+        write_record(options.out / RESULTS_FILE, comparison.to_dict())
         plot_comparison(comparison, options.out / PLOT_FILE)
 
     distributed.current().agree(write, "[eval] writing the results (rank 0)")

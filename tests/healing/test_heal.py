@@ -228,12 +228,18 @@ def test_the_card_of_a_healed_model_says_who_taught_it_on_what(models, tmp_path)
     quality = record["quality"]
     assert set(quality["languages"]) == {"en", "sw"} and quality["not_measured"] == []
     # each figure is what the saved models score on the same held-out sentences, measured here independently
-    from hfprune.healing.quality import QUALITY_PLOT, held_out
+    from hfprune.data_sources import data_roots
+    from hfprune.healing.quality import QUALITY_PLOT
     from hfprune.io import is_hfprune_plot
     from hfprune.models.quality import held_out_bits_per_byte
 
-    sentences, _ = held_out(["en", "sw"], 16)
-    assert all(len(lines) == 16 for lines in sentences.values())
+    roots = {root.name: root.path for root in data_roots()}
+    sentences = {}
+    for lang, name in quality["files"].items():  # published by data root and file name, never a machine path
+        root, relative = name.split(":", 1)
+        assert relative == f"flores/{lang}.devtest.txt" and root in roots, name
+        lines = [line for line in (roots[root] / relative).read_text(encoding="utf-8").splitlines() if line.strip()]
+        sentences[lang] = lines[:16]
     for role, folder in (("dense", models["dense"]), ("pruned", models["unstructured"]), ("healed", out)):
         loaded = load_model(folder)
         for lang, lines in sentences.items():

@@ -17,7 +17,7 @@ from hfprune.hub import local as local_hub
 from hfprune.hub.local_push import push_to_local_hub
 from hfprune.hub.manifest import published_files
 from hfprune.hub.preflight import file_contains
-from hfprune.io import atomic_folder, foreign_files
+from hfprune.io import atomic_folder, foreign_files, publishable, write_record
 
 from .conftest import make_pruned_folder
 
@@ -145,3 +145,19 @@ def test_a_card_with_another_models_results_says_so_when_allowed(tmp_path):
         write_card(folder, results=results)
     card = write_card(folder, results=results, allow_other_model=True).read_text()
     assert "measured on other weights than the ones in this repository" in card
+
+
+def test_a_published_record_cannot_carry_this_machines_paths_whatever_field_holds_them(tmp_path):
+    home = Path.home() / "models" / "gemma"
+    record = {
+        "source": str(tmp_path / "text"),
+        "nested": {"files": [str(home / "en.txt"), Path("/data/flores/sw.devtest.txt"), "~/cache/x.json"]},
+        "kept": ["en/de mix", "shipped:flores/en.devtest.txt", "google/gemma-3-270m", 3, None, 0.5],
+    }
+    written = json.loads(write_record(tmp_path / "record.json", record).read_text())
+    assert written == {
+        "source": "text",
+        "nested": {"files": ["en.txt", "sw.devtest.txt", "x.json"]},
+        "kept": ["en/de mix", "shipped:flores/en.devtest.txt", "google/gemma-3-270m", 3, None, 0.5],
+    }
+    assert publishable(record) == written and str(tmp_path) not in (tmp_path / "record.json").read_text()

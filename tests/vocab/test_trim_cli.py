@@ -35,6 +35,28 @@ def trimmed_dir(tiny_model_dir, tmp_path_factory) -> Path:
     return out
 
 
+def _strings(data):
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield key
+            yield from _strings(value)
+    elif isinstance(data, list):
+        for value in data:
+            yield from _strings(value)
+    elif isinstance(data, str):
+        yield data
+
+
+def test_the_published_record_names_its_held_out_text_without_this_machines_paths(trimmed_dir):
+    meta = json.loads((trimmed_dir / METADATA_FILE).read_text())
+    held_out = dict(meta["vocab"]["verification"]["held_out"])
+    assert held_out.pop("folder") == "flores" and set(held_out) >= {"en", "de", "sw"}
+    for lang, row in held_out.items():  # the data root by name, then the file: found again by anyone with the data
+        assert row["file"].split("/")[-1].startswith(lang) and ":flores/" in row["file"], row["file"]
+    leaks = [text for text in _strings(meta) if text.startswith(("/", "~")) or str(Path.home()) in text]
+    assert leaks == []
+
+
 def test_trim_vocab_writes_a_smaller_model_that_plain_transformers_loads(trimmed_dir, tiny_model_dir):
     meta = json.loads((trimmed_dir / METADATA_FILE).read_text())
     record = meta["vocab"]
