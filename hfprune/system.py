@@ -39,8 +39,9 @@ RECORDED_LIBRARIES = (
 )
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None``/``"auto"``: CUDA when there is one, else CPU; anything else must exist on this machine.
+def resolve_device(device: str | torch.device | None, *, flag: str = "--device") -> torch.device:
+    """``None``/``"auto"``: CUDA when there is one, else CPU; anything else must exist on this machine
+    (``flag``: the option messages name).
 
     Raises:
         InvalidDeviceError: an unknown device name, or CUDA (or a GPU index) this machine does not have.
@@ -55,16 +56,16 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         if not torch.cuda.is_available():
             build = "a CPU-only build of torch" if torch.version.cuda is None else "no usable GPU"
             raise InvalidDeviceError(
-                f"--device {device}: this machine has no CUDA GPU ({build}); use --device cpu (or auto)"
+                f"{flag} {device}: this machine has no CUDA GPU ({build}); use {flag} cpu (or auto)"
             )
         if chosen.index is not None and chosen.index >= torch.cuda.device_count():
             raise InvalidDeviceError(
-                f"--device {device}: there are {torch.cuda.device_count()} GPU(s), numbered from 0; choose one of them"
+                f"{flag} {device}: there are {torch.cuda.device_count()} GPU(s), numbered from 0; choose one of them"
             )
     elif chosen.type == "mps" and not torch.backends.mps.is_available():
-        raise InvalidDeviceError(f"--device {device}: MPS is not available here; use --device cpu")
+        raise InvalidDeviceError(f"{flag} {device}: MPS is not available here; use {flag} cpu")
     elif chosen.type not in ("cpu", "cuda", "mps"):
-        raise InvalidDeviceError(f"--device {device}: hfprune runs on cpu, cuda or mps, not {chosen.type}")
+        raise InvalidDeviceError(f"{flag} {device}: hfprune runs on cpu, cuda or mps, not {chosen.type}")
     return chosen
 
 

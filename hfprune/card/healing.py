@@ -39,6 +39,8 @@ def healing_view(metadata: dict[str, Any], folder: Path | None = None) -> dict[s
         "seconds": record.get("time_s"),
         "tokens_per_s": record.get("tokens_per_s"),
         "device": record.get("device"),
+        "teacher_device": record.get("teacher_device"),
+        "embeddings": record.get("embeddings"),
         "seeds": record.get("seeds") or {},
         "losses": [
             {"name": name, "start": f"{start[key]:.4f}", "end": f"{end[key]:.4f}"}

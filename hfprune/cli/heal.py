@@ -69,6 +69,8 @@ def heal_settings(args: argparse.Namespace) -> HealSettings:
         kd_weight=args.kd_weight,
         seed=args.seed,
         device=args.device,
+        teacher_device=args.teacher_device,
+        train_embeddings=args.train_embeddings,
         gradient_checkpointing=args.gradient_checkpointing,
         checkpoint_every=args.checkpoint_every,
         quality_sentences=args.quality_sentences,
@@ -113,7 +115,13 @@ def print_heal_summary(record: dict[str, Any], out: str | None, console: Console
         f"text: {data['mix']} ({data['samples']} samples of {record['seqlen']} tokens; "
         f"{sum(data['dropped_as_mask_samples'].values())} of the mask's own samples set aside), "
         f"{record['tokens_seen']:,} tokens in {record['steps']} steps, {record['tokens_per_s']:,.0f} tokens/s "
-        f"on {record['device']}",
+        f"on {record['device']}"
+        + (
+            f" (teacher on {record['teacher_device']})"
+            if record.get("teacher_device", record["device"]) != record["device"]
+            else ""
+        )
+        + ("; embeddings and output head frozen" if record.get("embeddings") == "frozen" else ""),
         soft_wrap=True,
     )
     console.print(

@@ -416,6 +416,17 @@ def add_heal_after_pruning_options(parser: argparse.ArgumentParser) -> None:
     )
     add_heal_mode(group)
     group.add_argument("--heal-lr", type=float, default=None, help="learning rate (default 2e-5 full, 2e-4 lora)")
+    add_teacher_device(group, "--heal-teacher-device")
+
+
+def add_teacher_device(group: Any, flag: str) -> None:
+    """Where the dense teacher runs while healing (``heal`` and the ``--heal`` of prune/run/sweep)."""
+    group.add_argument(
+        flag,
+        default=None,
+        help="device of the teacher, e.g. cpu to keep it off a GPU that only fits the student (default: beside "
+        "the student)",
+    )
 
 
 def add_heal_mode(group: Any) -> None:
@@ -451,11 +462,18 @@ def heal_after_pruning(args: argparse.Namespace, calib: str | None = None) -> He
         lr=args.heal_lr,
         seed=args.seed,
         device=args.device,
+        teacher_device=args.heal_teacher_device,
     )
 
 
 #: ``--heal-*`` destinations and their defaults: given without ``--heal`` they would do nothing.
-_HEAL_DEFAULTS = {"heal_tokens": DEFAULT_HEAL_TOKENS, "heal_calib": None, "heal_mode": HEAL_MODES[0], "heal_lr": None}
+_HEAL_DEFAULTS = {
+    "heal_tokens": DEFAULT_HEAL_TOKENS,
+    "heal_calib": None,
+    "heal_mode": HEAL_MODES[0],
+    "heal_lr": None,
+    "heal_teacher_device": None,
+}
 
 
 # --- reading --------------------------------------------------------------------------------------------
@@ -704,6 +722,13 @@ def add_heal_options(parser: argparse.ArgumentParser) -> None:
         help=f"training seed; the text is drawn with seed + 1 (default {DEFAULT_SEED})",
     )
     group.add_argument("--device", default="auto", help="compute device: auto, cpu, cuda, cuda:1 (default auto)")
+    add_teacher_device(group, "--teacher-device")
+    group.add_argument(
+        "--train-embeddings",
+        action="store_true",
+        help="also train the input embedding and output head (full mode; off: pruning left them unchanged, and "
+        "freezing them makes each step about a quarter faster on large vocabularies)",
+    )
     group.add_argument(
         "--gradient-checkpointing", action="store_true", help="recompute activations in the backward (less memory)"
     )

@@ -55,6 +55,11 @@ def heal(
     """
     settings = settings or HealSettings()
     device = resolve_device(settings.device)
+    teacher_device = (
+        resolve_device(settings.teacher_device, flag="--teacher-device")
+        if settings.teacher_device is not None
+        else device
+    )
     alignment = align(
         tokenizer,
         teacher_tokenizer,
@@ -85,10 +90,11 @@ def heal(
     dtype = next(student.parameters()).dtype
     if settings.mode == "full" and dtype != torch.float32:
         student = student.float()  # AdamW on bf16 weights loses small updates; saved in the original dtype
+    frozen = 0 if settings.train_embeddings else _freeze_embeddings(student)
     lora_params = 0
     if settings.mode == "lora":
         student, lora_params = lora.add_adapters(student, settings)
-    memory = check_fits(estimate(student, teacher, mode=settings.mode, lora_params=lora_params), device)
+    memory = check_fits(estimate(student, teacher, device=device, teacher_device=teacher_device))
     started = time.time()
     student, stats = train(
         student,
@@ -98,6 +104,7 @@ def heal(
         masks,
         settings,
         device,
+        teacher_device=teacher_device,
         checkpointing=checkpointing,
         on_step=on_step,
         progress=progress,
@@ -109,6 +116,7 @@ def heal(
         masks.apply()
         lora_done = "merged, then re-masked" if masks else "merged"
     masks.verify()
+    student.requires_grad_(True)  # the frozen embeddings train again if the caller goes on training
     student = student.to(device="cpu", dtype=dtype)
     zeros_after = _prunable_zeros(student)
     quality = None
@@ -135,6 +143,9 @@ def heal(
         "time_s": stats.elapsed_s,
         "tokens_per_s": stats.tokens_per_s,
         "device": str(device),
+        "teacher_device": str(teacher_device),
+        "embeddings": "frozen" if frozen else "trained",
+        "frozen_parameters": frozen,
         "processes": stats.processes,
         "mixed_precision": stats.mixed_precision,
         "resumed_from_step": stats.resumed_from_step,
@@ -150,6 +161,16 @@ def heal(
         "versions": library_versions(),
     }
     return HealResult(student, record)
+
+
+def _freeze_embeddings(model: nn.Module) -> int:
+    """Freeze the input embedding and the output head (one tensor when tied); the parameters frozen."""
+    frozen: dict[int, int] = {}
+    for module in (model.get_input_embeddings(), model.get_output_embeddings()):
+        for param in module.parameters() if module is not None else ():
+            param.requires_grad_(False)
+            frozen[id(param)] = param.numel()
+    return sum(frozen.values())
 
 
 def _prunable_zeros(model: nn.Module) -> dict[str, Any]:

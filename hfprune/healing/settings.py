@@ -46,6 +46,11 @@ class HealSettings:
         seed: the healing seed; the healing text is drawn with ``seed + 1`` so it differs from a mask drawn
             with the pruning default seed, and the mask's samples are dropped by hash anyway.
         device: ``None``/``"auto"``: CUDA when there is one (bf16 mixed precision there, float32 on CPU).
+        teacher_device: where the frozen teacher runs (``None``: beside the student). ``"cpu"`` offloads it
+            when it does not fit on the student's GPU: only its logits cross over, at the cost of CPU forwards.
+        train_embeddings: also train the input embedding and the output head. Off by default: pruning leaves
+            them dense and unchanged, and with a large vocabulary (Gemma's 262,144 rows are 168M of its 268M
+            parameters) their gradient and AdamW moments cost a quarter of each step and most of the memory.
         gradient_checkpointing: recompute activations in the backward (less memory, ~30% slower).
         checkpoint_every: save a resumable checkpoint every K optimizer steps (``None``: only on Ctrl-C).
         lora_rank, lora_alpha, lora_dropout: the adapters of ``mode="lora"``.
@@ -68,6 +73,8 @@ class HealSettings:
     kd_weight: float = DEFAULT_KD_WEIGHT
     seed: int = DEFAULT_SEED
     device: str | torch.device | None = None
+    teacher_device: str | torch.device | None = None
+    train_embeddings: bool = False
     gradient_checkpointing: bool = False
     checkpoint_every: int | None = None
     lora_rank: int = 8
@@ -91,6 +98,11 @@ class HealSettings:
         _check(
             self.checkpoint_every is None or self.checkpoint_every >= 1,
             f"--checkpoint-every must be 1 or more steps, got {self.checkpoint_every}",
+        )
+        _check(
+            not (self.train_embeddings and self.mode == "lora"),
+            "--train-embeddings trains whole embedding weights; with --heal-mode lora only the adapters train: "
+            "drop one of them",
         )
         _check(self.lora_rank >= 1, f"lora_rank must be 1 or more, got {self.lora_rank}")
         _check(self.quality_sentences >= 0, f"--quality-sentences must be 0 or more, got {self.quality_sentences}")
@@ -130,6 +142,7 @@ class HealSettings:
             "temperature": self.temperature,
             "kd_weight": self.kd_weight,
             "seed": self.seed,
+            "train_embeddings": self.train_embeddings,
             "gradient_checkpointing": self.gradient_checkpointing,
             **(
                 {"lora": {"rank": self.lora_rank, "alpha": self.lora_alpha, "dropout": self.lora_dropout}}

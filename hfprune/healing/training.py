@@ -64,12 +64,14 @@ def train(
     settings: HealSettings,
     device: torch.device,
     *,
+    teacher_device: torch.device | None = None,
     checkpointing: Checkpointing | None = None,
     on_step: StepCallback | None = None,
     progress: bool = False,
 ) -> tuple[nn.Module, TrainingStats]:
     """Train ``student`` on ``data`` against ``teacher``; return the trained model (unwrapped from accelerate,
-    on the training device) and what the run did.
+    on the training device) and what the run did. ``teacher_device``: where the teacher runs (default beside
+    the student); its logits are moved to the student.
 
     Raises:
         HealingInterruptedError: Ctrl-C; a checkpoint was saved first when ``checkpointing`` is given.
@@ -95,7 +97,9 @@ def train(
         student.config.use_cache = False
     student.train()
     teacher.eval().requires_grad_(False)
-    teacher.to(accelerator.device)
+    teacher_device = teacher_device if teacher_device is not None and teacher_device != device else None
+    teacher_on = teacher_device or accelerator.device
+    teacher.to(teacher_on)
 
     trained = [p for p in student.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=settings.learning_rate, weight_decay=settings.weight_decay)
@@ -142,7 +146,8 @@ def train(
         for (ids,) in batches:
             with accelerator.accumulate(student):
                 with torch.no_grad(), accelerator.autocast():
-                    teacher_logits = teacher(input_ids=alignment.teacher_inputs(ids), use_cache=False).logits
+                    teacher_ids = alignment.teacher_inputs(ids).to(teacher_on)
+                    teacher_logits = teacher(input_ids=teacher_ids, use_cache=False).logits.to(ids.device)
                 student_logits = student(input_ids=ids, use_cache=False).logits
                 parts = healing_loss(
                     student_logits,

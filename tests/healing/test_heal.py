@@ -159,6 +159,7 @@ def test_settings_out_of_range_are_refused_before_any_work():
         (dict(kd_weight=1.5), "--kd-weight"),
         (dict(mode="qlora"), "--heal-mode"),
         (dict(temperature=0), "--temperature"),
+        (dict(mode="lora", train_embeddings=True), "--train-embeddings trains whole embedding weights"),
     ):
         with pytest.raises(HealingSettingsError, match=says):
             HealSettings(**bad)
@@ -224,6 +225,7 @@ def test_the_card_of_a_healed_model_says_who_taught_it_on_what(models, tmp_path)
     assert "distillation from **dense**" in section and "256 tokens of en, sw text" in section
     assert f"{record['steps']} steps of {SEQLEN}-token samples" in section and "full fine-tuning" in section
     assert f"| distillation (KL) | {record['loss_start']['kd']:.4f} | {record['loss_end']['kd']:.4f} |" in section
+    assert "the embeddings and output head kept as pruning left them" in section
     assert "Every weight pruning set to zero is still zero" in section and "`hfprune heal x`" in section
     quality = record["quality"]
     assert set(quality["languages"]) == {"en", "sw"} and quality["not_measured"] == []

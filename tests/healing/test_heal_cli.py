@@ -78,6 +78,15 @@ CASES = {
     "student without hfprune.json": (dict(student="plain"), "healing starts from a model hfprune pruned"),
     "existing --out": (dict(existing=True), "already exists; pass --overwrite"),
     "resume without a checkpoint": (dict(extra=("--resume",)), "there is no checkpoint to resume"),
+    "teacher on a GPU this machine lacks": (
+        dict(extra=("--teacher-device", "cuda:0")),
+        "--teacher-device cuda:0: this machine has no CUDA GPU",
+    ),
+    "teacher on an unknown device": (dict(extra=("--teacher-device", "tpu")), "unknown device 'tpu'"),
+    "lora with trained embeddings": (
+        dict(extra=("--heal-mode", "lora", "--train-embeddings")),
+        "--train-embeddings trains whole embedding weights",
+    ),
 }
 
 
