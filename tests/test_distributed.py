@@ -365,6 +365,37 @@ def test_torchrun_runs_the_hfprune_module_itself(workspace, launched):
     assert done.stdout.count("saved to") == 1  # rank 0 alone reports
 
 
+def test_two_ranks_heal_as_one_process_with_their_batches_together(tmp_path):
+    """Data-parallel healing: two ranks of batch 1 take the gradient of one process's batch of 2, so they reach
+    its weights (to float rounding of the all-reduce) and record the same losses, not rank 0's half."""
+    from .healing.factory import dense_folder, pruned_folder, small_source
+
+    text = small_source(tmp_path / "text", lines=200)
+    dense = dense_folder(tmp_path / "dense")
+    student = pruned_folder(dense, tmp_path / "p50", source=text)
+    argv = [
+        "heal", str(student), "--teacher", str(dense), "--calib", "en:1,sw:1", "--calib-source", str(text),
+        "--tokens", "256", "--seqlen", "32", "--device", "cpu", "--quality-sentences", "4", "--lr", "1e-3",
+        "--quiet", "--json",
+    ]  # fmt: skip
+    with _threads(1):
+        assert main([*argv, "--batch-size", "2", "--out", str(tmp_path / "single")]) == 0
+    done = _torchrun("-m", "hfprune", *argv, "--batch-size", "1", "--out", str(tmp_path / "launched"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-4000:]
+    printed = json.loads(done.stdout)  # one record: rank 0 alone prints
+    single, launched = _weights(tmp_path / "single"), _weights(tmp_path / "launched")
+    for name, weight in single.items():
+        assert torch.allclose(weight, launched[name], atol=1e-6, rtol=0), name
+    zeros = [name for name in single if name.endswith("proj.weight")]
+    assert zeros and all(torch.equal(single[n] == 0, launched[n] == 0) for n in zeros)
+    one = json.loads((tmp_path / "single" / "hfprune.json").read_text())["healing"]
+    two = json.loads((tmp_path / "launched" / "hfprune.json").read_text())["healing"]
+    assert (one["processes"], two["processes"], printed["healing"]["processes"]) == (1, 2, 2)
+    assert one["steps"] == two["steps"] == 4 and one["tokens_seen"] == two["tokens_seen"] == 256
+    for key in ("loss_start", "loss_end"):
+        assert two[key] == pytest.approx(one[key], rel=1e-5), key
+
+
 def test_structured_pruning_refuses_several_ranks_with_one_line(workspace):
     out = workspace["root"] / "structured-run"
     argv = [

@@ -134,7 +134,7 @@ def train(
 
     started = time.perf_counter()
     tokens = 0
-    window: list[tuple[float, float, float]] = []
+    window: list[torch.Tensor] = []
     last: dict[str, float] = {}
     bar = tqdm(total=total_steps, initial=step, desc="healing", unit="step", disable=not progress)
 
@@ -163,12 +163,12 @@ def train(
                 scheduler.step()
                 optimizer.zero_grad()
             tokens += ids.numel() * accelerator.num_processes
-            window.append((float(parts.total.detach()), float(parts.kd), float(parts.ce)))
+            window.append(torch.stack([parts.total.detach(), parts.kd, parts.ce]).float())
             if not accelerator.sync_gradients:
                 continue
             masks.apply()  # weight decay and momentum moved the zeros
             step += 1
-            last = _mean(window)
+            last = _mean(window, accelerator)
             window.clear()
             if not loss_start:
                 loss_start = dict(last)
@@ -217,6 +217,10 @@ def train(
     )
 
 
-def _mean(window: list[tuple[float, float, float]]) -> dict[str, float]:
-    n = len(window)
-    return {name: sum(row[i] for row in window) / n for i, name in enumerate(("loss", "kd", "ce"))}
+def _mean(window: list[torch.Tensor], accelerator: Any) -> dict[str, float]:
+    """The step's losses averaged over its forwards and over every process (what the gradient was taken of:
+    rank 0's own batches alone would misstate a data-parallel run)."""
+    mean = torch.stack(window).mean(dim=0)
+    if accelerator.num_processes > 1:
+        mean = accelerator.reduce(mean, reduction="mean")
+    return dict(zip(("loss", "kd", "ce"), mean.tolist()))
