@@ -57,9 +57,13 @@ def healing_view(metadata: dict[str, Any], folder: Path | None = None) -> dict[s
                 "pruned": f"{row['pruned']:.4f}",
                 "healed": f"{row['healed']:.4f}",
                 "won_back": "n/a" if row.get("won_back") is None else f"{row['won_back']:.0%}",
+                "adapter_kept": f"{row['adapter_kept']:.4f}" if row.get("adapter_kept") is not None else None,
             }
             for lang, row in (quality.get("languages") or {}).items()
         ],
+        "quality_adapter": any(
+            row.get("adapter_kept") is not None for row in (quality.get("languages") or {}).values()
+        ),
         "quality_files": ", ".join(sorted(set((quality.get("files") or {}).values()))),
         "quality_sentences": (record.get("settings") or {}).get("quality_sentences"),
         "quality_plot": QUALITY_PLOT if folder is not None and is_hfprune_plot(Path(folder) / QUALITY_PLOT) else None,

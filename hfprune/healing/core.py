@@ -109,8 +109,10 @@ def heal(
         on_step=on_step,
         progress=progress,
     )
-    lora_done = None
+    lora_done, adapter_kept = None, None
     if settings.mode == "lora":
+        if masks and quality_text:  # what re-masking the merge costs: the adapter kept beside the zeros, measured
+            adapter_kept = measure(student, tokenizer, quality_text)
         student = lora.merge(student)
         masks.rebind(student)
         masks.apply()
@@ -123,7 +125,9 @@ def heal(
     if quality_text:
         missing = [lang for lang in mix.languages if lang not in quality_text]
         healed = measure(student, tokenizer, quality_text)
-        quality = quality_record(before["dense"], before["pruned"], healed, quality_files, missing)
+        quality = quality_record(
+            before["dense"], before["pruned"], healed, quality_files, missing, adapter_kept=adapter_kept
+        )
     record = {
         "mode": settings.mode,
         **({"lora": lora_done, "lora_settings": settings.describe()["lora"]} if lora_done else {}),

@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..io import PLOT_METADATA, atomic_path
 from ..models.quality import held_out_bits_per_byte
 
@@ -19,7 +21,10 @@ QUALITY_PLOT = "healing_quality.png"
 
 
 def measure(model: Any, tokenizer: Any, sentences: dict[str, list[str]]) -> dict[str, float]:
-    return {lang: held_out_bits_per_byte(model, tokenizer, lines)["bits_per_byte"] for lang, lines in sentences.items()}
+    with torch.no_grad():
+        return {
+            lang: held_out_bits_per_byte(model, tokenizer, lines)["bits_per_byte"] for lang, lines in sentences.items()
+        }
 
 
 def quality_record(
@@ -28,8 +33,12 @@ def quality_record(
     healed: dict[str, float],
     files: dict[str, str],
     missing: list[str],
+    *,
+    adapter_kept: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Per language the three figures and the share of the pruning's loss healing won back."""
+    """Per language the three figures and the share of the pruning's loss healing won back; for LoRA on a sparse
+    student also ``adapter_kept``: the model with its adapters unmerged (dense ``B @ A`` beside the zeros), so the
+    record says what merging and re-masking cost against keeping them."""
     rows = {}
     for lang in dense:
         lost = pruned[lang] - dense[lang]
@@ -38,6 +47,7 @@ def quality_record(
             "pruned": pruned[lang],
             "healed": healed[lang],
             "won_back": (pruned[lang] - healed[lang]) / lost if lost > 0 else None,
+            **({"adapter_kept": adapter_kept[lang]} if adapter_kept else {}),
         }
     return {
         "metric": "bits_per_byte",

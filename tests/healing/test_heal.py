@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 import hfprune
 from hfprune.calibration import build_calibration, open_source
+from hfprune.card import write_card
 from hfprune.constants import HEAL_CHECKPOINT_RECORD, METADATA_FILE, VOCAB_MAP_FILE
 from hfprune.errors import HealCheckpointError, HealingInterruptedError, HealingSettingsError
 from hfprune.healing import HealSettings, heal, heal_pretrained
@@ -83,6 +84,11 @@ def test_lora_healing_merges_then_masks_again(models, tmp_path):
     record = _record(out)["healing"]
     assert record["mode"] == "lora" and record["lora"] == "merged, then re-masked"
     assert not any("lora" in key for key in load_file(out / "model.safetensors"))  # merged: plain weights
+    # both ways measured: the adapters kept unmerged beside the zeros, and merged then re-masked (published)
+    rows = record["quality"]["languages"]
+    assert set(rows) == {"en", "sw"} and all(row["adapter_kept"] != row["healed"] for row in rows.values())
+    section = write_card(out).read_text().split("## Healing")[1].split("\n## ")[0]
+    assert "LoRA adapters kept, unmerged" in section and f"| {rows['en']['adapter_kept']:.4f} |" in section
 
 
 def test_the_healing_text_is_never_the_masks_and_both_are_recorded(models, tmp_path):
@@ -214,7 +220,6 @@ def test_pruning_an_already_trimmed_folder_keeps_its_vocab_map_so_it_heals_again
 
 
 def test_the_card_of_a_healed_model_says_who_taught_it_on_what(models, tmp_path):
-    from hfprune.card import write_card
 
     out = tmp_path / "healed"
     settings = HealSettings(calibration="en:1,sw:1", tokens=SEQLEN * 8, lr=1e-3, calib_source=models["source"], **FAST)
