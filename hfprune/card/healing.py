@@ -36,6 +36,7 @@ def healing_view(metadata: dict[str, Any], folder: Path | None = None) -> dict[s
         "lr": record.get("lr"),
         "temperature": record.get("temperature"),
         "kd_weight": record.get("kd_weight"),
+        "hidden_weight": record.get("hidden_weight") or 0,
         "seconds": record.get("time_s"),
         "tokens_per_s": record.get("tokens_per_s"),
         "device": record.get("device"),
@@ -44,7 +45,12 @@ def healing_view(metadata: dict[str, Any], folder: Path | None = None) -> dict[s
         "seeds": record.get("seeds") or {},
         "losses": [
             {"name": name, "start": f"{start[key]:.4f}", "end": f"{end[key]:.4f}"}
-            for key, name in (("loss", "total"), ("kd", "distillation (KL)"), ("ce", "language modelling"))
+            for key, name in (
+                ("loss", "total"),
+                ("kd", "distillation (KL)"),
+                ("ce", "language modelling"),
+                ("hidden", "hidden states"),
+            )
             if key in start and key in end
         ],
         "sparsity": record.get("achieved_sparsity"),

@@ -67,6 +67,7 @@ def heal_settings(args: argparse.Namespace) -> HealSettings:
         lr=args.lr,
         temperature=args.temperature,
         kd_weight=args.kd_weight,
+        hidden_weight=args.hidden_weight,
         seed=args.seed,
         device=args.device,
         teacher_device=args.teacher_device,
@@ -104,11 +105,12 @@ def print_heal_summary(record: dict[str, Any], out: str | None, console: Console
     """Loss before and after, what it trained on, and that the zeros stayed."""
     console = console or Console()
     table = Table(title=f"healing ({record['mode']}{', ' + record['lora'] if record.get('lora') else ''})")
-    for column in ("", "loss", "KD", "cross-entropy"):
+    parts = ["loss", "kd", "ce"] + (["hidden"] if "hidden" in (record.get("loss_end") or {}) else [])
+    for column in ("", "loss", "KD", "cross-entropy", "hidden states")[: len(parts) + 1]:
         table.add_column(column, justify="left" if not column else "right")
     for label, key in (("first step", "loss_start"), ("last step", "loss_end")):
         row = record.get(key) or {}
-        table.add_row(label, *(f"{row[name]:.4f}" if name in row else "n/a" for name in ("loss", "kd", "ce")))
+        table.add_row(label, *(f"{row[name]:.4f}" if name in row else "n/a" for name in parts))
     console.print(table)
     data = record["data"]
     console.print(

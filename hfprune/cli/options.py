@@ -716,6 +716,13 @@ def add_heal_options(parser: argparse.ArgumentParser) -> None:
         help=f"share of the KD loss; the rest is next-token cross-entropy (default {DEFAULT_KD_WEIGHT})",
     )
     group.add_argument(
+        "--hidden-weight",
+        type=float,
+        default=0.0,
+        help="add this times the last hidden states' relative squared difference to the loss (default 0: off; "
+        "student and teacher must share the hidden width)",
+    )
+    group.add_argument(
         "--seed",
         type=int,
         default=DEFAULT_SEED,

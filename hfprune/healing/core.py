@@ -12,6 +12,7 @@ from torch import nn
 
 from ..calibration import open_source
 from ..calibration.held_out import read_held_out
+from ..errors import HealingSettingsError
 from ..models import all_prunable_layers
 from ..system import library_versions, peak_memory, resolve_device
 from . import lora
@@ -68,6 +69,7 @@ def heal(
         vocab_map=vocab_map,
         base_tokenizer_sha256=base_tokenizer_sha256,
     )
+    _check_hidden_widths(student, teacher, settings)
     masks = SparsityMasks.capture(student)
     zeros_before = _prunable_zeros(student)
     mix = settings.mix
@@ -142,6 +144,7 @@ def heal(
         "lr": settings.learning_rate,
         "temperature": settings.temperature,
         "kd_weight": settings.kd_weight,
+        "hidden_weight": settings.hidden_weight,
         "seeds": {"training": settings.seed, "data_draw": settings.seed + 1, "data_order": settings.seed},
         "started": started,
         "time_s": stats.elapsed_s,
@@ -165,6 +168,18 @@ def heal(
         "versions": library_versions(),
     }
     return HealResult(student, record)
+
+
+def _check_hidden_widths(student: nn.Module, teacher: nn.Module, settings: HealSettings) -> None:
+    """``--hidden-weight`` compares hidden states element by element: both models must have the same width."""
+    if not settings.hidden_weight:
+        return
+    widths = [getattr(getattr(m, "config", None), "hidden_size", None) for m in (student, teacher)]
+    if None not in widths and widths[0] != widths[1]:
+        raise HealingSettingsError(
+            f"--hidden-weight compares last hidden states, but the student's are {widths[0]} wide and the "
+            f"teacher's {widths[1]}; heal without --hidden-weight (the KD and language-model terms need no match)"
+        )
 
 
 def _freeze_embeddings(model: nn.Module) -> int:

@@ -43,6 +43,9 @@ class HealSettings:
         temperature: the distillation temperature T (both distributions are softened by it; the KD term is
             scaled by T^2 so its gradients keep their size).
         kd_weight: loss = kd_weight * KD + (1 - kd_weight) * next-token cross-entropy, in [0, 1].
+        hidden_weight: plus this times the last hidden states' relative squared difference (0: off). Needs the
+            student and teacher to share the hidden width (pruning that keeps it: unstructured, N:M, width of
+            the MLP and heads, blocks, vocabulary).
         seed: the healing seed; the healing text is drawn with ``seed + 1`` so it differs from a mask drawn
             with the pruning default seed, and the mask's samples are dropped by hash anyway.
         device: ``None``/``"auto"``: CUDA when there is one (bf16 mixed precision there, float32 on CPU).
@@ -71,6 +74,7 @@ class HealSettings:
     max_grad_norm: float = 1.0
     temperature: float = DEFAULT_HEAL_TEMPERATURE
     kd_weight: float = DEFAULT_KD_WEIGHT
+    hidden_weight: float = 0.0
     seed: int = DEFAULT_SEED
     device: str | torch.device | None = None
     teacher_device: str | torch.device | None = None
@@ -94,6 +98,7 @@ class HealSettings:
         _check(self.lr is None or self.lr > 0, f"--lr must be above 0, got {self.lr}")
         _check(self.temperature > 0, f"--temperature must be above 0, got {self.temperature}")
         _check(0 <= self.kd_weight <= 1, f"--kd-weight is the KD share of the loss, in [0, 1]; got {self.kd_weight}")
+        _check(self.hidden_weight >= 0, f"--hidden-weight must be 0 or more, got {self.hidden_weight}")
         _check(0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         _check(
             self.checkpoint_every is None or self.checkpoint_every >= 1,
@@ -141,6 +146,7 @@ class HealSettings:
             "max_grad_norm": self.max_grad_norm,
             "temperature": self.temperature,
             "kd_weight": self.kd_weight,
+            **({"hidden_weight": self.hidden_weight} if self.hidden_weight else {}),
             "seed": self.seed,
             "train_embeddings": self.train_embeddings,
             "gradient_checkpointing": self.gradient_checkpointing,

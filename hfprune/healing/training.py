@@ -145,16 +145,20 @@ def train(
     try:
         for (ids,) in batches:
             with accelerator.accumulate(student):
+                hidden = bool(settings.hidden_weight)
                 with torch.no_grad(), accelerator.autocast():
                     teacher_ids = alignment.teacher_inputs(ids).to(teacher_on)
-                    teacher_logits = teacher(input_ids=teacher_ids, use_cache=False).logits.to(ids.device)
-                student_logits = student(input_ids=ids, use_cache=False).logits
+                    taught = teacher(input_ids=teacher_ids, use_cache=False, output_hidden_states=hidden)
+                learnt = student(input_ids=ids, use_cache=False, output_hidden_states=hidden)
                 parts = healing_loss(
-                    student_logits,
-                    alignment.teacher_logits(teacher_logits),
+                    learnt.logits,
+                    alignment.teacher_logits(taught.logits.to(ids.device)),
                     ids,
                     temperature=settings.temperature,
                     kd_weight=settings.kd_weight,
+                    hidden_weight=settings.hidden_weight,
+                    student_hidden=learnt.hidden_states[-1] if hidden else None,
+                    teacher_hidden=taught.hidden_states[-1].to(ids.device) if hidden else None,
                 )
                 accelerator.backward(parts.total)
                 if accelerator.sync_gradients and settings.max_grad_norm:
@@ -163,12 +167,12 @@ def train(
                 scheduler.step()
                 optimizer.zero_grad()
             tokens += ids.numel() * accelerator.num_processes
-            window.append(torch.stack([parts.total.detach(), parts.kd, parts.ce]).float())
+            window.append(torch.stack([parts.total.detach(), parts.kd, parts.ce, parts.hidden]).float())
             if not accelerator.sync_gradients:
                 continue
             masks.apply()  # weight decay and momentum moved the zeros
             step += 1
-            last = _mean(window, accelerator)
+            last = _mean(window, accelerator, bool(settings.hidden_weight))
             window.clear()
             if not loss_start:
                 loss_start = dict(last)
@@ -217,10 +221,11 @@ def train(
     )
 
 
-def _mean(window: list[torch.Tensor], accelerator: Any) -> dict[str, float]:
+def _mean(window: list[torch.Tensor], accelerator: Any, hidden: bool) -> dict[str, float]:
     """The step's losses averaged over its forwards and over every process (what the gradient was taken of:
     rank 0's own batches alone would misstate a data-parallel run)."""
     mean = torch.stack(window).mean(dim=0)
     if accelerator.num_processes > 1:
         mean = accelerator.reduce(mean, reduction="mean")
-    return dict(zip(("loss", "kd", "ce"), mean.tolist()))
+    means = dict(zip(("loss", "kd", "ce", "hidden"), mean.tolist()))
+    return means if hidden else {key: value for key, value in means.items() if key != "hidden"}

@@ -165,6 +165,7 @@ def test_settings_out_of_range_are_refused_before_any_work():
         (dict(kd_weight=1.5), "--kd-weight"),
         (dict(mode="qlora"), "--heal-mode"),
         (dict(temperature=0), "--temperature"),
+        (dict(hidden_weight=-1.0), "--hidden-weight must be 0 or more"),
         (dict(mode="lora", train_embeddings=True), "--train-embeddings trains whole embedding weights"),
     ):
         with pytest.raises(HealingSettingsError, match=says):

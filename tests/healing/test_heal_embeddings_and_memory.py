@@ -108,3 +108,35 @@ def test_a_teacher_that_does_not_fit_beside_the_student_is_refused_with_the_way_
     with pytest.raises(TeacherDoesNotFitError, match=r"on cuda:1 \(teacher"):
         check_fits(estimate(student, teacher, device=cpu, teacher_device=torch.device("cuda:1")), _free(0.001))
     assert check_fits(estimate(student, teacher, device=cpu, teacher_device=cpu))["device_free_gib"] is None
+
+
+def test_the_hidden_state_term_is_scale_free_and_pulls_the_student_towards_the_teacher(pair):
+    from types import SimpleNamespace
+
+    from hfprune.errors import HealingSettingsError
+    from hfprune.healing.core import _check_hidden_widths
+    from hfprune.healing.loss import hidden_loss
+
+    a, b = torch.randn(2, 5, 16), torch.randn(2, 5, 16)
+    assert hidden_loss(a, a) == 0 and hidden_loss(3 * a, 3 * b) == pytest.approx(float(hidden_loss(a, b)), rel=1e-5)
+
+    dense, student_folder, source = pair
+    teacher = load_model(dense)
+    _, plain = _heal(pair)
+    _, hidden = _heal(pair, hidden_weight=2.0)
+    assert "hidden" not in plain.record["loss_end"] and hidden.record["hidden_weight"] == 2.0
+    assert hidden.record["loss_start"]["hidden"] > 0 and hidden.record["settings"]["hidden_weight"] == 2.0
+    ids = teacher.tokenizer("Habari ya asubuhi, the weather in Berlin is fine today", return_tensors="pt").input_ids
+
+    def distance(model) -> float:
+        with torch.no_grad():
+            mine = model(input_ids=ids, output_hidden_states=True).hidden_states[-1]
+            theirs = teacher.model(input_ids=ids, output_hidden_states=True).hidden_states[-1]
+        return float(hidden_loss(mine, theirs))
+
+    assert distance(hidden.model) < distance(plain.model) < distance(load_model(student_folder).model)
+
+    narrow, wide = (SimpleNamespace(config=SimpleNamespace(hidden_size=w)) for w in (64, 128))
+    with pytest.raises(HealingSettingsError, match="student's are 64 wide and the teacher's 128"):
+        _check_hidden_widths(narrow, wide, HealSettings(hidden_weight=1.0))
+    _check_hidden_widths(narrow, wide, HealSettings())  # off: no match needed
