@@ -31,6 +31,7 @@ def healing_view(metadata: dict[str, Any], folder: Path | None = None) -> dict[s
         "lora": record.get("lora"),
         "languages": record.get("languages", []),
         "tokens": record.get("tokens_seen"),
+        "epochs": record.get("epochs") or 1,
         "steps": record.get("steps"),
         "seqlen": record.get("seqlen"),
         "lr": record.get("lr"),

@@ -59,6 +59,7 @@ def heal_settings(args: argparse.Namespace) -> HealSettings:
     return HealSettings(
         calibration=Mix.parse(args.calib),
         tokens=args.tokens,
+        epochs=args.epochs,
         calib_source=args.calib_source,
         mode=args.heal_mode,
         seqlen=args.seqlen,
@@ -114,8 +115,9 @@ def print_heal_summary(record: dict[str, Any], out: str | None, console: Console
     console.print(table)
     data = record["data"]
     console.print(
-        f"text: {data['mix']} ({data['samples']} samples of {record['seqlen']} tokens; "
-        f"{sum(data['dropped_as_mask_samples'].values())} of the mask's own samples set aside), "
+        f"text: {data['mix']} ({data['samples']} samples of {record['seqlen']} tokens"
+        + (f", {record['epochs']} passes" if record.get("epochs", 1) > 1 else "")
+        + f"; {sum(data['dropped_as_mask_samples'].values())} of the mask's own samples set aside), "
         f"{record['tokens_seen']:,} tokens in {record['steps']} steps, {record['tokens_per_s']:,.0f} tokens/s "
         f"on {record['device']}"
         + (

@@ -690,7 +690,13 @@ def add_heal_options(parser: argparse.ArgumentParser) -> None:
         "--tokens",
         type=int,
         default=DEFAULT_HEAL_TOKENS,
-        help=f"tokens of healing text (default {DEFAULT_HEAL_TOKENS:,})",
+        help=f"tokens trained on in all (default {DEFAULT_HEAL_TOKENS:,})",
+    )
+    group.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=1,
+        help="passes over the text: --tokens / N distinct tokens, each pass reshuffled (default 1: no sample twice)",
     )
     group.add_argument(
         "--seqlen", type=whole_number(2), default=DEFAULT_SEQLEN, help=f"tokens per sample (default {DEFAULT_SEQLEN})"

@@ -82,7 +82,7 @@ def heal(
         seqlen=settings.seqlen,
         seed=settings.seed,
         exclude=exclude_hashes,
-    )
+    ).repeated(settings.epochs, settings.seed)
     held = read_held_out(mix.languages, settings.quality_sentences) if settings.quality_sentences else None
     quality_text, quality_files = (held.sentences, held.files) if held else ({}, {})
     before = {
@@ -138,6 +138,7 @@ def heal(
         "data": data.record,
         "alignment": alignment.describe(),
         "tokens_seen": stats.tokens_seen,
+        "epochs": settings.epochs,
         "steps": stats.steps,
         "total_steps": stats.total_steps,
         "seqlen": settings.seqlen,

@@ -36,6 +36,25 @@ class HealingData:
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
 
+    def repeated(self, epochs: int, seed: int) -> HealingData:
+        """The samples ``epochs`` times over, each pass after the first in its own seeded order (pass ``k`` with
+        ``seed + k``): what ``--epochs`` trains on, the same on every run and every resume."""
+        if epochs == 1:
+            return self
+        orders = [torch.arange(len(self))]
+        orders += [
+            torch.randperm(len(self), generator=torch.Generator().manual_seed(seed + k)) for k in range(1, epochs)
+        ]
+        order = torch.cat(orders)
+        record = {**self.record, "epochs": epochs, "passes_digest": hashes_digest(self.sample_hashes[i] for i in order)}
+        return HealingData(
+            self.input_ids[order],
+            [self.languages[i] for i in order.tolist()],
+            [self.sample_hashes[i] for i in order.tolist()],
+            self.excluded_hashes,
+            record,
+        )
+
 
 def hashes_digest(hashes: Iterable[str]) -> str:
     return hashlib.sha256("\n".join(hashes).encode()).hexdigest()
@@ -87,7 +106,8 @@ def healing_samples(
             raise NotEnoughHealingTextError(
                 f"'{entry.language}' has room for only {len(kept)} healing samples of {seqlen} tokens once the "
                 f"{dropped[entry.language]} the mask was chosen on are set aside, but {entry.samples} are "
-                "needed; lower --tokens or --seqlen, or add text with --calib-source"
+                "needed; lower --tokens or --seqlen, add text with --calib-source, or pass over less text several "
+                "times with --epochs"
             )
         for row, digest in kept[: entry.samples]:
             rows.append(row)
@@ -124,4 +144,10 @@ def _draw(tokenizer: Any, source: TextSource, entry: MixEntry, *, seqlen: int, s
             )
         except NotEnoughCalibrationTextError:
             pass
-    return build_calibration(tokenizer, source, Mix((entry,)), seqlen=seqlen, seed=seed)
+    try:
+        return build_calibration(tokenizer, source, Mix((entry,)), seqlen=seqlen, seed=seed)
+    except NotEnoughCalibrationTextError as err:
+        raise NotEnoughHealingTextError(
+            f"too little '{entry.language}' text for {entry.samples} healing samples of {seqlen} tokens ({err}); "
+            "lower --tokens, add text with --calib-source, or pass over less text several times with --epochs"
+        ) from None

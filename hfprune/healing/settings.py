@@ -34,7 +34,9 @@ class HealSettings:
     Attributes:
         calibration: the language mix ``"en:1,sw:1"``; here the counts are relative weights: ``tokens`` decides
             how many samples there are (``ceil(tokens / seqlen)``), shared out in proportion to them.
-        tokens: tokens of healing text (one pass over them); must be positive.
+        tokens: tokens trained on in all (the budget); must be positive.
+        epochs: passes over the text: ``tokens / epochs`` distinct tokens, each pass after the first in its own
+            order. 1 (default) never repeats a sample; more lets a language with little text reach the budget.
         calib_source: where the text is drawn from (as for pruning; ``None``: hfprune's default text).
         mode: ``"full"`` (all weights train, zeros kept) or ``"lora"`` (adapters, merged then re-masked).
         seqlen, batch_size, grad_accum: sample length, samples per forward, forwards per optimizer step.
@@ -63,6 +65,7 @@ class HealSettings:
 
     calibration: Mix | str = "en:1"
     tokens: int = DEFAULT_HEAL_TOKENS
+    epochs: int = 1
     calib_source: CalibrationSource = None
     mode: str = "full"
     seqlen: int = DEFAULT_SEQLEN
@@ -91,6 +94,7 @@ class HealSettings:
             isinstance(self.tokens, int) and self.tokens > 0,
             f"--tokens must be a positive number of tokens, got {self.tokens}",
         )
+        _check(isinstance(self.epochs, int) and self.epochs >= 1, f"--epochs must be 1 or more, got {self.epochs}")
         _check(self.mode in HEAL_MODES, f"--heal-mode must be one of {', '.join(HEAL_MODES)}, got {self.mode!r}")
         _check(self.seqlen >= 2, f"--seqlen must be at least 2 tokens, got {self.seqlen}")
         for name, value in (("--batch-size", self.batch_size), ("--grad-accum", self.grad_accum)):
@@ -123,8 +127,9 @@ class HealSettings:
 
     @property
     def samples(self) -> int:
-        """Healing samples: enough windows of ``seqlen`` for ``tokens`` (rounded up)."""
-        return -(-self.tokens // self.seqlen)
+        """Distinct healing samples: enough windows of ``seqlen`` for ``tokens`` over ``epochs`` passes (rounded
+        up)."""
+        return -(-self.tokens // (self.seqlen * self.epochs))
 
     def with_overrides(self, **overrides: Any) -> HealSettings:
         return dataclasses.replace(self, **overrides)
@@ -136,6 +141,7 @@ class HealSettings:
             "calibration": str(self.mix),
             "calib_source": _describe_source(self.calib_source),
             "tokens": self.tokens,
+            **({"epochs": self.epochs} if self.epochs > 1 else {}),
             "mode": self.mode,
             "seqlen": self.seqlen,
             "batch_size": self.batch_size,
