@@ -88,7 +88,6 @@ def heal_pretrained(
         progress=progress,
     )
     result.record = {"teacher": teacher_record(teacher_loaded.source), **result.record}
-    result.record["achieved_sparsity_before"] = record.get("achieved_sparsity")
     metadata = {**record, "healing": result.record}
     if command:
         metadata["healing"]["command"] = portable_command(list(command))

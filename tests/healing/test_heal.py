@@ -256,3 +256,30 @@ def test_the_card_of_a_healed_model_says_who_taught_it_on_what(models, tmp_path)
     row = quality["languages"]["en"]
     assert f"| en | {row['dense']:.4f} | {row['pruned']:.4f} | {row['healed']:.4f} |" in section
     assert is_hfprune_plot(out / QUALITY_PLOT) and f"]({QUALITY_PLOT})" in section
+
+
+def test_a_structured_student_keeps_its_shapes_and_its_zeros_are_counted_before_as_after(models, tmp_path):
+    # GGUF-derived checkpoints hold exact zeros that no mask made; a structured student's pruning record says 0
+    dense = load_model(models["dense"]).model
+    with torch.no_grad():
+        for layer in all_prunable_layers(dense):
+            layer.module.weight[:, ::7] = 0
+    zeroed = dense_folder(tmp_path / "zeroed")
+    dense.save_pretrained(zeroed, safe_serialization=True)
+    student = tmp_path / "width"
+    hfprune.prune_pretrained(
+        str(zeroed),
+        student,
+        structure="width:0.25",
+        calibration="en:2,sw:2",
+        seqlen=SEQLEN,
+        calib_source=models["source"],
+    )
+    assert _record(student)["achieved_sparsity"] == 0
+    out = tmp_path / "healed"
+    settings = HealSettings(calibration="en:1,sw:1", tokens=SEQLEN * 4, lr=1e-3, calib_source=models["source"], **FAST)
+    record = heal_pretrained(student, str(models["dense"]), out, settings).record
+    before, after = _prunable(student), _prunable(out)
+    assert {name: w.shape for name, w in before.items()} == {name: w.shape for name, w in after.items()}
+    assert record["zeros_before"]["zeros"] == sum(int((w == 0).sum()) for w in before.values()) > 0
+    assert record["achieved_sparsity_before"] == record["zeros_before"]["sparsity"] == record["achieved_sparsity"]
