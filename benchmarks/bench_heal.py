@@ -1,14 +1,16 @@
 """Healing by distillation on a real model: Gemma 3 270M pruned, then healed against the dense model.
 
-    flock /tmp/hfprune-bench.lock python benchmarks/bench_heal.py --tokens 0,16384,65536   # this CPU
-    python benchmarks/bench_heal.py --tokens 0,250000,500000,1000000,2000000 --device cuda  # a GPU, when lent
+    HFPRUNE_DATA_DIR=../shared/data flock /tmp/hfprune-bench.lock python benchmarks/bench_heal.py --tokens 0,16384,49152
+    python benchmarks/bench_heal.py --tokens 0,250000,500000,1000000,2000000 --device cuda \
+        --calib-source TEXT_DIR   # a GPU, when lent; TEXT_DIR: {en,de,sw}.txt with ~700k tokens each (or --epochs)
 
 For each student (``--students``: Wanda 50% unstructured and/or ``--structure width:0.2`` with
 ``--vocab-scripts``, both calibrated on en:8,de:8,sw:8) and each token budget: ``hfprune.healing.heal_pretrained``
 (full mode, KD + LM loss, the mask's samples excluded) and FLORES-200 devtest bits per byte (the first
 ``--sentences`` sentences; tuning never reads devtest) for the kept languages en, de, sw and two not kept (es,
 ar), plus the share of the pruning loss recovered per language, the time per 1M tokens on the device and its
-name, and the sparsity before and after. Results are kept as they come (``--merge`` skips done cells); the
+name, the sparsity before and after, and a zero-shot task in kept languages (``--task``, default XStoryCloze en,sw,
+the first ``--task-limit`` items) for the dense model and every cell. Results are kept as they come (``--merge`` skips done cells); the
 models live under hfprune's cache.
 """
 
@@ -55,13 +57,28 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--merge", action="store_true")
+    parser.add_argument("--task", default="xstorycloze", help="zero-shot task scored per cell ('' for none)")
+    parser.add_argument("--task-langs", default="en,sw", help="its languages (kept ones)")
+    parser.add_argument("--task-limit", type=int, default=200, help="items per language")
+    parser.add_argument("--train-embeddings", action="store_true", help="heal the embeddings too")
+    parser.add_argument("--epochs", type=int, default=1, help="passes over the healing text (see hfprune heal)")
+    parser.add_argument(
+        "--calib-source",
+        default=None,
+        help="healing text (folder of {lang}.txt or a datasets id; default hfprune's, ~20k sw tokens: budgets "
+        "above ~60k tokens need more text or --epochs)",
+    )
     args = parser.parse_args()
     dense = gemma_path()
     path = RESULTS / f"{STEM}.json"
     report = json.loads(path.read_text()) if args.merge and path.is_file() else {}
     device = resolve_device(args.device)
+    command = shlex.join(["python", *sys.argv])
+    report["commands"] = [*report.get("commands", [report["command"]] if "command" in report else []), command]
+    report.pop("command", None)
+    if args.task:
+        report["task"] = {"name": args.task, "langs": args.task_langs, "limit": args.task_limit}
     report.update(
-        command=shlex.join(["python", *sys.argv]),
         device=torch.cuda.get_device_name(device)
         if device.type == "cuda"
         else f"CPU {platform.processor() or platform.machine()}",
@@ -72,6 +89,9 @@ def main() -> None:
     cells = report.setdefault("cells", {})
     if "dense" not in report:
         report["dense"] = bits_per_byte(dense, [*KEPT, *OTHERS], args.sentences)
+        _save(report, path)
+    if args.task and "dense_task" not in report:
+        report["dense_task"] = zero_shot(dense, args)
         _save(report, path)
     root = constants.cache_dir() / "bench-heal"
     for name in args.students.split(";"):
@@ -89,11 +109,17 @@ def main() -> None:
             )
             hfprune.prune_pretrained(str(dense), student, settings, overwrite=True, progress=True)
         for tokens in (int(t) for t in args.tokens.split(",")):
-            key = f"{name} · {tokens:,} tokens"
+            key = f"{name} · {tokens:,} tokens" + (" · embeddings trained" if tokens and args.train_embeddings else "")
+            key += f" · {args.epochs} passes" if tokens and args.epochs > 1 else ""
+            if key in cells and tokens == 0 and args.task and "task" not in cells[key]:
+                cells[key]["task"] = zero_shot(student, args)
+                _save(report, path)
             if key in cells:
                 continue
             if tokens == 0:
                 cells[key] = {"tokens": 0, "bits_per_byte": bits_per_byte(student, [*KEPT, *OTHERS], args.sentences)}
+                if args.task:
+                    cells[key]["task"] = zero_shot(student, args)
             else:
                 out = root / f"{_slug(name)}-healed"
                 settings = HealSettings(
@@ -103,6 +129,9 @@ def main() -> None:
                     batch_size=args.batch_size,
                     lr=args.lr,
                     device=args.device,
+                    train_embeddings=args.train_embeddings,
+                    epochs=args.epochs,
+                    calib_source=args.calib_source,
                 )
                 started = time.perf_counter()
                 result = heal_pretrained(student, str(dense), out, settings, overwrite=True, progress=True)
@@ -118,11 +147,36 @@ def main() -> None:
                     "sparsity_before": record.get("achieved_sparsity_before"),
                     "sparsity_after": record["achieved_sparsity"],
                     "bits_per_byte": bits_per_byte(out, [*KEPT, *OTHERS], args.sentences),
+                    "embeddings": record.get("embeddings"),
+                    "tokens_per_s": round(record["tokens_per_s"], 1),
                 }
+                if args.task:
+                    cells[key]["task"] = zero_shot(out, args)
                 shutil.rmtree(out, ignore_errors=True)  # this benchmark's own output
             _save(report, path)
             print(json.dumps({key: cells[key]})[:300], flush=True)
     (RESULTS / f"{STEM}.md").write_text(markdown(report))
+
+
+def zero_shot(folder: Path, args: argparse.Namespace) -> dict:
+    """Accuracy of ``--task`` on the first ``--task-limit`` items of each ``--task-langs`` language (the shared
+    data folder, no result cache: each healed copy is new)."""
+    from hfprune.evaluation import evaluate_model
+    from hfprune.models import ModelSource
+
+    loaded = ModelSource(str(folder), dtype="float32").load(require_tokenizer=True)
+    result = evaluate_model(
+        loaded.model,
+        loaded.tokenizer,
+        langs=args.task_langs.split(","),
+        tasks=args.task,
+        limit=args.task_limit,
+        batch_size=8,
+        cache=False,
+        hub_data=False,
+        progress=False,
+    )
+    return {row.lang: {**row.metrics, "n": row.n} for row in result.results}
 
 
 def _slug(name: str) -> str:
@@ -138,7 +192,9 @@ def markdown(report: dict) -> str:
     lines = [
         "# Healing Gemma 3 270M by distillation from the dense model (en, de, sw)",
         "",
-        f"Command: `{report['command']}`. Device: {report['device']} ({report['threads']} threads, torch "
+        "Commands, in turn (`--merge` keeps the cells already measured): "
+        + "; ".join(f"`{command}`" for command in report["commands"])
+        + f". Device: {report['device']} ({report['threads']} threads, torch "
         f"{report['torch']}). Bits per byte: FLORES-200 devtest, the first {report['sentences']} sentences. "
         "Recovered: the share of the pruning loss in bits per byte that healing won back, per language.",
         "",
@@ -146,7 +202,8 @@ def markdown(report: dict) -> str:
         "|---|" + "---:|" * (len(KEPT) + len(OTHERS)) + "---|---:|",
     ]
     unhealed = {key.split(" · ")[0]: cell for key, cell in report["cells"].items() if cell["tokens"] == 0}
-    for key, cell in report["cells"].items():
+    cells = sorted(report["cells"].items(), key=_order)
+    for key, cell in cells:
         bpb = cell["bits_per_byte"]
         start = unhealed.get(key.split(" · ")[0], {}).get("bits_per_byte", {})
         recovered = []
@@ -160,7 +217,37 @@ def markdown(report: dict) -> str:
             + f" | {', '.join(recovered)} | {cell.get('seconds_per_million_tokens', '')} |"
         )
     lines.append("| dense | " + " | ".join(f"{dense[lang]:.4f}" for lang in KEPT + OTHERS) + " | | |")
+    task = report.get("task")
+    if task and report.get("dense_task"):
+        langs = list(report["dense_task"])
+        lines += [
+            "",
+            f"Zero-shot {task['name']} accuracy ± standard error (the first {task['limit']} items per language, "
+            "hfprune.evaluation.evaluate_model):",
+            "",
+            "| model | " + " | ".join(langs) + " |",
+            "|---|" + "---:|" * len(langs),
+            "| dense | " + " | ".join(_accuracy(report["dense_task"][lang]) for lang in langs) + " |",
+        ]
+        for key, cell in cells:
+            if "task" in cell:
+                lines.append(f"| {key} | " + " | ".join(_accuracy(cell["task"][lang]) for lang in langs) + " |")
+    if report.get("note"):
+        lines += ["", f"Note: {report['note']}"]
     return "\n".join(lines) + "\n"
+
+
+def _order(item: tuple[str, dict]) -> tuple[int, int, str]:
+    """Each student's cells together, by healing tokens."""
+    key, cell = item
+    name = key.split(" · ")[0]
+    return (list(STUDENTS).index(name) if name in STUDENTS else len(STUDENTS), cell["tokens"], key)
+
+
+def _accuracy(metrics: dict) -> str:
+    """Accuracy with its standard error: differences within about two of them are noise at this item count."""
+    stderr = metrics.get("acc_stderr")
+    return f"{metrics['acc']:.3f}" + (f" ± {stderr:.3f}" if stderr is not None else "")
 
 
 if __name__ == "__main__":
