@@ -20,6 +20,7 @@ from hfprune.healing.checkpoints import checkpoint_folder_for
 from hfprune.healing.loss import kd_loss
 from hfprune.models import all_prunable_layers, load_model
 
+from ..model_factory import save_model_folder
 from .factory import SEQLEN, dense_folder, pruned_folder, small_source
 
 FAST = dict(seqlen=SEQLEN, batch_size=2, device="cpu")
@@ -260,12 +261,11 @@ def test_the_card_of_a_healed_model_says_who_taught_it_on_what(models, tmp_path)
 
 def test_a_structured_student_keeps_its_shapes_and_its_zeros_are_counted_before_as_after(models, tmp_path):
     # GGUF-derived checkpoints hold exact zeros that no mask made; a structured student's pruning record says 0
-    dense = load_model(models["dense"]).model
+    dense = load_model(models["dense"])
     with torch.no_grad():
-        for layer in all_prunable_layers(dense):
+        for layer in all_prunable_layers(dense.model):
             layer.module.weight[:, ::7] = 0
-    zeroed = dense_folder(tmp_path / "zeroed")
-    dense.save_pretrained(zeroed, safe_serialization=True)
+    zeroed = save_model_folder(dense.model, dense.tokenizer, tmp_path / "zeroed")
     student = tmp_path / "width"
     hfprune.prune_pretrained(
         str(zeroed),
