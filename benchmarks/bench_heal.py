@@ -44,7 +44,6 @@ MIX = "en:8,de:8,sw:8"
 
 
 def main() -> None:
-    import hfprune
     from hfprune.healing import HealSettings, heal_pretrained
     from hfprune.system import resolve_device
 
@@ -61,6 +60,12 @@ def main() -> None:
     parser.add_argument("--task-langs", default="en,sw", help="its languages (kept ones)")
     parser.add_argument("--task-limit", type=int, default=200, help="items per language")
     parser.add_argument("--train-embeddings", action="store_true", help="heal the embeddings too")
+    parser.add_argument(
+        "--weights",
+        default=",".join(f"{lang}:1" for lang in KEPT),
+        help="the healing mix's relative weights over the kept languages (e.g. en:2,de:2,sw:1 gives the languages "
+        "with more text a larger share of the budget)",
+    )
     parser.add_argument("--epochs", type=int, default=1, help="passes over the healing text (see hfprune heal)")
     parser.add_argument(
         "--calib-source",
@@ -95,22 +100,12 @@ def main() -> None:
         _save(report, path)
     root = constants.cache_dir() / "bench-heal"
     for name in args.students.split(";"):
-        spec = STUDENTS[name]
-        student = root / _slug(name)
-        if not (student / constants.METADATA_FILE).is_file():
-            vocab = hfprune.VocabSettings(scripts=True, measure_speed=False) if spec.get("vocab") else None
-            settings = hfprune.PruneSettings(
-                method=spec.get("method", "wanda"),
-                sparsity=spec.get("sparsity"),
-                structure=spec.get("structure", "unstructured"),
-                calibration=MIX,
-                seqlen=256,
-                vocab=vocab,
-            )
-            hfprune.prune_pretrained(str(dense), student, settings, overwrite=True, progress=True)
+        student = ensure_student(name, dense, root)
         for tokens in (int(t) for t in args.tokens.split(",")):
             key = f"{name} · {tokens:,} tokens" + (" · embeddings trained" if tokens and args.train_embeddings else "")
             key += f" · {args.epochs} passes" if tokens and args.epochs > 1 else ""
+            key += f" · lr {args.lr:g}" if tokens and args.lr is not None else ""
+            key += f" · {args.weights}" if tokens and args.weights != parser.get_default("weights") else ""
             if key in cells and tokens == 0 and args.task and "task" not in cells[key]:
                 cells[key]["task"] = zero_shot(student, args)
                 _save(report, path)
@@ -123,7 +118,7 @@ def main() -> None:
             else:
                 out = root / f"{_slug(name)}-healed"
                 settings = HealSettings(
-                    calibration=",".join(f"{lang}:1" for lang in KEPT),
+                    calibration=args.weights,
                     tokens=tokens,
                     seqlen=args.seqlen,
                     batch_size=args.batch_size,
@@ -156,6 +151,26 @@ def main() -> None:
             _save(report, path)
             print(json.dumps({key: cells[key]})[:300], flush=True)
     (RESULTS / f"{STEM}.md").write_text(markdown(report))
+
+
+def ensure_student(name: str, dense: Path, root: Path) -> Path:
+    """The pruned student ``name`` of :data:`STUDENTS` under ``root``, pruned from ``dense`` the first time."""
+    import hfprune
+
+    spec = STUDENTS[name]
+    student = root / _slug(name)
+    if not (student / constants.METADATA_FILE).is_file():
+        vocab = hfprune.VocabSettings(scripts=True, measure_speed=False) if spec.get("vocab") else None
+        settings = hfprune.PruneSettings(
+            method=spec.get("method", "wanda"),
+            sparsity=spec.get("sparsity"),
+            structure=spec.get("structure", "unstructured"),
+            calibration=MIX,
+            seqlen=256,
+            vocab=vocab,
+        )
+        hfprune.prune_pretrained(str(dense), student, settings, overwrite=True, progress=True)
+    return student
 
 
 def zero_shot(folder: Path, args: argparse.Namespace) -> dict:
