@@ -41,6 +41,8 @@ STUDENTS = {
     "width 0.2 + scripts vocabulary": {"structure": "width:0.2", "vocab": True},
 }
 MIX = "en:8,de:8,sw:8"
+#: The healing mix: the kept languages in equal shares of the budget.
+EQUAL_WEIGHTS = ",".join(f"{lang}:1" for lang in KEPT)
 
 
 def main() -> None:
@@ -62,7 +64,7 @@ def main() -> None:
     parser.add_argument("--train-embeddings", action="store_true", help="heal the embeddings too")
     parser.add_argument(
         "--weights",
-        default=",".join(f"{lang}:1" for lang in KEPT),
+        default=EQUAL_WEIGHTS,
         help="the healing mix's relative weights over the kept languages (e.g. en:2,de:2,sw:1 gives the languages "
         "with more text a larger share of the budget)",
     )
@@ -84,9 +86,7 @@ def main() -> None:
     if args.task:
         report["task"] = {"name": args.task, "langs": args.task_langs, "limit": args.task_limit}
     report.update(
-        device=torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else f"CPU {platform.processor() or platform.machine()}",
+        device=device_name(device),
         threads=torch.get_num_threads(),
         torch=torch.__version__,
         sentences=args.sentences,
@@ -105,7 +105,7 @@ def main() -> None:
             key = f"{name} · {tokens:,} tokens" + (" · embeddings trained" if tokens and args.train_embeddings else "")
             key += f" · {args.epochs} passes" if tokens and args.epochs > 1 else ""
             key += f" · lr {args.lr:g}" if tokens and args.lr is not None else ""
-            key += f" · {args.weights}" if tokens and args.weights != parser.get_default("weights") else ""
+            key += f" · {args.weights}" if tokens and args.weights != EQUAL_WEIGHTS else ""
             if key in cells and tokens == 0 and args.task and "task" not in cells[key]:
                 cells[key]["task"] = zero_shot(student, args)
                 _save(report, path)
@@ -194,6 +194,18 @@ def zero_shot(folder: Path, args: argparse.Namespace) -> dict:
     return {row.lang: {**row.metrics, "n": row.n} for row in result.results}
 
 
+def won_back(dense: dict[str, float], pruned: dict[str, float], healed: dict[str, float]) -> dict[str, float]:
+    """Per language of ``healed``, the share of the pruning's loss in bits per byte that healing won back."""
+    return {lang: round((pruned[lang] - healed[lang]) / (pruned[lang] - dense[lang]), 4) for lang in healed}
+
+
+def device_name(device: torch.device) -> str:
+    """What the results say ran them: the GPU's name, or the CPU's."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU {platform.processor() or platform.machine()}"
+
+
 def _slug(name: str) -> str:
     return "".join(ch if ch.isalnum() else "-" for ch in name).strip("-")
 
@@ -221,11 +233,9 @@ def markdown(report: dict) -> str:
     for key, cell in cells:
         bpb = cell["bits_per_byte"]
         start = unhealed.get(key.split(" · ")[0], {}).get("bits_per_byte", {})
-        recovered = []
-        for lang in KEPT:
-            lost = start.get(lang, 0) - dense[lang]
-            if cell["tokens"] and lost > 0:
-                recovered.append(f"{lang} {(start[lang] - bpb[lang]) / lost:.0%}")
+        lost = [lang for lang in KEPT if start.get(lang, 0) > dense[lang]] if cell["tokens"] else []
+        won = won_back(dense, start, {lang: bpb[lang] for lang in lost})
+        recovered = [f"{lang} {share:.0%}" for lang, share in won.items()]
         lines.append(
             f"| {key} | "
             + " | ".join(f"{bpb[lang]:.4f} ({bpb[lang] / dense[lang] - 1:+.1%})" for lang in KEPT + OTHERS)

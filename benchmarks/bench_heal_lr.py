@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import shutil
 import sys
@@ -27,7 +26,18 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_heal import KEPT, RESULTS, STUDENTS, _slug, ensure_student  # noqa: E402
+from bench_heal import (  # noqa: E402
+    EQUAL_WEIGHTS,
+    KEPT,
+    RESULTS,
+    STUDENTS,
+    _save,
+    _slug,
+    device_name,
+    ensure_student,
+    won_back,
+)
+from bench_vocab import bits_per_byte  # noqa: E402
 from gemma3_270m import gemma_path  # noqa: E402
 
 from hfprune import constants  # noqa: E402
@@ -60,9 +70,7 @@ def main() -> None:
         student=args.student,
         tokens=args.tokens,
         select=args.select,
-        device=torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else f"CPU {platform.processor() or platform.machine()}",
+        device=device_name(device),
         threads=torch.get_num_threads(),
         torch=torch.__version__,
     )
@@ -70,9 +78,9 @@ def main() -> None:
     root = constants.cache_dir() / "bench-heal"
     student = ensure_student(args.student, dense, root)
     if "dense" not in report:
-        report["dense"] = _score(dense, texts)
+        report["dense"] = bits_per_byte(dense, KEPT, None, texts)
     if "pruned" not in report:
-        report["pruned"] = _score(student, texts)
+        report["pruned"] = bits_per_byte(student, KEPT, None, texts)
     _save(report, path)
     cells = report.setdefault("cells", {})
     for lr in (float(x) for x in args.lrs.split(",")):
@@ -81,7 +89,7 @@ def main() -> None:
             continue
         out = root / f"{_slug(args.student)}-lr"
         settings = HealSettings(
-            calibration=",".join(f"{lang}:1" for lang in KEPT),
+            calibration=EQUAL_WEIGHTS,
             tokens=args.tokens,
             seqlen=args.seqlen,
             batch_size=args.batch_size,
@@ -91,7 +99,7 @@ def main() -> None:
         )
         started = time.perf_counter()
         record = heal_pretrained(student, str(dense), out, settings, overwrite=True, progress=True).record
-        bpb = _score(out, texts)
+        bpb = bits_per_byte(out, KEPT, None, texts)
         cells[key] = {
             "lr": lr,
             "seconds": round(time.perf_counter() - started, 1),
@@ -111,11 +119,6 @@ def main() -> None:
     (RESULTS / f"{STEM}.md").write_text(markdown(report))
 
 
-def won_back(dense: dict[str, float], pruned: dict[str, float], healed: dict[str, float]) -> dict[str, float]:
-    """Per language, the share of the pruning's loss in bits per byte that healing won back."""
-    return {lang: round((pruned[lang] - healed[lang]) / (pruned[lang] - dense[lang]), 4) for lang in healed}
-
-
 def _lines(lang: str, start: int, stop: int) -> str:
     from hfprune.evaluation.perplexity import load_flores
 
@@ -123,21 +126,6 @@ def _lines(lang: str, start: int, stop: int) -> str:
     if len(lines) < stop - start:
         raise SystemExit(f"FLORES devtest {lang} has {len(lines) + start} lines; --select {start}:{stop} is too far")
     return "\n".join(lines)
-
-
-def _score(folder: Path, texts: dict[str, str]) -> dict[str, float]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from hfprune.analysis.flores_eval import flores_perplexities
-
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    scores = flores_perplexities(model, tokenizer, list(texts), texts=texts)
-    return {lang: round(v["bits_per_byte"], 5) for lang, v in scores.items()}
-
-
-def _save(report: dict, path: Path) -> None:
-    path.write_text(json.dumps(report, indent=2) + "\n")
 
 
 def markdown(report: dict) -> str:

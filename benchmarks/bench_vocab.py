@@ -193,14 +193,17 @@ def chat_template_check(dense: Path) -> dict:
     return {"template": CHAT_TEMPLATE, **result.record["verification"]["chat_template"]}
 
 
-def bits_per_byte(folder: Path, langs: list[str], sentences: int) -> dict[str, float]:
+def bits_per_byte(
+    folder: Path, langs: list[str], sentences: int | None, texts: dict[str, str] | None = None
+) -> dict[str, float]:
+    """FLORES devtest bits per byte of the first ``sentences`` lines, or of ``texts`` per language when given."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from hfprune.analysis.flores_eval import flores_perplexities
 
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    scores = flores_perplexities(model, tokenizer, langs, sentences=sentences)
+    scores = flores_perplexities(model, tokenizer, langs, sentences=sentences, texts=texts)
     return {lang: round(v["bits_per_byte"], 5) for lang, v in scores.items()}
 
 
