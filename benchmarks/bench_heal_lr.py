@@ -1,15 +1,20 @@
-"""Which learning rate heals best per token: a sweep on one student and one budget, chosen on held-out text that
-the reported numbers never use.
+"""Which learning rate and loss recipe heal best per token: a sweep on one student and one budget, chosen on
+held-out text that the reported numbers never use.
 
     HFPRUNE_DATA_DIR=../shared/data python benchmarks/bench_heal_lr.py --lrs 2e-5,1e-4,3e-4,1e-3 --tokens 16384
+    HFPRUNE_DATA_DIR=../shared/data python benchmarks/bench_heal_lr.py --merge --recipes 'kd=1,T=1;kd=1;h=1'
+
+``--lrs`` sweeps the rate at the default loss; ``--recipes`` names further cells as ``;``-separated lists of
+``lr=``, ``T=`` (distillation temperature), ``kd=`` (the KD share of the loss, the rest next-token cross-entropy)
+and ``h=`` (the hidden-state term's weight), each unnamed field at ``hfprune heal``'s default.
 
 The student is one of ``bench_heal.STUDENTS`` (default the width one, whose target was missed at the default
-rate), healed exactly as ``bench_heal.py`` heals it (full mode, KD + LM, en:1,de:1,sw:1, the mask's samples
-excluded) at each ``--lrs`` rate. Each healed copy is scored in bits per byte on FLORES-200 devtest sentences
+rate), healed exactly as ``bench_heal.py`` heals it (full mode, en:1,de:1,sw:1, the mask's samples excluded)
+with each recipe. Each healed copy is scored in bits per byte on FLORES-200 devtest sentences
 ``--select`` (default 500:600), disjoint from the first 100 that ``bench_heal.py`` reports and from the 16 the
-heal record reads, so picking a rate here does not tune on the reported text. The chosen rate is the one whose
-worst kept language won back the most (the target is "every kept language"). Results:
-``results/heal_lr_gemma3-270m.{json,md}``; ``--merge`` keeps rates already measured.
+heal record reads, so picking a recipe here does not tune on the reported text. The chosen recipe is the one
+whose worst kept language won back the most (the target is "every kept language"). Results:
+``results/heal_lr_gemma3-270m.{json,md}``; ``--merge`` keeps recipes already measured.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import shlex
 import shutil
 import sys
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -41,6 +47,7 @@ from bench_vocab import bits_per_byte  # noqa: E402
 from gemma3_270m import gemma_path  # noqa: E402
 
 from hfprune import constants  # noqa: E402
+from hfprune.healing.settings import DEFAULT_LR  # noqa: E402
 
 STEM = "heal_lr_gemma3-270m"
 
@@ -51,7 +58,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--student", default="width 0.2 + scripts vocabulary", choices=list(STUDENTS))
-    parser.add_argument("--lrs", default="2e-5,1e-4,3e-4,1e-3", help="comma-separated AdamW learning rates")
+    parser.add_argument("--lrs", default="", help="comma-separated AdamW learning rates, at the default loss")
+    parser.add_argument("--recipes", default="", help="';'-separated recipes, e.g. 'kd=1,T=1;h=1' (see above)")
     parser.add_argument("--tokens", type=int, default=16384)
     parser.add_argument("--select", default="500:600", help="FLORES devtest lines scored, start:stop")
     parser.add_argument("--seqlen", type=int, default=256)
@@ -83,8 +91,12 @@ def main() -> None:
         report["pruned"] = bits_per_byte(student, KEPT, None, texts)
     _save(report, path)
     cells = report.setdefault("cells", {})
-    for lr in (float(x) for x in args.lrs.split(",")):
-        key = f"{lr:g}"
+    recipes = [Recipe(lr=float(x)) for x in args.lrs.split(",") if x]
+    recipes += [Recipe.parse(text) for text in args.recipes.split(";") if text]
+    if not recipes:
+        parser.error("give --lrs and/or --recipes")
+    for recipe in recipes:
+        key = recipe.key
         if key in cells:
             continue
         out = root / f"{_slug(args.student)}-lr"
@@ -93,7 +105,10 @@ def main() -> None:
             tokens=args.tokens,
             seqlen=args.seqlen,
             batch_size=args.batch_size,
-            lr=lr,
+            lr=recipe.lr,
+            temperature=recipe.temperature,
+            kd_weight=recipe.kd_weight,
+            hidden_weight=recipe.hidden_weight,
             device=args.device,
             quality_sentences=0,
         )
@@ -101,7 +116,7 @@ def main() -> None:
         record = heal_pretrained(student, str(dense), out, settings, overwrite=True, progress=True).record
         bpb = bits_per_byte(out, KEPT, None, texts)
         cells[key] = {
-            "lr": lr,
+            **asdict(recipe),
             "seconds": round(time.perf_counter() - started, 1),
             "seconds_per_million_tokens": round(record["time_s"] / args.tokens * 1e6, 1),
             "loss_start": record.get("loss_start"),
@@ -114,9 +129,40 @@ def main() -> None:
         shutil.rmtree(out, ignore_errors=True)  # this benchmark's own output
         _save(report, path)
         print(json.dumps({key: cells[key]})[:300], flush=True)
-    report["chosen_lr"] = max(cells.values(), key=lambda cell: min(cell["won_back"].values()))["lr"]
+    report.pop("chosen_lr", None)  # written by the sweep's first version, which had only rates
+    report["chosen"] = max(cells, key=lambda key: min(cells[key]["won_back"].values()))
     _save(report, path)
     (RESULTS / f"{STEM}.md").write_text(markdown(report))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One cell's healing settings that the sweep varies; the rest are ``bench_heal.py``'s."""
+
+    lr: float = DEFAULT_LR["full"]
+    temperature: float = constants.DEFAULT_HEAL_TEMPERATURE
+    kd_weight: float = constants.DEFAULT_KD_WEIGHT
+    hidden_weight: float = 0.0
+
+    FIELDS = {"lr": "lr", "T": "temperature", "kd": "kd_weight", "h": "hidden_weight"}
+
+    @classmethod
+    def parse(cls, text: str) -> Recipe:
+        """``'kd=1,T=1'`` -> Recipe(kd_weight=1.0, temperature=1.0)."""
+        values = {}
+        for part in text.split(","):
+            name, _, value = part.partition("=")
+            if name.strip() not in cls.FIELDS or not value:
+                raise SystemExit(f"recipe field {part!r}: use {', '.join(f'{n}=X' for n in cls.FIELDS)}")
+            values[cls.FIELDS[name.strip()]] = float(value)
+        return cls(**values)
+
+    @property
+    def key(self) -> str:
+        """The rate alone at the default loss (the keys of the sweep's first version), else every field."""
+        if (self.temperature, self.kd_weight, self.hidden_weight) == (Recipe.temperature, Recipe.kd_weight, 0.0):
+            return f"{self.lr:g}"
+        return " ".join(f"{short}={getattr(self, name):g}" for short, name in self.FIELDS.items())
 
 
 def _lines(lang: str, start: int, stop: int) -> str:
@@ -131,30 +177,47 @@ def _lines(lang: str, start: int, stop: int) -> str:
 def markdown(report: dict) -> str:
     dense, pruned = report["dense"], report["pruned"]
     lines = [
-        f"# Healing learning rate: {report['student']}, {report['tokens']:,} tokens (Gemma 3 270M)",
+        f"# Healing learning rate and loss: {report['student']}, {report['tokens']:,} tokens (Gemma 3 270M)",
         "",
         "Commands: "
         + "; ".join(f"`{command}`" for command in report["commands"])
         + f". Device: {report['device']} ({report['threads']} threads, torch {report['torch']}). Bits per byte on "
         f"FLORES-200 devtest lines {report['select']} (the selection text: disjoint from the first 100 lines "
-        "that `bench_heal.py` reports). Chosen: the rate whose worst kept language won back the most.",
+        "that `bench_heal.py` reports). T: distillation temperature; KD share: the KD term's share of the loss (the "
+        "rest next-token cross-entropy); hidden: the hidden-state term's weight. Chosen: the recipe whose worst "
+        "kept language won back the most.",
         "",
-        "| lr | " + " | ".join(KEPT) + " | won back | worst | loss start → end | s per 1M tokens |",
-        "|---:|" + "---:|" * len(KEPT) + "---|---:|---|---:|",
-        "| dense | " + " | ".join(f"{dense[lang]:.4f}" for lang in KEPT) + " | | | | |",
-        "| not healed | " + " | ".join(f"{pruned[lang]:.4f}" for lang in KEPT) + " | | | | |",
+        "| lr | T | KD share | hidden | "
+        + " | ".join(KEPT)
+        + " | won back | worst | loss start → end | s per 1M tokens |",
+        "|---:|---:|---:|---:|" + "---:|" * len(KEPT) + "---|---:|---|---:|",
+        "| dense | | | | " + " | ".join(f"{dense[lang]:.4f}" for lang in KEPT) + " | | | | |",
+        "| not healed | | | | " + " | ".join(f"{pruned[lang]:.4f}" for lang in KEPT) + " | | | | |",
     ]
-    for cell in sorted(report["cells"].values(), key=lambda cell: cell["lr"]):
+    for key, cell in sorted(report["cells"].items(), key=_order):
         bpb, won = cell["bits_per_byte"], cell["won_back"]
-        chosen = " (chosen)" if cell["lr"] == report.get("chosen_lr") else ""
+        chosen = " (chosen)" if key == report.get("chosen") else ""
         lines.append(
-            f"| {cell['lr']:g}{chosen} | "
+            f"| {cell['lr']:g}{chosen} | {cell['temperature']:g} | {cell['kd_weight']:g} | {cell['hidden_weight']:g} | "
             + " | ".join(f"{bpb[lang]:.4f}" for lang in KEPT)
             + " | "
             + ", ".join(f"{lang} {won[lang]:.0%}" for lang in KEPT)
             + f" | {min(won.values()):.0%} | {_loss(cell)} | {cell['seconds_per_million_tokens']} |"
         )
+    if report.get("note"):
+        lines += ["", f"Note: {report['note']}"]
     return "\n".join(lines) + "\n"
+
+
+def _order(item: tuple[str, dict]) -> tuple:
+    """The rate sweep first (by rate), then the loss recipes (by temperature, KD share, hidden weight)."""
+    cell = item[1]
+    default_loss = (cell["temperature"], cell["kd_weight"], cell["hidden_weight"]) == (
+        Recipe.temperature,
+        Recipe.kd_weight,
+        0.0,
+    )
+    return (not default_loss, cell["temperature"], cell["kd_weight"], cell["hidden_weight"], cell["lr"])
 
 
 def _loss(cell: dict) -> str:
