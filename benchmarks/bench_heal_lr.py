@@ -157,10 +157,20 @@ class Recipe:
             values[cls.FIELDS[name.strip()]] = float(value)
         return cls(**values)
 
+    @classmethod
+    def of(cls, cell: dict) -> Recipe:
+        """The recipe a result cell ran with."""
+        return cls(**{name: cell[name] for name in cls.FIELDS.values()})
+
+    @property
+    def default_loss(self) -> bool:
+        """Only the rate differs from ``hfprune heal``'s defaults."""
+        return (self.temperature, self.kd_weight, self.hidden_weight) == (Recipe.temperature, Recipe.kd_weight, 0.0)
+
     @property
     def key(self) -> str:
         """The rate alone at the default loss (the keys of the sweep's first version), else every field."""
-        if (self.temperature, self.kd_weight, self.hidden_weight) == (Recipe.temperature, Recipe.kd_weight, 0.0):
+        if self.default_loss:
             return f"{self.lr:g}"
         return " ".join(f"{short}={getattr(self, name):g}" for short, name in self.FIELDS.items())
 
@@ -211,13 +221,8 @@ def markdown(report: dict) -> str:
 
 def _order(item: tuple[str, dict]) -> tuple:
     """The rate sweep first (by rate), then the loss recipes (by temperature, KD share, hidden weight)."""
-    cell = item[1]
-    default_loss = (cell["temperature"], cell["kd_weight"], cell["hidden_weight"]) == (
-        Recipe.temperature,
-        Recipe.kd_weight,
-        0.0,
-    )
-    return (not default_loss, cell["temperature"], cell["kd_weight"], cell["hidden_weight"], cell["lr"])
+    recipe = Recipe.of(item[1])
+    return (not recipe.default_loss, recipe.temperature, recipe.kd_weight, recipe.hidden_weight, recipe.lr)
 
 
 def _loss(cell: dict) -> str:

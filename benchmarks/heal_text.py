@@ -89,9 +89,10 @@ def more_lines(data: Path, langs: list[str]) -> dict[str, list[str]]:
 
 
 def _rows(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """A corpus file's rows; none when the shared folder lacks that language's file."""
+    from hfprune.evaluation.data import read_jsonl
+
+    return read_jsonl(path) if path.is_file() else []
 
 
 def token_counts(folder: Path, langs: list[str]) -> dict[str, int]:
