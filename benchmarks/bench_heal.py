@@ -6,6 +6,7 @@
         --weights en:2,de:2,sw:1 --calib-source ~/.cache/hfprune/bench-heal/text   # 78 min on 2 CPU cores
     python benchmarks/bench_heal.py --tokens 0,250000,500000,1000000,2000000 --device cuda \
         --calib-source TEXT_DIR   # a GPU, when lent; TEXT_DIR: {en,de,sw}.txt with ~700k tokens each (or --epochs)
+    python benchmarks/bench_heal.py --merge --resume ...   # the same command again, after a Ctrl-C or a stop
 
 For each student (``--students``: Wanda 50% unstructured and/or ``--structure width:0.2`` with
 ``--vocab-scripts``, both calibrated on en:8,de:8,sw:8) and each token budget: ``hfprune.healing.heal_pretrained``
@@ -74,6 +75,18 @@ def main() -> None:
     )
     parser.add_argument("--epochs", type=int, default=1, help="passes over the healing text (see hfprune heal)")
     parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=50,
+        help="save a resumable checkpoint every K optimizer steps (a Ctrl-C saves one too)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the first cell still to run from its checkpoint (left by a Ctrl-C or a stopped run); the "
+        "heal job refuses one whose settings, models or text differ",
+    )
+    parser.add_argument(
         "--calib-source",
         default=None,
         help="healing text (folder of {lang}.txt or a datasets id; default hfprune's, ~20k sw tokens: budgets "
@@ -133,9 +146,13 @@ def main() -> None:
                     train_embeddings=args.train_embeddings,
                     epochs=args.epochs,
                     calib_source=args.calib_source,
+                    checkpoint_every=args.checkpoint_every,
                 )
                 started = time.perf_counter()
-                result = heal_pretrained(student, str(dense), out, settings, overwrite=True, progress=True)
+                resume, args.resume = args.resume, False  # only the cell that was stopped has a checkpoint
+                result = heal_pretrained(
+                    student, str(dense), out, settings, overwrite=not resume, resume=resume, progress=True
+                )
                 seconds = time.perf_counter() - started
                 record = result.record
                 cells[key] = {
@@ -152,6 +169,8 @@ def main() -> None:
                     "tokens_per_s": round(record["tokens_per_s"], 1),
                     # the mask's samples met in the healing text and set aside, per language
                     "dropped_as_mask_samples": record["data"].get("dropped_as_mask_samples"),
+                    # resumed: "seconds" is this process's part; "training_s" counts every part
+                    **({"resumed": True} if resume else {}),
                 }
                 if args.task:
                     cells[key]["task"] = zero_shot(out, args)
