@@ -15,7 +15,8 @@ For each student (``--students``: Wanda 50% unstructured and/or ``--structure wi
 ar), plus the share of the pruning loss recovered per language, the time per 1M tokens on the device and its
 name, the sparsity before and after, and a zero-shot task in kept languages (``--task``, default XStoryCloze en,sw,
 the first ``--task-limit`` items) for the dense model and every cell. Results are kept as they come (``--merge`` skips done cells); the
-models live under hfprune's cache.
+models live under hfprune's cache. The curve (``heal_gemma3-270m.png``, rewritten with the table; ``--report-only``
+rewrites both from the JSON): the share won back per kept language against tokens, each point marked by its mix.
 """
 
 from __future__ import annotations
@@ -92,9 +93,15 @@ def main() -> None:
         help="healing text (folder of {lang}.txt or a datasets id; default hfprune's, ~20k sw tokens: budgets "
         "above ~60k tokens need more text or --epochs)",
     )
+    parser.add_argument(
+        "--report-only", action="store_true", help="rewrite the markdown and the curve from the results; run nothing"
+    )
     args = parser.parse_args()
-    dense = gemma_path()
     path = RESULTS / f"{STEM}.json"
+    if args.report_only:
+        write_report(json.loads(path.read_text()))
+        return
+    dense = gemma_path()
     report = json.loads(path.read_text()) if args.merge and path.is_file() else {}
     device = resolve_device(args.device)
     env = [f"HFPRUNE_DATA_DIR={os.environ['HFPRUNE_DATA_DIR']}"] if os.environ.get("HFPRUNE_DATA_DIR") else []
@@ -177,7 +184,7 @@ def main() -> None:
                 shutil.rmtree(out, ignore_errors=True)  # this benchmark's own output
             _save(report, path)
             print(json.dumps({key: cells[key]})[:300], flush=True)
-    (RESULTS / f"{STEM}.md").write_text(markdown(report))
+    write_report(report)
 
 
 def ensure_student(name: str, dense: Path, root: Path) -> Path:
@@ -241,6 +248,68 @@ def _save(report: dict, path: Path) -> None:
     path.write_text(json.dumps(report, indent=2) + "\n")
 
 
+def write_report(report: dict) -> None:
+    """The markdown table and the curve's plot beside the JSON."""
+    plot_curve(report, RESULTS / f"{STEM}.png")
+    (RESULTS / f"{STEM}.md").write_text(markdown(report))
+
+
+def curve(report: dict, student: str) -> dict[str, list[tuple[int, float, str]]]:
+    """Per kept language, (tokens, share won back, the cell's settings) for ``student``'s one-pass cells at the
+    default rate with frozen embeddings, by tokens: the curve of quality against the healing budget."""
+    dense = report["dense"]
+    cells = {key: cell for key, cell in report["cells"].items() if key.split(" · ")[0] == student}
+    start = next((cell["bits_per_byte"] for cell in cells.values() if cell["tokens"] == 0), None)
+    if start is None:
+        return {}
+    points: dict[str, list[tuple[int, float, str]]] = {lang: [] for lang in KEPT}
+    for key, cell in sorted(cells.items(), key=_order):
+        variant = " · ".join(key.split(" · ")[2:])
+        if any(word in variant for word in ("passes", "embeddings", "lr ")):
+            continue
+        won = won_back(dense, start, cell["bits_per_byte"]) if cell["tokens"] else dict.fromkeys(KEPT, 0.0)
+        variant = variant.replace("calib-source text", "heal_text.py's text") or "equal weights, hfprune's text"
+        for lang in KEPT:
+            points[lang].append((cell["tokens"], won[lang], variant if cell["tokens"] else "not healed"))
+    return points
+
+
+def plot_curve(report: dict, path: Path) -> None:
+    """One panel per student: the share of the pruning loss won back per kept language against healing tokens,
+    each point marked by the cell's settings (the mix weights and the text differ between budgets)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hfprune.io import PLOT_METADATA
+
+    students = [name for name in STUDENTS if curve(report, name)]
+    figure, axes = plt.subplots(1, len(students), figsize=(5.2 * len(students), 3.9), squeeze=False)
+    markers = dict(zip(sorted({p[2] for n in students for pts in curve(report, n).values() for p in pts}), "osDx^v"))
+    targets = {"wanda 50%": 0.3, "width 0.2 + scripts vocabulary": 0.5}
+    for axis, name in zip(axes[0], students):
+        for lang, points in curve(report, name).items():
+            xs, ys = [p[0] / 1000 for p in points], [p[1] for p in points]
+            (line,) = axis.plot(xs, ys, label=lang)
+            for x, y, variant in zip(xs, ys, (p[2] for p in points)):
+                axis.plot(x, y, markers[variant], color=line.get_color())
+        if name in targets:
+            axis.axhline(targets[name], color="grey", linestyle="--", linewidth=1, label="target")
+        axis.axhline(1.0, color="black", linewidth=0.6, alpha=0.4)
+        axis.set_title(name, fontsize=10)
+        axis.set_xlabel("healing tokens (thousands)")
+        axis.set_ylabel("pruning loss won back (FLORES bits per byte)")
+        axis.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8, loc="upper left")
+    handles = [plt.Line2D([], [], color="grey", marker=m, linestyle="") for m in markers.values()]
+    figure.legend(handles, list(markers), fontsize=7, loc="lower center", ncol=len(markers), frameon=False)
+    figure.tight_layout(rect=(0, 0.07, 1, 1))
+    figure.savefig(path, dpi=110, metadata=PLOT_METADATA, format="png")
+    plt.close(figure)
+
+
 def markdown(report: dict) -> str:
     dense = report["dense"]
     lines = [
@@ -251,6 +320,8 @@ def markdown(report: dict) -> str:
         + f". Device: {report['device']} ({report['threads']} threads, torch "
         f"{report['torch']}). Bits per byte: FLORES-200 devtest, the first {report['sentences']} sentences. "
         "Recovered: the share of the pruning loss in bits per byte that healing won back, per language.",
+        "",
+        f"![Share of the pruning loss won back against healing tokens]({STEM}.png)",
         "",
         "| student · healing tokens | " + " | ".join(KEPT + OTHERS) + " | recovered (kept) | s per 1M tokens |",
         "|---|" + "---:|" * (len(KEPT) + len(OTHERS)) + "---|---:|",
