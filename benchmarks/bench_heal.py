@@ -22,6 +22,7 @@ rewrites both from the JSON): the share won back per kept language against token
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -286,7 +287,8 @@ def plot_curve(report: dict, path: Path) -> None:
 
     students = [name for name in STUDENTS if curve(report, name)]
     figure, axes = plt.subplots(1, len(students), figsize=(5.2 * len(students), 3.9), squeeze=False)
-    markers = dict(zip(sorted({p[2] for n in students for pts in curve(report, n).values() for p in pts}), "osDx^v"))
+    variants = sorted({p[2] for n in students for pts in curve(report, n).values() for p in pts})
+    markers = dict(zip(variants, itertools.cycle("osDx^v<>")))
     targets = {"wanda 50%": 0.3, "width 0.2 + scripts vocabulary": 0.5}
     for axis, name in zip(axes[0], students):
         for lang, points in curve(report, name).items():
