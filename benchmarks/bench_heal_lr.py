@@ -5,8 +5,9 @@ held-out text that the reported numbers never use.
     HFPRUNE_DATA_DIR=../shared/data python benchmarks/bench_heal_lr.py --merge --recipes 'kd=1,T=1;kd=1;h=1'
 
 ``--lrs`` sweeps the rate at the default loss; ``--recipes`` names further cells as ``;``-separated lists of
-``lr=``, ``T=`` (distillation temperature), ``kd=`` (the KD share of the loss, the rest next-token cross-entropy)
-and ``h=`` (the hidden-state term's weight), each unnamed field at ``hfprune heal``'s default.
+``lr=``, ``T=`` (distillation temperature), ``kd=`` (the KD share of the loss, the rest next-token cross-entropy),
+``h=`` (the hidden-state term's weight) and ``seed=`` (the healing seed: its order and text draw, to see how much a
+recipe's lead is noise), each unnamed field at ``hfprune heal``'s default.
 
 The student is one of ``bench_heal.STUDENTS`` (default the width one, whose target was missed at the default
 rate), healed exactly as ``bench_heal.py`` heals it (full mode, en:1,de:1,sw:1, the mask's samples excluded)
@@ -109,6 +110,7 @@ def main() -> None:
             temperature=recipe.temperature,
             kd_weight=recipe.kd_weight,
             hidden_weight=recipe.hidden_weight,
+            seed=recipe.seed,
             device=args.device,
             quality_sentences=0,
         )
@@ -143,8 +145,9 @@ class Recipe:
     temperature: float = constants.DEFAULT_HEAL_TEMPERATURE
     kd_weight: float = constants.DEFAULT_KD_WEIGHT
     hidden_weight: float = 0.0
+    seed: int = constants.DEFAULT_SEED
 
-    FIELDS = {"lr": "lr", "T": "temperature", "kd": "kd_weight", "h": "hidden_weight"}
+    FIELDS = {"lr": "lr", "T": "temperature", "kd": "kd_weight", "h": "hidden_weight", "seed": "seed"}
 
     @classmethod
     def parse(cls, text: str) -> Recipe:
@@ -154,13 +157,13 @@ class Recipe:
             name, _, value = part.partition("=")
             if name.strip() not in cls.FIELDS or not value:
                 raise SystemExit(f"recipe field {part!r}: use {', '.join(f'{n}=X' for n in cls.FIELDS)}")
-            values[cls.FIELDS[name.strip()]] = float(value)
+            values[cls.FIELDS[name.strip()]] = int(value) if name.strip() == "seed" else float(value)
         return cls(**values)
 
     @classmethod
     def of(cls, cell: dict) -> Recipe:
-        """The recipe a result cell ran with."""
-        return cls(**{name: cell[name] for name in cls.FIELDS.values()})
+        """The recipe a result cell ran with (cells from before the seed field ran at the default seed)."""
+        return cls(**{name: cell.get(name, getattr(cls, name)) for name in cls.FIELDS.values()})
 
     @property
     def default_loss(self) -> bool:
@@ -169,10 +172,13 @@ class Recipe:
 
     @property
     def key(self) -> str:
-        """The rate alone at the default loss (the keys of the sweep's first version), else every field."""
+        """The rate alone at the default loss (the keys of the sweep's first version), else every field; a seed
+        other than the default is added after either."""
+        seed = f" seed={self.seed}" if self.seed != Recipe.seed else ""
         if self.default_loss:
-            return f"{self.lr:g}"
-        return " ".join(f"{short}={getattr(self, name):g}" for short, name in self.FIELDS.items())
+            return f"{self.lr:g}{seed}"
+        fields = [(short, name) for short, name in self.FIELDS.items() if name != "seed"]
+        return " ".join(f"{short}={getattr(self, name):g}" for short, name in fields) + seed
 
 
 def _lines(lang: str, start: int, stop: int) -> str:
@@ -197,18 +203,19 @@ def markdown(report: dict) -> str:
         "rest next-token cross-entropy); hidden: the hidden-state term's weight. Chosen: the recipe whose worst "
         "kept language won back the most.",
         "",
-        "| lr | T | KD share | hidden | "
+        "| lr | T | KD share | hidden | seed | "
         + " | ".join(KEPT)
         + " | won back | worst | loss start → end | s per 1M tokens |",
-        "|---:|---:|---:|---:|" + "---:|" * len(KEPT) + "---|---:|---|---:|",
-        "| dense | | | | " + " | ".join(f"{dense[lang]:.4f}" for lang in KEPT) + " | | | | |",
-        "| not healed | | | | " + " | ".join(f"{pruned[lang]:.4f}" for lang in KEPT) + " | | | | |",
+        "|---:|---:|---:|---:|---:|" + "---:|" * len(KEPT) + "---|---:|---|---:|",
+        "| dense | | | | | " + " | ".join(f"{dense[lang]:.4f}" for lang in KEPT) + " | | | | |",
+        "| not healed | | | | | " + " | ".join(f"{pruned[lang]:.4f}" for lang in KEPT) + " | | | | |",
     ]
     for key, cell in sorted(report["cells"].items(), key=_order):
         bpb, won = cell["bits_per_byte"], cell["won_back"]
         chosen = " (chosen)" if key == report.get("chosen") else ""
         lines.append(
             f"| {cell['lr']:g}{chosen} | {cell['temperature']:g} | {cell['kd_weight']:g} | {cell['hidden_weight']:g} | "
+            f"{Recipe.of(cell).seed} | "
             + " | ".join(f"{bpb[lang]:.4f}" for lang in KEPT)
             + " | "
             + ", ".join(f"{lang} {won[lang]:.0%}" for lang in KEPT)
@@ -222,7 +229,7 @@ def markdown(report: dict) -> str:
 def _order(item: tuple[str, dict]) -> tuple:
     """The rate sweep first (by rate), then the loss recipes (by temperature, KD share, hidden weight)."""
     recipe = Recipe.of(item[1])
-    return (not recipe.default_loss, recipe.temperature, recipe.kd_weight, recipe.hidden_weight, recipe.lr)
+    return (not recipe.default_loss, recipe.temperature, recipe.kd_weight, recipe.hidden_weight, recipe.lr, recipe.seed)
 
 
 def _loss(cell: dict) -> str:
