@@ -285,13 +285,13 @@ def plot_curve(report: dict, path: Path) -> None:
 
     from hfprune.io import PLOT_METADATA
 
-    students = [name for name in STUDENTS if curve(report, name)]
-    figure, axes = plt.subplots(1, len(students), figsize=(5.2 * len(students), 3.9), squeeze=False)
-    variants = sorted({p[2] for n in students for pts in curve(report, n).values() for p in pts})
+    curves = {name: points for name in STUDENTS if (points := curve(report, name))}
+    figure, axes = plt.subplots(1, len(curves), figsize=(5.2 * len(curves), 3.9), squeeze=False)
+    variants = sorted({p[2] for points in curves.values() for pts in points.values() for p in pts})
     markers = dict(zip(variants, itertools.cycle("osDx^v<>")))
     targets = {"wanda 50%": 0.3, "width 0.2 + scripts vocabulary": 0.5}
-    for axis, name in zip(axes[0], students):
-        for lang, points in curve(report, name).items():
+    for axis, name in zip(axes[0], curves):
+        for lang, points in curves[name].items():
             xs, ys = [p[0] / 1000 for p in points], [p[1] for p in points]
             (line,) = axis.plot(xs, ys, label=lang)
             for x, y, variant in zip(xs, ys, (p[2] for p in points)):
