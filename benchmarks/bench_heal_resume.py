@@ -29,6 +29,7 @@ from bench_vocab import bits_per_byte  # noqa: E402
 from gemma3_270m import gemma_path  # noqa: E402
 
 from hfprune import constants  # noqa: E402
+from hfprune.healing.checkpoints import CheckpointStore, checkpoint_folder_for  # noqa: E402
 
 STUDENT = "width 0.2 + scripts vocabulary"
 TOKENS = 49_152
@@ -48,7 +49,7 @@ def main() -> None:
     root = constants.cache_dir() / "bench-heal"
     student = ensure_student(STUDENT, dense, root)
     out = root / "resume-check-healed"
-    store = out.with_name(out.name + constants.HEAL_CHECKPOINT_SUFFIX)
+    store = checkpoint_folder_for(out)
     for leftover in (out, store):  # this benchmark's own folders, from an earlier run of it
         shutil.rmtree(leftover, ignore_errors=True)
     command = [sys.executable, "-m", "hfprune", "heal", str(student), "--teacher", str(dense), "--out", str(out)]
@@ -113,10 +114,8 @@ def _default_sigint() -> None:
 
 def _step(store: Path) -> int:
     """The step the checkpoint folder's record names (0: none yet)."""
-    try:
-        return int(json.loads((store / constants.HEAL_CHECKPOINT_RECORD).read_text()).get("step") or 0)
-    except (OSError, ValueError):
-        return 0
+    record = CheckpointStore(store).record()
+    return int(record.get("step") or 0) if record else 0
 
 
 def _markdown(report: dict) -> str:
