@@ -21,6 +21,7 @@ from ..errors import HealingInterruptedError
 from .alignment import VocabularyAlignment
 from .checkpoints import CheckpointStore
 from .data import HealingData
+from .interrupts import interrupts_held
 from .loss import healing_loss
 from .masks import SparsityMasks
 from .settings import HealSettings
@@ -133,14 +134,20 @@ def train(
         batches = accelerator.skip_first_batches(loader, step * settings.grad_accum)
 
     started = time.perf_counter()
-    tokens = 0
+    tokens = step_tokens = 0  # all seen by this process; those of its whole steps (what a checkpoint holds)
+    saved_step = resumed  # the step whose state the checkpoint folder holds
     window: list[torch.Tensor] = []
     last: dict[str, float] = {}
     bar = tqdm(total=total_steps, initial=step, desc="healing", unit="step", disable=not progress)
 
     def progress_record() -> dict[str, Any]:
         elapsed = elapsed_before + time.perf_counter() - started
-        return {"tokens_seen": tokens_before + tokens, "elapsed_s": elapsed, "loss_start": loss_start, "loss_end": last}
+        return {
+            "tokens_seen": tokens_before + step_tokens,
+            "elapsed_s": elapsed,
+            "loss_start": loss_start,
+            "loss_end": last,
+        }
 
     try:
         for (ids,) in batches:
@@ -163,19 +170,22 @@ def train(
                 accelerator.backward(parts.total)
                 if accelerator.sync_gradients and settings.max_grad_norm:
                     accelerator.clip_grad_norm_(trained, settings.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-            tokens += ids.numel() * accelerator.num_processes
-            window.append(torch.stack([parts.total.detach(), parts.kd, parts.ce, parts.hidden]).float())
+                with interrupts_held():  # a Ctrl-C waits for the whole step, so a saved state is one
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad()
+                    tokens += ids.numel() * accelerator.num_processes
+                    window.append(torch.stack([parts.total.detach(), parts.kd, parts.ce, parts.hidden]).float())
+                    if accelerator.sync_gradients:
+                        masks.apply()  # weight decay and momentum moved the zeros
+                        step += 1
+                        step_tokens = tokens
+                        last = _mean(window, accelerator, bool(settings.hidden_weight))
+                        window.clear()
+                        if not loss_start:
+                            loss_start = dict(last)
             if not accelerator.sync_gradients:
                 continue
-            masks.apply()  # weight decay and momentum moved the zeros
-            step += 1
-            last = _mean(window, accelerator, bool(settings.hidden_weight))
-            window.clear()
-            if not loss_start:
-                loss_start = dict(last)
             rate = tokens / max(time.perf_counter() - started, 1e-9)
             bar.update(1)
             bar.set_postfix(loss=f"{last['loss']:.3f}", tok_s=f"{rate:,.0f}")
@@ -188,11 +198,13 @@ def train(
                 and step < total_steps
             ):
                 checkpointing.store.save(accelerator, step, identity, progress_record())
+                saved_step = step
     except KeyboardInterrupt:
         bar.close()
         if checkpointing is None:
             raise HealingInterruptedError(f"interrupted at step {step} of {total_steps}; nothing was saved") from None
-        checkpointing.store.save(accelerator, step, identity, progress_record())
+        if step != saved_step:  # else that very state is saved already: rewriting it would only risk it
+            checkpointing.store.save(accelerator, step, identity, progress_record())
         raise HealingInterruptedError(
             f"interrupted at step {step} of {total_steps}: the training state is saved in "
             f"{checkpointing.store.folder}; {checkpointing.resume_hint} to continue from there"

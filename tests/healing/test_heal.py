@@ -4,11 +4,13 @@ mask's, a trimmed student heals against its untrimmed teacher, and a resumed run
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import hfprune
 from hfprune.calibration import build_calibration, open_source
@@ -157,6 +159,37 @@ def test_resume_after_ctrl_c_ends_where_an_unbroken_run_does(models, tmp_path):
     assert record["resumed_from_step"] == 3 and record["steps"] == 6
     assert record["loss_start"] == _record(tmp_path / "whole")["healing"]["loss_start"]
     assert not checkpoints.exists()  # removed once the output was written
+
+
+def test_a_ctrl_c_inside_the_optimizer_step_saves_that_whole_step_and_resumes_to_the_unbroken_run(models, tmp_path):
+    """SIGINT arriving while AdamW writes the weights: the step finishes first, so the checkpoint names the step
+    its weights are at, and ``--resume`` does not apply that batch twice."""
+    settings = HealSettings(
+        calibration="en:1,sw:1", tokens=SEQLEN * 12, lr=1e-3, checkpoint_every=2, calib_source=models["source"], **FAST
+    )
+    student, teacher = models["unstructured"], str(models["dense"])
+    heal_pretrained(student, teacher, tmp_path / "whole", settings)
+    updates = []
+
+    def ctrl_c_on_the_third_update(optimizer, args, kwargs) -> None:
+        updates.append(1)
+        if len(updates) == 3:  # the weights are written, the schedule and the mask not yet
+            signal.raise_signal(signal.SIGINT)
+
+    out = tmp_path / "resumed"
+    hook = register_optimizer_step_post_hook(ctrl_c_on_the_third_update)
+    try:
+        with pytest.raises(HealingInterruptedError, match="interrupted at step 3 of 6"):
+            heal_pretrained(student, teacher, out, settings)
+    finally:
+        hook.remove()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # given back as it was
+    assert json.loads((checkpoint_folder_for(out) / HEAL_CHECKPOINT_RECORD).read_text())["step"] == 3
+    heal_pretrained(student, teacher, out, settings, resume=True)
+    whole, resumed = load_file(tmp_path / "whole" / "model.safetensors"), load_file(out / "model.safetensors")
+    for name in whole:
+        assert torch.equal(whole[name], resumed[name]), name
+    assert _record(out)["healing"]["tokens_seen"] == _record(tmp_path / "whole")["healing"]["tokens_seen"]
 
 
 def test_settings_out_of_range_are_refused_before_any_work():
