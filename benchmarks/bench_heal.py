@@ -9,7 +9,8 @@
     python benchmarks/bench_heal.py --merge --resume ...   # the same command again, after a Ctrl-C or a stop
 
 For each student (``--students``: Wanda 50% unstructured and/or ``--structure width:0.2`` with
-``--vocab-scripts``, both calibrated on en:8,de:8,sw:8) and each token budget: ``hfprune.healing.heal_pretrained``
+``--vocab-scripts``, or ``width:0.1`` with it for the capacity check; all calibrated on en:8,de:8,sw:8) and
+each token budget: ``hfprune.healing.heal_pretrained``
 (full mode, KD + LM loss, the mask's samples excluded) and FLORES-200 devtest bits per byte (the first
 ``--sentences`` sentences; tuning never reads devtest) for the kept languages en, de, sw and two not kept (es,
 ar), plus the share of the pruning loss recovered per language, the time per 1M tokens on the device and its
@@ -46,6 +47,8 @@ KEPT, OTHERS = ("en", "de", "sw"), ("es", "ar")
 STUDENTS = {
     "wanda 50%": {"method": "wanda", "sparsity": 0.5},
     "width 0.2 + scripts vocabulary": {"structure": "width:0.2", "vocab": True},
+    # the capacity check: half the width removed, the same vocabulary; does en then win back a larger share?
+    "width 0.1 + scripts vocabulary": {"structure": "width:0.1", "vocab": True},
 }
 MIX = "en:8,de:8,sw:8"
 #: The healing mix: the kept languages in equal shares of the budget.
