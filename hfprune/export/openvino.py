@@ -51,6 +51,7 @@ from .runtime import (
     write_runtime,
 )
 from .settings import SPARSE_ENOUGH, ExportSettings
+from .signal_stack import signal_stack_kept
 from .verify import verify
 
 #: The default sparse-decompression rate for a sparse int8 export (OpenVINO packs matrices with at least this share
@@ -86,6 +87,13 @@ def export_openvino(
         OutputExistsError, OutputNotOursError, OutputNotWritableError, DiskFullError: see :func:`hfprune.io.check_output`.
     """
     settings = settings or ExportSettings()
+    with signal_stack_kept():  # the libraries below leave a signal stack that they unmap (see .signal_stack)
+        return _export(model, out, settings, overwrite, command)
+
+
+def _export(
+    model: str | Path, out: str | Path, settings: ExportSettings, overwrite: bool, command: Sequence[str] | None
+) -> ExportResult:
     started = time.perf_counter()
     target = _check_out(model, out, overwrite)
     adjustments = compat.prepare()  # refuses an untested stack before any long work

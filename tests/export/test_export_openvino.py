@@ -9,6 +9,7 @@ and a folder with an export inside stays one hfprune can replace and publish.
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from hfprune.constants import EXPORT_RECORD
 from hfprune.errors import ExportUnavailableError, ExportVerificationError, OutputNotOursError
 from hfprune.export import ExportSettings, export_openvino, load_openvino
 from hfprune.export.runtime import RUNTIME_FILE, SPARSE_PROPERTY
+from hfprune.export.signal_stack import current_signal_stack
 from hfprune.export.verify import decode_steps, verify
 from hfprune.io import check_output
 from hfprune.models import load_model
@@ -108,9 +110,16 @@ def test_the_decode_probe_catches_a_kv_cache_that_is_not_reused(sparse_export, p
         verify(torch_model, compiled, tokenizer, {"en": [sentence * 3]}, weights="int8", greedy_tokens=4)
 
 
-def test_int4_is_calibrated_on_the_languages_asked_for(pruned, tmp_path):
+def test_int4_is_calibrated_on_the_languages_asked_for_and_a_ctrl_c_after_it_is_still_a_keyboard_interrupt(
+    pruned, tmp_path
+):
     settings = ExportSettings.build(weights="int4", group_size=32, calib="en:3,sw:2", speed=False, **FAST)
+    stack = current_signal_stack()
     record = export_openvino(pruned, tmp_path / "int4", settings).record
+    # the libraries left their own alternate signal stack, unmapped: the next SIGINT was a SIGSEGV
+    assert current_signal_stack() == stack
+    with pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGINT)
     text = record["quantization"]["text"]
     assert text["data_aware"] is True and text["mix"] == "en:3,sw:2"
     assert {lang: row["documents"] for lang, row in text["languages"].items()} == {"en": 3, "sw": 2}

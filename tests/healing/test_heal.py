@@ -163,12 +163,7 @@ def test_resume_after_ctrl_c_ends_where_an_unbroken_run_does(models, tmp_path):
 
 def test_a_ctrl_c_inside_the_optimizer_step_saves_that_whole_step_and_resumes_to_the_unbroken_run(models, tmp_path):
     """SIGINT arriving while AdamW writes the weights: the step finishes first, so the checkpoint names the step
-    its weights are at, and ``--resume`` does not apply that batch twice.
-
-    The hook calls the SIGINT handler in place, which is what Python does with a real SIGINT at the next
-    bytecode; not ``signal.raise_signal``, because after this suite's OpenVINO int4 export the main thread's
-    alternate signal stack is left unmapped and any real signal then kills the process (the real SIGINT on a
-    real heal is ``benchmarks/bench_heal_resume.py``'s)."""
+    its weights are at, and ``--resume`` does not apply that batch twice."""
     settings = HealSettings(
         calibration="en:1,sw:1", tokens=SEQLEN * 12, lr=1e-3, checkpoint_every=2, calib_source=models["source"], **FAST
     )
@@ -179,7 +174,7 @@ def test_a_ctrl_c_inside_the_optimizer_step_saves_that_whole_step_and_resumes_to
     def ctrl_c_on_the_third_update(optimizer, args, kwargs) -> None:
         updates.append(1)
         if len(updates) == 3:  # the weights are written, the schedule and the mask not yet
-            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
+            signal.raise_signal(signal.SIGINT)
 
     out = tmp_path / "resumed"
     hook = register_optimizer_step_post_hook(ctrl_c_on_the_third_update)
