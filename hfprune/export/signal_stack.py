@@ -10,6 +10,7 @@ the thread had before (Python's faulthandler's, or none) closes that for every l
 from __future__ import annotations
 
 import ctypes
+import functools
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,38 +22,39 @@ class _StackT(ctypes.Structure):
     _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int), ("ss_size", ctypes.c_size_t)]
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.sigaltstack  # noqa: B018 - present in every glibc and musl, checked rather than assumed
+        libc.sigaltstack  # noqa: B018 - checked rather than assumed
     except (OSError, AttributeError):
         return None
     return libc
 
 
+def _read() -> _StackT | None:
+    """This thread's alternate signal stack; None where it cannot be read (not Linux, no sigaltstack)."""
+    libc, now = _libc(), _StackT()
+    if libc is None or libc.sigaltstack(None, ctypes.byref(now)) != 0:
+        return None
+    return now
+
+
 def current_signal_stack() -> tuple[int, int, int] | None:
     """This thread's alternate signal stack as (address, flags, size); None where it cannot be read."""
-    libc = _libc()
-    if libc is None:
-        return None
-    now = _StackT()
-    if libc.sigaltstack(None, ctypes.byref(now)) != 0:
-        return None
-    return int(now.ss_sp or 0), int(now.ss_flags), int(now.ss_size)
+    now = _read()
+    return None if now is None else (int(now.ss_sp or 0), int(now.ss_flags), int(now.ss_size))
 
 
 @contextmanager
 def signal_stack_kept() -> Iterator[None]:
     """Run the block, then give this thread back the alternate signal stack it had before."""
-    libc = _libc()
-    before = _StackT()
-    if libc is None or libc.sigaltstack(None, ctypes.byref(before)) != 0:
-        yield
-        return
+    before = _read()
     try:
         yield
     finally:
-        # the stack as it was; SS_DISABLE (flag 2) in ``before``, when there was none, disables the new one
-        libc.sigaltstack(ctypes.byref(before), None)
+        if before is not None:
+            # the stack as it was; SS_DISABLE (flag 2) in ``before``, when there was none, disables the new one
+            _libc().sigaltstack(ctypes.byref(before), None)

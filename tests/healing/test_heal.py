@@ -133,12 +133,24 @@ def _stop_at(step: int):
     return callback
 
 
-def test_resume_after_ctrl_c_ends_where_an_unbroken_run_does(models, tmp_path):
-    settings = HealSettings(
+def _resumable(models) -> HealSettings:
+    """Six steps with a checkpoint every two: the settings the Ctrl-C tests stop and resume."""
+    return HealSettings(
         calibration="en:1,sw:1", tokens=SEQLEN * 12, lr=1e-3, checkpoint_every=2, calib_source=models["source"], **FAST
     )
+
+
+@pytest.fixture(scope="module")
+def unbroken(models) -> Path:
+    """The run of :func:`_resumable` that nothing stops, healed once for every test that compares with it."""
+    out = models["root"] / "unbroken"
+    heal_pretrained(models["unstructured"], str(models["dense"]), out, _resumable(models))
+    return out
+
+
+def test_resume_after_ctrl_c_ends_where_an_unbroken_run_does(models, unbroken, tmp_path):
+    settings = _resumable(models)
     student, teacher = models["unstructured"], str(models["dense"])
-    heal_pretrained(student, teacher, tmp_path / "whole", settings)
 
     out = tmp_path / "resumed"
     with pytest.raises(HealingInterruptedError, match="--resume"):
@@ -151,24 +163,23 @@ def test_resume_after_ctrl_c_ends_where_an_unbroken_run_does(models, tmp_path):
         heal_pretrained(student, teacher, out, settings.with_overrides(lr=5e-4), resume=True)
     heal_pretrained(student, teacher, out, settings, resume=True)
 
-    whole, resumed = load_file(tmp_path / "whole" / "model.safetensors"), load_file(out / "model.safetensors")
+    whole, resumed = load_file(unbroken / "model.safetensors"), load_file(out / "model.safetensors")
     assert whole.keys() == resumed.keys()
     for name in whole:
         assert torch.equal(whole[name], resumed[name]), name
     record = _record(out)["healing"]
     assert record["resumed_from_step"] == 3 and record["steps"] == 6
-    assert record["loss_start"] == _record(tmp_path / "whole")["healing"]["loss_start"]
+    assert record["loss_start"] == _record(unbroken)["healing"]["loss_start"]
     assert not checkpoints.exists()  # removed once the output was written
 
 
-def test_a_ctrl_c_inside_the_optimizer_step_saves_that_whole_step_and_resumes_to_the_unbroken_run(models, tmp_path):
+def test_a_ctrl_c_inside_the_optimizer_step_saves_that_whole_step_and_resumes_to_the_unbroken_run(
+    models, unbroken, tmp_path
+):
     """SIGINT arriving while AdamW writes the weights: the step finishes first, so the checkpoint names the step
     its weights are at, and ``--resume`` does not apply that batch twice."""
-    settings = HealSettings(
-        calibration="en:1,sw:1", tokens=SEQLEN * 12, lr=1e-3, checkpoint_every=2, calib_source=models["source"], **FAST
-    )
+    settings = _resumable(models)
     student, teacher = models["unstructured"], str(models["dense"])
-    heal_pretrained(student, teacher, tmp_path / "whole", settings)
     updates = []
 
     def ctrl_c_on_the_third_update(optimizer, args, kwargs) -> None:
@@ -186,10 +197,10 @@ def test_a_ctrl_c_inside_the_optimizer_step_saves_that_whole_step_and_resumes_to
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # given back as it was
     assert json.loads((checkpoint_folder_for(out) / HEAL_CHECKPOINT_RECORD).read_text())["step"] == 3
     heal_pretrained(student, teacher, out, settings, resume=True)
-    whole, resumed = load_file(tmp_path / "whole" / "model.safetensors"), load_file(out / "model.safetensors")
+    whole, resumed = load_file(unbroken / "model.safetensors"), load_file(out / "model.safetensors")
     for name in whole:
         assert torch.equal(whole[name], resumed[name]), name
-    assert _record(out)["healing"]["tokens_seen"] == _record(tmp_path / "whole")["healing"]["tokens_seen"]
+    assert _record(out)["healing"]["tokens_seen"] == _record(unbroken)["healing"]["tokens_seen"]
 
 
 def test_settings_out_of_range_are_refused_before_any_work():
